@@ -1,0 +1,3 @@
+from crossgroup.cli.app import main
+
+main()

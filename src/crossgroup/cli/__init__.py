@@ -1,0 +1,1 @@
+"""The `crossgroup` command: thin Typer commands, one module per role."""

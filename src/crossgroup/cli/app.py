@@ -1,0 +1,62 @@
+"""The `crossgroup` Typer application and its error contract.
+
+Exit codes (DESIGN §7): 0 success, 2 bad input or configuration, 3 security refusal.
+Every CrossgroupError becomes one line on stderr, never a traceback. An unexpected error also
+prints one line; set CROSSGROUP_DEBUG=1 to see the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from crossgroup.errors import CrossgroupError
+
+app = typer.Typer(
+    name="crossgroup",
+    help=(
+        "Pseudonymized cross-brand purchase analytics for a luxury group.\n\n"
+        "Maisons export consented, pseudonymized purchase histories; the group processor "
+        "returns to each maison only generalized segments about its own customers.\n\n"
+        "Start with:  crossgroup demo --out demo-output"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _register() -> None:
+    # Each role lives in its own module; registration order is the order of --help.
+    from crossgroup.cli import synth
+
+    app.command("synth")(synth.synth)
+
+
+_register()
+
+
+def fail(message: str, exit_code: int) -> None:
+    """Print one error line to stderr and exit."""
+    typer.echo(f"crossgroup: error: {message}", err=True)
+    raise SystemExit(exit_code)
+
+
+def main() -> None:
+    try:
+        app()
+    except CrossgroupError as e:
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as e:
+        if os.environ.get("CROSSGROUP_DEBUG"):
+            raise
+        fail(
+            f"unexpected {type(e).__name__}; rerun with CROSSGROUP_DEBUG=1 for details",
+            1,
+        )
+    sys.exit(0)

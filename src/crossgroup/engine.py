@@ -1,0 +1,129 @@
+"""The one adapter through which crossgroup talks to DuckDB (STYLE.md habit 2).
+
+Stages are SQL builders: pure functions that return a `Step` (the SQL and the name of the table
+it produces) and never execute it. The adapter runs steps, registers frames and reads results,
+so the same builders can later run on Spark behind an adapter with the same few hooks.
+An engine failure is re-raised naming the step, never the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from crossgroup.errors import CrossgroupError
+
+
+class EngineError(CrossgroupError):
+    """A SQL step failed inside the engine."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of a pipeline: `CREATE TABLE {name} AS {sql}`."""
+
+    name: str
+    sql: str
+
+
+def _quote_path(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+class Engine:
+    """A DuckDB database with a memory limit and a spill directory inside a working folder."""
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        memory_limit: str = "4GB",
+        threads: int = 2,
+        debug: bool = False,
+    ) -> None:
+        self._con = duckdb.connect(":memory:")
+        self.debug = debug
+        self._con.execute(f"SET memory_limit = '{memory_limit}'")
+        self._con.execute(f"SET threads = {int(threads)}")
+        self._con.execute("SET preserve_insertion_order = false")
+        if workdir is not None:
+            spill = Path(workdir) / "spill"
+            spill.mkdir(parents=True, exist_ok=True)
+            self._con.execute(f"SET temp_directory = {_quote_path(spill)}")
+        self._con.execute("SET enable_progress_bar = false")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(
+        self, label: str, sql: str, params: list[Any] | None = None
+    ) -> duckdb.DuckDBPyRelation | None:
+        try:
+            return self._con.sql(sql, params=params or None)
+        except duckdb.Error as e:
+            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise EngineError(f"step {label!r} failed in DuckDB: {detail}") from None
+
+    def run(self, step: Step, params: list[Any] | None = None) -> str:
+        """Materialize a step as a table and return its name."""
+        self._run(step.name, f"CREATE OR REPLACE TABLE {step.name} AS {step.sql}", params)
+        if self.debug:
+            print(f"-- {step.name}: {self.count(step.name)} rows")
+        return step.name
+
+    def run_all(self, steps: list[Step]) -> str:
+        for step in steps:
+            self.run(step)
+        return steps[-1].name
+
+    def execute(self, label: str, sql: str, params: list[Any] | None = None) -> None:
+        """Run a statement that returns nothing of interest (COPY, DROP, SET)."""
+        self._run(label, sql, params)
+
+    def register(self, name: str, frame: pl.DataFrame | Any) -> str:
+        """Expose a Polars or Arrow frame as a view named `name`."""
+        self._con.register(name, frame)
+        return name
+
+    def view_parquet(self, name: str, paths: list[Path] | Path) -> str:
+        """A view over one or more Parquet files (scanned out of core, never loaded whole)."""
+        files = [paths] if isinstance(paths, Path | str) else list(paths)
+        listing = ", ".join(_quote_path(p) for p in files)
+        self._run(name, f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listing}])")
+        return name
+
+    def to_polars(self, sql_or_table: str, params: list[Any] | None = None) -> pl.DataFrame:
+        sql = sql_or_table if " " in sql_or_table.strip() else f"SELECT * FROM {sql_or_table}"
+        return self._run("query", sql, params).pl()
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        rows = self._run("query", sql, params).fetchall()
+        return rows[0][0] if rows else None
+
+    def count(self, table: str) -> int:
+        return int(self.scalar(f"SELECT count(*) FROM {table}"))
+
+    def copy_to_parquet(self, sql_or_table: str, path: Path, *, label: str = "write") -> None:
+        """Write a query's result to one Parquet file (zstd), streaming from the engine."""
+        source = sql_or_table if " " in sql_or_table.strip() else f"SELECT * FROM {sql_or_table}"
+        self._run(
+            label,
+            f"COPY ({source}) TO {_quote_path(path)} (FORMAT parquet, COMPRESSION zstd)",
+        )
+
+    def table_exists(self, name: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+            )
+        )

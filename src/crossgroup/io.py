@@ -1,0 +1,103 @@
+"""Reading inputs and writing outputs atomically.
+
+Every command writes into a staging folder beside its output and moves the finished files in
+only when the whole command succeeded, so a failure never leaves partial output. Plaintext
+that must touch disk lives in a private working directory (mode 0700) removed on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+from crossgroup.errors import InputError
+
+
+def scan_table(path: Path | str, *, label: str = "input") -> pl.LazyFrame:
+    """Lazily scan a Parquet or CSV file, chosen by its extension."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{label} file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pl.scan_parquet(path)
+        if suffix == ".csv":
+            return pl.scan_csv(path, infer_schema=False)  # typed later, column by column
+    except Exception as e:  # polars raises several types for unreadable files
+        raise InputError(f"{label} file {path} cannot be read: {_first_line(e)}") from None
+    raise InputError(f"{label} file {path}: expected a .parquet or .csv file")
+
+
+def table_columns(lf: pl.LazyFrame, path: Path | str, *, label: str = "input") -> dict:
+    """The schema of a scanned file, turning unreadable files into one clear line."""
+    try:
+        return dict(lf.collect_schema())
+    except Exception as e:
+        raise InputError(f"{label} file {path} cannot be read: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: Path | str) -> Iterator[Path]:
+    """Yield a staging folder; on success move its content into `out_dir`, else remove it.
+
+    Files already in `out_dir` are replaced one by one with `os.replace`, which is atomic per
+    file on the same filesystem.
+    """
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create output folder {out_dir}: {e.strerror}") from None
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        yield staging
+        for src in sorted(staging.rglob("*")):
+            rel = src.relative_to(staging)
+            dst = out_dir / rel
+            if src.is_dir():
+                dst.mkdir(parents=True, exist_ok=True)
+            else:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_workdir(parent: Path | str | None = None, prefix: str = "crossgroup-") -> Iterator[Path]:
+    """A mode-0700 working directory for plaintext, removed on exit whatever happens."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, 0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only (mode 0600), atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,1 @@
+"""crossgroup.report"""
