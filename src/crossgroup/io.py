@@ -76,7 +76,9 @@ def staged_output(out_dir: Path | str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def private_workdir(parent: Path | str | None = None, prefix: str = "crossgroup-") -> Iterator[Path]:
+def private_workdir(
+    parent: Path | str | None = None, prefix: str = "crossgroup-"
+) -> Iterator[Path]:
     """A mode-0700 working directory for plaintext, removed on exit whatever happens."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     os.chmod(path, 0o700)

@@ -31,9 +31,35 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each role lives in its own module; registration order is the order of --help.
+    from crossgroup.cli import keys, open_
+
+    app.add_typer(keys.keys_app, name="keys")
+
     from crossgroup.cli import synth
 
     app.command("synth")(synth.synth)
+
+    from crossgroup.cli import export
+
+    app.command("export")(export.export)
+
+    from crossgroup.cli import process
+
+    app.command("process")(process.process)
+
+    from crossgroup.cli import import_
+
+    app.command("import")(import_.import_)
+
+    app.command("open")(open_.open_)
+
+    from crossgroup.cli import demo
+
+    app.command("demo")(demo.demo)
+
+    from crossgroup.cli import evaluate
+
+    app.command("evaluate")(evaluate.evaluate)
 
 
 _register()

@@ -1,0 +1,62 @@
+"""`crossgroup import`: a maison opens its return package and gets analyst-ready files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from crossgroup.config import PARTY_ID
+from crossgroup.errors import InputError
+
+
+def import_(
+    maison: Annotated[str, typer.Option("--maison", help="Maison id, e.g. aurelle.")],
+    package: Annotated[Path, typer.Option("--package", help="The return package (.cgpkg).")],
+    customers: Annotated[
+        Path, typer.Option("--customers", help="CRM extract (.parquet or .csv) with customer_id.")
+    ],
+    keys: Annotated[Path, typer.Option("--keys", help="The maison's key directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the analyst files.")],
+    csv: Annotated[bool, typer.Option("--csv", help="Also write segments.csv.")] = False,
+) -> None:
+    """Verify and decrypt a return package, relink it to customer_id, write the analyst files.
+
+    The package must be addressed to this maison and signed by the group processor, and may
+    be imported once (a replay is refused). Each returned maison_ref is matched to the CRM
+    by recomputing refs from customer_id; refs with no customer any more are counted and
+    dropped. Writes segments.parquet (customer_id + segment + generalized attributes),
+    report.html, and with --csv segments.csv.
+
+    Example: crossgroup import --maison aurelle --package inbox/return.cgpkg
+    --customers crm/customers.parquet --keys keys/aurelle --out analyst
+    """
+    from crossgroup.maison.import_ import import_return
+
+    if not PARTY_ID.match(maison):
+        raise InputError("--maison must be a party id (lower-case letters, digits, '-')")
+    with Console(stderr=True).status("Verifying and relinking the return package"):
+        result = import_return(
+            maison_id=maison,
+            package=package,
+            customers=customers,
+            keys_dir=keys,
+            out_dir=out,
+            write_csv=csv,
+        )
+    table = Table(title=f"Import {escape(result.maison_id)}, batch {escape(result.batch_id)}")
+    table.add_column("Figure")
+    table.add_column("Count", justify="right")
+    table.add_row("Rows returned", f"{result.returned:,}")
+    table.add_row("Relinked to customer_id", f"{result.relinked:,}")
+    table.add_row("Dropped (no longer in the CRM)", f"{result.dropped:,}")
+    table.add_row("Segments", f"{result.segments:,}")
+    console = Console()
+    console.print(table)
+    for path in (result.segments_path, result.csv_path, result.report_path):
+        if path is not None:
+            console.print(f"Wrote {escape(str(path))}")

@@ -1,0 +1,42 @@
+"""`crossgroup open`: verify and decrypt one package, e.g. for an auditor."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crossgroup.cli.keys import PassphraseEnv, passphrase_from_env
+
+
+def open_(
+    package: Annotated[Path, typer.Option("--package", help="The .cgpkg file.")],
+    keys: Annotated[Path, typer.Option("--keys", help="The recipient's key directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for manifest.json and tables.")],
+    passphrase_env: PassphraseEnv = None,
+) -> None:
+    """Verify a package against the registry, decrypt it, and write its manifest and tables.
+
+    Writes OUT/manifest.json and OUT/<table>.parquet, atomically. Does not record the
+    package as accepted, so opening it does not consume it.
+
+    Example: crossgroup open --package inbox/export-aurelle-to-processor-2026-09.cgpkg
+    --keys demo-keys/processor --out audit/aurelle
+    """
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.crypto.package import open_package
+    from crossgroup.io import private_workdir, staged_output
+
+    party = load_party(keys, passphrase=passphrase_from_env(passphrase_env))
+    with private_workdir() as work:
+        opened = open_package(package, party, work)
+        with staged_output(out) as staging:
+            (staging / "manifest.json").write_text(opened.manifest.to_json(), encoding="utf-8")
+            for name, path in opened.tables.items():
+                shutil.move(path, staging / f"{name}.parquet")
+    m = opened.manifest
+    typer.echo(f"Verified {m.kind} package {m.package_id} from {m.sender} to {m.recipient}")
+    for name, table in m.tables.items():
+        typer.echo(f"  {name}: {table['rows']} rows -> {out / (name + '.parquet')}")

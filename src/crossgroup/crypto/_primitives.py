@@ -1,0 +1,202 @@
+"""HAZARDOUS MATERIALS: the low-level primitives under crossgroup's crypto recipes.
+
+Nothing outside `crossgroup.crypto` should import this module. It holds HKDF, HMAC-SHA256
+(a compiled batch path that reuses the key's SHA-256 midstates, plus the `hmac.digest`
+reference) and the STREAM chunked AEAD. The safe recipes (`tokens`, `keys`, `package`) fix
+the algorithms, labels and key sizes; these functions take whatever they are given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+# ---------------------------------------------------------------- HKDF (RFC 5869)
+
+
+def hkdf_sha256(ikm: bytes, *, info: bytes, length: int = 32, salt: bytes | None = None) -> bytes:
+    """HKDF-SHA256 extract-and-expand; `salt=None` means the RFC's all-zero salt."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """The reference HMAC-SHA256 (OpenSSL through the standard library)."""
+    return hmac.digest(key, data, "sha256")
+
+
+# ---------------------------------------------------------------- HMAC-SHA256, batch path
+#
+# HMAC(k, m) = H((k' ^ opad) || H((k' ^ ipad) || m)). Each pad is exactly one SHA-256 block,
+# so the state after compressing it (the "midstate") depends on the key only. We compute
+# both midstates once per key and, per value, run only the message blocks of the inner hash
+# and the single block of the outer hash: 2 compressions for a value under 56 bytes.
+
+_SHA256_IV = (
+    0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
+    0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19,
+)  # fmt: skip
+_SHA256_K = (
+    0x428A2F98, 0x71374491, 0xB5C0FBCF, 0xE9B5DBA5, 0x3956C25B, 0x59F111F1, 0x923F82A4,
+    0xAB1C5ED5, 0xD807AA98, 0x12835B01, 0x243185BE, 0x550C7DC3, 0x72BE5D74, 0x80DEB1FE,
+    0x9BDC06A7, 0xC19BF174, 0xE49B69C1, 0xEFBE4786, 0x0FC19DC6, 0x240CA1CC, 0x2DE92C6F,
+    0x4A7484AA, 0x5CB0A9DC, 0x76F988DA, 0x983E5152, 0xA831C66D, 0xB00327C8, 0xBF597FC7,
+    0xC6E00BF3, 0xD5A79147, 0x06CA6351, 0x14292967, 0x27B70A85, 0x2E1B2138, 0x4D2C6DFC,
+    0x53380D13, 0x650A7354, 0x766A0ABB, 0x81C2C92E, 0x92722C85, 0xA2BFE8A1, 0xA81A664B,
+    0xC24B8B70, 0xC76C51A3, 0xD192E819, 0xD6990624, 0xF40E3585, 0x106AA070, 0x19A4C116,
+    0x1E376C08, 0x2748774C, 0x34B0BCB5, 0x391C0CB3, 0x4ED8AA4A, 0x5B9CCA4F, 0x682E6FF3,
+    0x748F82EE, 0x78A5636F, 0x84C87814, 0x8CC70208, 0x90BEFFFA, 0xA4506CEB, 0xBEF9A3F7,
+    0xC67178F2,
+)  # fmt: skip
+
+_CHUNK = 4096  # values per parallel work item: amortizes the per-item scratch allocation
+_batch_kernel: Callable | None = None
+_kernel_error: str | None = None
+
+
+def _build_kernel() -> Callable | None:
+    """Load the numba kernel (compiled once, then cached on disk); None when unavailable."""
+    global _batch_kernel, _kernel_error
+    if _batch_kernel is not None or _kernel_error is not None:
+        return _batch_kernel
+    if os.environ.get("CROSSGROUP_NO_JIT"):
+        _kernel_error = "disabled by CROSSGROUP_NO_JIT"
+        return None
+    try:
+        from crossgroup.crypto import _hmac_kernel
+    except ImportError as e:  # pragma: no cover - numba is a pinned dependency
+        _kernel_error = f"numba unavailable: {e}"
+        return None
+
+    def run(key: bytes, offsets: np.ndarray, data: np.ndarray, out_len: int) -> np.ndarray:
+        inner, outer = _midstates(key, _hmac_kernel.midstate, _hmac_kernel.K_TABLE)
+        return _hmac_kernel.kernel(inner, outer, offsets, data, out_len, _hmac_kernel.K_TABLE)
+
+    _batch_kernel = run
+    return run
+
+
+def _midstates(key: bytes, midstate: Callable, k_table: np.ndarray) -> tuple:
+    """The SHA-256 states after one block of key^ipad and of key^opad (RFC 2104)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    padded = np.frombuffer(key.ljust(64, b"\x00"), dtype=np.uint8)
+    inner = midstate(padded ^ np.uint8(0x36), k_table)
+    outer = midstate(padded ^ np.uint8(0x5C), k_table)
+    return inner, outer
+
+
+def fast_hmac_available() -> bool:
+    """Whether the compiled batch path can run here (else callers use `hmac.digest`)."""
+    return _build_kernel() is not None
+
+
+def hmac_sha256_batch(
+    key: bytes, offsets: np.ndarray, data: np.ndarray, *, out_len: int = 32
+) -> np.ndarray:
+    """HMAC-SHA256 of every value `data[offsets[i]:offsets[i+1]]`, truncated to `out_len`.
+
+    Returns an (n, out_len) uint8 array. Uses the compiled midstate kernel over both cores,
+    or the standard library when it is unavailable; both give identical bytes.
+    """
+    if not 1 <= out_len <= 32:
+        raise ValueError("out_len must be between 1 and 32")
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    data = np.ascontiguousarray(data, dtype=np.uint8)
+    run = _build_kernel()
+    if run is not None:
+        return run(key, offsets, data, out_len)
+    n = len(offsets) - 1
+    raw = data.tobytes()
+    out = np.empty((n, out_len), dtype=np.uint8)
+    flat = b"".join(
+        hmac.digest(key, raw[offsets[i] : offsets[i + 1]], "sha256")[:out_len] for i in range(n)
+    )
+    out[:] = np.frombuffer(flat, dtype=np.uint8).reshape(n, out_len)
+    return out
+
+
+# ---------------------------------------------------------------- STREAM chunked AEAD
+#
+# Hoang, Reyhanitabar, Rogaway, Vizár, "Online Authenticated-Encryption and its
+# Nonce-Reuse Misuse-Resistance" (CRYPTO 2015), as used by age and Tink: the payload is cut
+# into fixed-size chunks; chunk i is sealed under nonce = prefix(7) || i (32-bit BE) || last,
+# where last = 1 only on the final chunk. A dropped, added, moved or duplicated chunk then
+# fails authentication. The key must be fresh per stream (the prefix is fixed).
+
+STREAM_TAG = 16
+_NONCE_PREFIX = b"\x00" * 7
+_MAX_CHUNKS = 2**32
+
+
+class StreamError(Exception):
+    """Raised by the stream primitives; the recipes turn it into a SecurityError."""
+
+    def __init__(self, reason: str, index: int = -1):
+        super().__init__(reason)
+        self.reason, self.index = reason, index
+
+
+def stream_chunk_count(plain_len: int, chunk_size: int) -> int:
+    """Number of chunks for a plaintext: at least one, so an empty payload is still sealed."""
+    return max(1, -(-plain_len // chunk_size))
+
+
+def stream_ciphertext_len(plain_len: int, chunk_size: int) -> int:
+    return plain_len + STREAM_TAG * stream_chunk_count(plain_len, chunk_size)
+
+
+def _nonce(index: int, last: bool) -> bytes:
+    return _NONCE_PREFIX + struct.pack(">I", index) + (b"\x01" if last else b"\x00")
+
+
+def stream_encrypt(
+    key: bytes, aad: bytes, source: BinaryIO, plain_len: int, sink: BinaryIO, chunk_size: int
+) -> None:
+    """Encrypt exactly `plain_len` bytes from `source` into `sink`, one chunk in memory."""
+    n = stream_chunk_count(plain_len, chunk_size)
+    if n > _MAX_CHUNKS:
+        raise StreamError("payload too large for the chunk counter")
+    aead = AESGCM(key)
+    remaining = plain_len
+    for i in range(n):
+        want = min(chunk_size, remaining)
+        chunk = source.read(want)
+        if len(chunk) != want:
+            raise StreamError("source ended early", i)
+        remaining -= want
+        sink.write(aead.encrypt(_nonce(i, i == n - 1), chunk, aad))
+
+
+def stream_decrypt(
+    key: bytes, aad: bytes, source: BinaryIO, plain_len: int, chunk_size: int
+) -> Iterator[bytes]:
+    """Yield the plaintext chunk by chunk; raise StreamError at the first bad chunk.
+
+    The caller must have checked the exact ciphertext length first, so a short read here
+    means the file changed underneath us.
+    """
+    n = stream_chunk_count(plain_len, chunk_size)
+    aead = AESGCM(key)
+    remaining = plain_len
+    for i in range(n):
+        want = min(chunk_size, remaining)
+        sealed = source.read(want + STREAM_TAG)
+        if len(sealed) != want + STREAM_TAG:
+            raise StreamError("truncated", i)
+        try:
+            chunk = aead.decrypt(_nonce(i, i == n - 1), sealed, aad)
+        except Exception:
+            raise StreamError("chunk", i) from None
+        remaining -= want
+        yield chunk
+    if source.read(1):
+        raise StreamError("extended", n)

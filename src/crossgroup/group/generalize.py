@@ -1,0 +1,424 @@
+"""Generalized bands and k-anonymity over the full returned attribute combination (DESIGN §5.6).
+
+Person features become the bands of the return contract (value tier, breadth, recency,
+frequency, channel preference, lead sector) computed group-wide; then every combination of
+returned values (segment and segment label included) is made to cover at least `k` persons
+by a documented hierarchy per attribute: default band -> coarser band -> suppressed (null).
+Whole rows are suppressed only as a last resort. Everything is vectorized Polars: attribute
+values are small integer codes packed into one UInt64 class key, so an equivalence-class
+count is one `group_by` on one column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+# Group-wide spend quantiles separating Entry | Core | High | Top.
+VALUE_TIER_QUANTILES = (0.40, 0.75, 0.90)
+# A channel holding at least this share of a person's activity is that person's preference.
+CHANNEL_DOMINANCE = 0.75
+
+# Sector families: the coarser level of `lead_sector`. A sector missing here coarsens to
+# "Other sectors", so a custom taxonomy still works.
+SECTOR_FAMILIES = {
+    "Watches & Jewelry": "Jewelry & Fashion",
+    "Fashion & Leather Goods": "Jewelry & Fashion",
+    "Perfumes & Cosmetics": "Beauty & Retail",
+    "Selective Retailing": "Beauty & Retail",
+    "Wines & Spirits": "Wines, Hospitality & Other",
+    "Hospitality & Other": "Wines, Hospitality & Other",
+}
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """One returned attribute: its default bands, their coarser bands, and the utility cost
+    of coarsening or suppressing it on one row (cheapest first in the greedy search)."""
+
+    name: str
+    values: tuple[str, ...]
+    coarse: Mapping[str, str] = field(default_factory=dict)
+    coarsen_cost: float = 1.0
+    suppress_cost: float = 2.0
+
+    def codes(self) -> tuple[list[str | None], np.ndarray]:
+        """Labels by code (0 = suppressed) and the next-level code of each code (255: none)."""
+        coarse_values = list(dict.fromkeys(self.coarse[v] for v in self.values if v in self.coarse))
+        labels: list[str | None] = [None, *self.values, *coarse_values]
+        index = {v: i for i, v in enumerate(labels) if v is not None}
+        step = np.zeros(len(labels), dtype=np.uint8)
+        step[0] = 255
+        for v in self.values:
+            step[index[v]] = index[self.coarse[v]] if v in self.coarse else 0
+        return labels, step
+
+
+def return_hierarchies(n_segments: int, sectors: Sequence[str]) -> list[Hierarchy]:
+    """The returned attributes and their generalization hierarchy, in contract order.
+
+    Costs encode what analysts value most: the segment (and its label) and lead sector are
+    the last things given up; channel and breadth bands the first.
+    """
+    return [
+        Hierarchy(
+            "segment",
+            tuple(str(s) for s in range(1, n_segments + 1)),
+            coarsen_cost=6.0,
+            suppress_cost=6.0,
+        ),
+        Hierarchy(
+            "value_tier",
+            ("Entry", "Core", "High", "Top"),
+            {"Entry": "Entry-Core", "Core": "Entry-Core", "High": "High-Top", "Top": "High-Top"},
+            1.5,
+            3.0,
+        ),
+        Hierarchy(
+            "breadth",
+            ("1 maison", "2 maisons", "3+ maisons"),
+            {"2 maisons": "2+ maisons", "3+ maisons": "2+ maisons"},
+            1.0,
+            2.5,
+        ),
+        Hierarchy(
+            "recency_band",
+            ("0-3 months", "3-12 months", "1-3 years"),
+            {"0-3 months": "0-12 months", "3-12 months": "0-12 months"},
+            1.0,
+            2.0,
+        ),
+        Hierarchy(
+            "frequency_band",
+            ("1 order", "2-4 orders", "5+ orders"),
+            {"2-4 orders": "2+ orders", "5+ orders": "2+ orders"},
+            1.0,
+            2.0,
+        ),
+        Hierarchy(
+            "channel_preference",
+            ("Boutique", "Online", "Omnichannel"),
+            {"Online": "Online or omnichannel", "Omnichannel": "Online or omnichannel"},
+            0.8,
+            1.6,
+        ),
+        Hierarchy(
+            "lead_sector",
+            tuple(sectors),
+            {s: SECTOR_FAMILIES.get(s, "Other sectors") for s in sectors},
+            2.0,
+            4.0,
+        ),
+    ]
+
+
+RETURNED_ATTRIBUTES = (
+    "value_tier",
+    "breadth",
+    "recency_band",
+    "frequency_band",
+    "channel_preference",
+    "lead_sector",
+)
+
+
+def assign_bands(
+    features: pl.DataFrame,
+    segments: np.ndarray | pl.Series,
+    *,
+    sector_columns: Mapping[str, str],
+) -> pl.DataFrame:
+    """Default bands per person, group-wide: person_id, segment and the six band columns.
+
+    `sector_columns` maps each group sector (taxonomy order) to its spend-share feature column;
+    ties for the lead sector go to the first sector in that order.
+    """
+    if len(segments) != features.height:
+        raise ValueError("one segment per person is required")
+    spend = pl.col("total_spend_eur")
+    cuts = [features.get_column("total_spend_eur").quantile(q) for q in VALUE_TIER_QUANTILES]
+    cuts = [0.0 if c is None else float(c) for c in cuts]
+    sectors = list(sector_columns)
+    shares = [pl.col(sector_columns[s]).fill_null(0.0) for s in sectors]
+    sector_of = dict(enumerate(sectors))
+    return features.select(
+        "person_id",
+        pl.Series("segment", np.asarray(segments), dtype=pl.Int32),
+        value_tier=pl.when(spend >= cuts[2])
+        .then(pl.lit("Top"))
+        .when(spend >= cuts[1])
+        .then(pl.lit("High"))
+        .when(spend >= cuts[0])
+        .then(pl.lit("Core"))
+        .otherwise(pl.lit("Entry")),
+        breadth=pl.when(pl.col("n_maisons") >= 3)
+        .then(pl.lit("3+ maisons"))
+        .when(pl.col("n_maisons") == 2)
+        .then(pl.lit("2 maisons"))
+        .otherwise(pl.lit("1 maison")),
+        recency_band=pl.when(pl.col("recency_months") < 3)
+        .then(pl.lit("0-3 months"))
+        .when(pl.col("recency_months") < 12)
+        .then(pl.lit("3-12 months"))
+        .otherwise(pl.lit("1-3 years")),
+        frequency_band=pl.when(pl.col("orders") >= 5)
+        .then(pl.lit("5+ orders"))
+        .when(pl.col("orders") >= 2)
+        .then(pl.lit("2-4 orders"))
+        .otherwise(pl.lit("1 order")),
+        channel_preference=pl.when(pl.col("boutique_share") >= CHANNEL_DOMINANCE)
+        .then(pl.lit("Boutique"))
+        .when(pl.col("online_share") >= CHANNEL_DOMINANCE)
+        .then(pl.lit("Online"))
+        .otherwise(pl.lit("Omnichannel")),
+        lead_sector=pl.concat_list(shares)
+        .list.arg_max()
+        .replace_strict(sector_of, return_dtype=pl.String),
+    )
+
+
+@dataclass(frozen=True)
+class Generalization:
+    """The released person table and what privacy cost: rows and attributes given up."""
+
+    released: pl.DataFrame  # person_id, segment, segment_label, attributes, generalized
+    loss: pl.DataFrame  # attribute, coarsened, suppressed (persons)
+    persons: int
+    persons_generalized: int  # rows carrying any coarsened or suppressed attribute
+    persons_suppressed: int  # whole rows withheld
+    k: int
+    iterations: int
+
+    def summary(self) -> dict:
+        return {
+            "k": self.k,
+            "persons": self.persons,
+            "persons_generalized": self.persons_generalized,
+            "persons_suppressed": self.persons_suppressed,
+            "iterations": self.iterations,
+            "by_attribute": {
+                r["attribute"]: {"coarsened": r["coarsened"], "suppressed": r["suppressed"]}
+                for r in self.loss.iter_rows(named=True)
+            },
+        }
+
+
+def _encode(bands: pl.DataFrame, hierarchies: list[Hierarchy]) -> tuple[pl.DataFrame, list]:
+    specs = []
+    shift = 0
+    cols = [pl.col("person_id")]
+    for h in hierarchies:
+        labels, step = h.codes()
+        bits = max(1, math.ceil(math.log2(len(labels))))
+        specs.append((h, labels, step, shift))
+        shift += bits
+        mapping = {v: i for i, v in enumerate(labels) if v is not None}
+        source = pl.col(h.name).cast(pl.String)
+        cols.append(source.replace_strict(mapping, return_dtype=pl.UInt8).alias(h.name))
+    if shift > 64:
+        raise ValueError("too many returned attribute values to pack into one class key")
+    return bands.select(cols), specs
+
+
+def _class_key(specs: list) -> pl.Expr:
+    parts = [
+        pl.col(h.name).cast(pl.UInt64) * pl.lit(1 << s, dtype=pl.UInt64) for h, _, _, s in specs
+    ]
+    return pl.sum_horizontal(parts).alias("class_key")
+
+
+def _candidate_steps(small: pl.DataFrame, specs: list) -> pl.DataFrame:
+    """For each small class and each attribute it can still give up: the new key and cost."""
+    frames = []
+    for i, (h, _labels, step, shift) in enumerate(specs):
+        n_default = len(h.values)
+        code = pl.col(h.name)
+        new_code = code.replace_strict(dict(enumerate(step.tolist())), return_dtype=pl.UInt8)
+        cost = (
+            pl.when((code >= 1) & (code <= n_default) & pl.lit(bool(h.coarse)))
+            .then(pl.lit(h.coarsen_cost))
+            .otherwise(pl.lit(h.suppress_cost))
+        )
+        unit = pl.lit(1 << shift, dtype=pl.UInt64)
+        frames.append(
+            small.filter(code != 0).select(
+                "class_key",
+                "class_size",
+                pl.lit(i, dtype=pl.UInt8).alias("attr"),
+                (
+                    pl.col("class_key")
+                    - code.cast(pl.UInt64) * unit
+                    + new_code.cast(pl.UInt64) * unit
+                ).alias("new_key"),
+                cost.alias("cost"),
+            )
+        )
+    return pl.concat(frames)
+
+
+def k_anonymize(
+    bands: pl.DataFrame,
+    *,
+    k: int,
+    n_segments: int,
+    sectors: Sequence[str],
+    labels: Mapping[int, str],
+    hierarchies: list[Hierarchy] | None = None,
+) -> Generalization:
+    """Generalize until every released combination covers at least `k` persons.
+
+    Greedy, all small classes at once: each class takes the cheapest step that lifts it to
+    `k` persons (estimated with every small class moving), or else the step with the best
+    gain per cost. A class rises one level per round, so at most (sum of levels) rounds run.
+    Rows still below `k` once fully suppressed are withheld and counted.
+    """
+    hierarchies = hierarchies or return_hierarchies(n_segments, sectors)
+    codes, specs = _encode(bands, hierarchies)
+    persons = codes.height
+    # Settled classes (>= k) only ever grow, since moved rows land on coarser codes; so each
+    # round works on the still-small rows only, against the settled counts per key.
+    active = codes.with_columns(_class_key(specs))
+    settled_parts: list[pl.DataFrame] = []
+    settled = pl.DataFrame(
+        schema={"class_key": pl.UInt64, "settled": pl.UInt32}
+    )  # persons per settled class key
+    max_rounds = 1 + sum(2 if h.coarse else 1 for h in hierarchies)
+    rounds = 0
+    while True:
+        active = (
+            active.drop("class_size", strict=False)
+            .join(settled, on="class_key", how="left")
+            .with_columns(class_size=pl.len().over("class_key") + pl.col("settled").fill_null(0))
+            .drop("settled")
+        )
+        lifted = active.filter(pl.col("class_size") >= k)
+        if not lifted.is_empty():
+            settled_parts.append(lifted)
+            settled = (
+                pl.concat([settled, lifted.group_by("class_key").agg(pl.len().alias("settled"))])
+                .group_by("class_key")
+                .agg(pl.col("settled").sum())
+            )
+            active = active.filter(pl.col("class_size") < k)
+        if active.is_empty() or rounds >= max_rounds:
+            break
+        rounds += 1
+        classes = active.unique("class_key").select(
+            "class_key", "class_size", *(h.name for h, *_ in specs)
+        )
+        steps = _candidate_steps(classes, specs)
+        if steps.is_empty():
+            break  # only fully suppressed small classes remain
+        # Size each candidate class would reach: settled persons already on that key plus
+        # every small class that would land on it.
+        arriving = steps.group_by("attr", "new_key").agg(pl.col("class_size").sum().alias("arr"))
+        steps = (
+            steps.join(arriving, on=["attr", "new_key"], how="left")
+            .join(settled, left_on="new_key", right_on="class_key", how="left")
+            .with_columns(reach=pl.col("arr") + pl.col("settled").fill_null(0))
+            .with_columns(
+                lifts=pl.col("reach") >= k,
+                score=pl.col("reach").cast(pl.Float64) / pl.col("cost"),
+            )
+        )
+        # a class takes the cheapest step that lifts it to k, else the best reach per cost
+        choice = (
+            steps.with_columns(
+                order=pl.when("lifts").then(pl.col("cost")).otherwise(-pl.col("score"))
+            )
+            .sort(["class_key", "lifts", "order", "attr"], descending=[False, True, False, False])
+            .group_by("class_key", maintain_order=True)
+            .first()
+            .select("class_key", pl.col("attr").alias("chosen"))
+        )
+        active = active.join(choice, on="class_key", how="left")
+        updates = []
+        for i, (h, _labels, step, _shift) in enumerate(specs):
+            stepped = pl.col(h.name).replace_strict(
+                dict(enumerate(step.tolist())), return_dtype=pl.UInt8
+            )
+            updates.append(
+                pl.when(pl.col("chosen") == i).then(stepped).otherwise(pl.col(h.name)).alias(h.name)
+            )
+        active = active.with_columns(updates).drop("chosen").with_columns(_class_key(specs))
+    kept = pl.concat(settled_parts) if settled_parts else active.clear()
+    return _decode(kept, specs, persons, k, rounds, labels)
+
+
+def _decode(
+    kept: pl.DataFrame,
+    specs: list,
+    persons: int,
+    k: int,
+    rounds: int,
+    segment_labels: Mapping[int, str],
+) -> Generalization:
+    cols: list[pl.Expr] = [pl.col("person_id")]
+    given_up: list[pl.Expr] = []
+    loss_rows = []
+    for h, labels, _step, _shift in specs:
+        code = pl.col(h.name)
+        n_default = len(h.values)
+        decode = {i: v for i, v in enumerate(labels) if v is not None}
+        if h.name == "segment":
+            cols.append(
+                code.replace_strict({i: int(v) for i, v in decode.items()}, default=None)
+                .cast(pl.Int32)
+                .alias("segment")
+            )
+            cols.append(
+                code.replace_strict(
+                    {i: segment_labels.get(int(v), f"Segment {v}") for i, v in decode.items()},
+                    default=None,
+                    return_dtype=pl.String,
+                ).alias("segment_label")
+            )
+        else:
+            cols.append(
+                code.replace_strict(decode, default=None, return_dtype=pl.String).alias(h.name)
+            )
+        given_up.append(
+            pl.when(code == 0).then(pl.lit(h.name)).when(code > n_default).then(pl.lit(h.name))
+        )
+        loss_rows.append(
+            kept.select(
+                pl.lit(h.name).alias("attribute"),
+                (code > n_default).sum().cast(pl.Int64).alias("coarsened"),
+                (code == 0).sum().cast(pl.Int64).alias("suppressed"),
+            )
+        )
+    cols.append(pl.concat_list(given_up).list.drop_nulls().list.join(",").alias("generalized"))
+    released = kept.select(cols).sort("person_id")
+    loss = pl.concat(loss_rows)
+    generalized = int((released.get_column("generalized") != "").sum())
+    return Generalization(
+        released=released,
+        loss=loss,
+        persons=persons,
+        persons_generalized=generalized,
+        persons_suppressed=persons - kept.height,
+        k=k,
+        iterations=rounds,
+    )
+
+
+def generalize(
+    features: pl.DataFrame,
+    segments: np.ndarray | pl.Series,
+    *,
+    k: int,
+    labels: Mapping[int, str],
+    sector_columns: Mapping[str, str],
+    n_segments: int | None = None,
+) -> Generalization:
+    """Bands, then k-anonymity: the one call the pipeline makes."""
+    seg = np.asarray(segments)
+    n_segments = n_segments or int(seg.max(initial=1))
+    bands = assign_bands(features, seg, sector_columns=sector_columns)
+    return k_anonymize(
+        bands, k=k, n_segments=n_segments, sectors=list(sector_columns), labels=labels
+    )

@@ -1,0 +1,167 @@
+"""The processor's intake: check its own keys, verify every package, then decrypt (DESIGN §3).
+
+Nothing is decrypted until every package in the inbox has been verified and the batch is
+coherent (one matching-key epoch, one as-of date, senders of this pipeline, one package per
+maison). Plaintext goes only into the caller's private working directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from crossgroup.audit import file_digest
+from crossgroup.config import PARTY_ID, GroupConfig
+from crossgroup.engine import Engine
+from crossgroup.errors import CrossgroupError, InputError, SecurityError
+
+PACKAGE_SUFFIX = ".cgpkg"
+SECRET_FORMAT = "crossgroup-secret/v1"  # noqa: S105 - the envelope format name, not a secret
+EXPORT_TABLES = {
+    "identities": ("maison_ref", "email_token", "phone_token"),
+    "activity": ("maison_ref", "month", "group_category", "channel", "orders", "amount_eur"),
+}
+
+
+@dataclass(frozen=True)
+class InboxPackage:
+    """A verified export package: where it is, what its manifest says, its file digest."""
+
+    path: Path
+    manifest: object  # crossgroup.crypto.package.Manifest
+    sha256: str
+
+    @property
+    def maison(self) -> str:
+        return self.manifest.sender
+
+
+@dataclass(frozen=True)
+class SkippedPackage:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    packages: tuple[InboxPackage, ...]
+    skipped: tuple[SkippedPackage, ...]
+    as_of: date
+    matching_key_id: str
+
+    @property
+    def maisons(self) -> tuple[str, ...]:
+        return tuple(p.maison for p in self.packages)
+
+
+def require_processor_keys(keys, party_dir: Path | None = None) -> None:
+    """Invariant 4: the processor holds no matching secret and no local secret.
+
+    Checks what was loaded and also scans the directory, since a secret file copied into a
+    processor directory would not be loaded, yet would sit on the processor's machine.
+    """
+    if getattr(keys, "role", None) != "processor":
+        raise SecurityError(
+            f"the key directory belongs to {keys.party_id} ({keys.role}), not the processor: "
+            "the processor must hold no matching or local secret (DESIGN §5.4)"
+        )
+    if getattr(keys, "matching", None) is not None or getattr(keys, "local_secret", None):
+        raise SecurityError("the processor key directory holds a matching or local secret")
+    for path in sorted(Path(party_dir).rglob("*")) if party_dir else []:
+        if path.is_file() and (path.suffix == ".secret" or _is_secret_envelope(path)):
+            raise SecurityError(
+                f"the processor key directory holds a secret file ({path.name}): "
+                "the processor must hold no matching or local secret (DESIGN §5.4)"
+            )
+
+
+def _is_secret_envelope(path: Path) -> bool:
+    try:
+        if path.stat().st_size > 1 << 16:
+            return False
+        return SECRET_FORMAT.encode() in path.read_bytes()
+    except OSError:
+        return False
+
+
+def inbox_packages(inbox: Path) -> list[Path]:
+    if not inbox.is_dir():
+        raise InputError(f"inbox folder not found: {inbox}")
+    found = sorted(p for p in inbox.iterdir() if p.is_file() and p.suffix == PACKAGE_SUFFIX)
+    if not found:
+        raise InputError(f"inbox {inbox} holds no {PACKAGE_SUFFIX} packages")
+    return found
+
+
+def verify_inbox(inbox: Path, keys, group: GroupConfig, *, skip_invalid: bool) -> Batch:
+    """Verify every package before any decryption; refuse or (with skip_invalid) set aside.
+
+    A package that fails verification or comes from a maison outside the pipeline is invalid;
+    a batch-level incoherence (two packages from one maison, mixed key epochs or as-of dates)
+    always refuses the batch, since no single package is to blame.
+    """
+    from crossgroup.crypto.package import require_one_matching_key, verify_package
+
+    accepted: list[InboxPackage] = []
+    skipped: list[SkippedPackage] = []
+    for path in inbox_packages(inbox):
+        try:
+            manifest = verify_package(path, keys, kind="export")
+            if manifest.sender not in group.maisons:
+                raise SecurityError(f"sender {manifest.sender!r} is not a maison of this pipeline")
+        except SecurityError as e:
+            if not skip_invalid:
+                raise SecurityError(f"package {path.name} refused: {e}") from None
+            skipped.append(SkippedPackage(path, str(e)))
+            continue
+        accepted.append(InboxPackage(path, manifest, file_digest(path)))
+    if not accepted:
+        raise SecurityError(f"no valid export package in {inbox}: nothing to process")
+    senders = [p.maison for p in accepted]
+    twice = sorted({s for s in senders if senders.count(s) > 1})
+    if twice:
+        raise SecurityError(f"more than one package from maison(s) {', '.join(twice)} in one batch")
+    key_id = require_one_matching_key([p.manifest for p in accepted])
+    dates = sorted({str(p.manifest.as_of) for p in accepted})
+    if len(dates) > 1:
+        raise InputError(f"packages carry different as-of dates ({', '.join(dates)}): one batch")
+    as_of = accepted[0].manifest.as_of
+    if isinstance(as_of, str):
+        as_of = date.fromisoformat(as_of)
+    return Batch(tuple(sorted(accepted, key=lambda p: p.maison)), tuple(skipped), as_of, key_id)
+
+
+def decrypt_batch(batch: Batch, keys, workdir: Path) -> dict[str, dict[str, Path]]:
+    """Open every verified package into `workdir/packages/<maison>/`; tables by maison."""
+    from crossgroup.crypto.package import open_package
+
+    tables: dict[str, dict[str, Path]] = {}
+    for package in batch.packages:
+        target = workdir / "packages" / package.maison
+        target.mkdir(parents=True, exist_ok=True)
+        opened = open_package(package.path, keys, target, kind="export")
+        missing = [t for t in EXPORT_TABLES if t not in opened.tables]
+        if missing:
+            raise InputError(f"package {package.path.name} lacks table(s): {', '.join(missing)}")
+        tables[package.maison] = {t: Path(opened.tables[t]) for t in EXPORT_TABLES}
+    return tables
+
+
+def build_views(engine: Engine, tables: dict[str, dict[str, Path]]) -> None:
+    """`identities` and `activity` views over the decrypted Parquet, each with `maison`."""
+    for table, columns in EXPORT_TABLES.items():
+        parts = []
+        for maison, paths in sorted(tables.items()):
+            if not PARTY_ID.match(maison):  # ids are inlined as SQL literals: never trust them
+                raise InputError(f"maison id {maison!r} is not a valid party id")
+            source = engine.view_parquet(f"{table}_{maison.replace('-', '_')}", paths[table])
+            parts.append(f"SELECT '{maison}' AS maison, {', '.join(columns)} FROM {source}")
+        try:
+            engine.execute(table, f"CREATE OR REPLACE VIEW {table} AS {' UNION ALL '.join(parts)}")
+            engine.scalar(f"SELECT count(*) FROM (SELECT * FROM {table} LIMIT 1)")
+        except CrossgroupError as e:
+            raise InputError(f"export table {table} does not match the contract ({e})") from None
+    bad = engine.scalar("SELECT count(*) FROM identities WHERE octet_length(maison_ref) <> 16")
+    if bad:
+        raise InputError("export table identities: maison_ref must be 16 bytes on every row")

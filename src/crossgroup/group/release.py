@@ -1,0 +1,330 @@
+"""What leaves the processor: per-maison return tables and the group report (DESIGN §4.4, §5.7).
+
+Pure frame builders: a maison's `segments` (only its own refs), `aggregates` (long cells, each
+covering >= k_aggregate distinct persons or suppressed, with a `suppression` summary) and
+`glossary`; and the processor's report tables in the same cell format so one check covers
+everything. Aggregates are computed from the *released* (generalized) attributes, so they can
+never tell a maison more about its customers than the k-anonymous rows already do.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+import polars as pl
+
+# A person has an affinity for a sector when it holds at least this share of their spend.
+AFFINITY_SHARE = 0.10
+NOT_RELEASED = "Not released"
+# Tables whose cells partition their scope: one suppressed cell could be recovered by
+# subtraction from the total, so a second (the next smallest) is suppressed with it.
+PARTITION_TABLES = {
+    "segment_mix": "segment_label",
+    "value_tiers": "value_tier",
+    "channel_mix": "channel_preference",
+    "breadth": "breadth",
+}
+CELL_SCHEMA = {
+    "table": pl.String,
+    "scope": pl.String,
+    "row_key": pl.String,
+    "col_key": pl.String,
+    "persons": pl.Int64,
+    "share": pl.Float64,
+    "suppressed": pl.Boolean,
+    "note": pl.String,
+}
+
+
+def maison_segments(
+    released: pl.DataFrame, person_nodes: pl.DataFrame, maison: str
+) -> pl.DataFrame:
+    """The `segments` table for one maison: its own nodes joined to their person's release.
+
+    Sorted by maison_ref so the same inputs give byte-identical files.
+    """
+    nodes = person_nodes.filter(pl.col("maison") == maison).select("maison_ref", "person_id")
+    return nodes.join(released, on="person_id", how="inner").drop("person_id").sort("maison_ref")
+
+
+def affinity_flags(features: pl.DataFrame, sector_columns: Mapping[str, str]) -> pl.DataFrame:
+    """person_id plus one boolean per sector (named by the sector) for the affinity tables."""
+    return features.select(
+        "person_id",
+        *[(pl.col(c).fill_null(0.0) >= AFFINITY_SHARE).alias(s) for s, c in sector_columns.items()],
+    )
+
+
+def _cells(frame: pl.DataFrame, table: str, scope: str, row_key: str, total: int) -> pl.DataFrame:
+    out = frame.group_by(row_key).agg(
+        pl.col("person_id").n_unique().cast(pl.Int64).alias("persons")
+    )
+    return out.select(
+        pl.lit(table).alias("table"),
+        pl.lit(scope).alias("scope"),
+        pl.col(row_key).cast(pl.String).fill_null(NOT_RELEASED).alias("row_key"),
+        pl.lit("").alias("col_key"),
+        "persons",
+        (pl.col("persons") / max(total, 1)).alias("share"),
+    )
+
+
+def scope_cells(persons: pl.DataFrame, scope: str, sectors: list[str]) -> pl.DataFrame:
+    """Unsuppressed cells of every aggregate table for one scope.
+
+    `persons`: person_id, released attributes and one affinity boolean per sector; a person
+    may appear on several rows (refs) and is counted once.
+    """
+    persons = persons.unique("person_id")
+    total = persons.height
+    parts = [_cells(persons, t, scope, col, total) for t, col in PARTITION_TABLES.items()]
+    long = persons.unpivot(
+        index=["person_id", "segment_label"], on=sectors, variable_name="sector", value_name="aff"
+    ).filter(pl.col("aff"))
+    parts.append(
+        long.group_by("sector")
+        .agg(pl.len().cast(pl.Int64).alias("persons"))
+        .select(
+            pl.lit("sector_affinity").alias("table"),
+            pl.lit(scope).alias("scope"),
+            pl.col("sector").alias("row_key"),
+            pl.lit("").alias("col_key"),
+            "persons",
+            (pl.col("persons") / max(total, 1)).alias("share"),
+        )
+    )
+    seg_size = persons.group_by("segment_label").agg(pl.len().alias("size"))
+    parts.append(
+        long.group_by("segment_label", "sector")
+        .agg(pl.len().cast(pl.Int64).alias("persons"))
+        .join(seg_size, on="segment_label", how="left", nulls_equal=True)
+        .select(
+            pl.lit("segment_sector_affinity").alias("table"),
+            pl.lit(scope).alias("scope"),
+            pl.col("segment_label").fill_null(NOT_RELEASED).alias("row_key"),
+            pl.col("sector").alias("col_key"),
+            "persons",
+            (pl.col("persons") / pl.col("size")).alias("share"),
+        )
+    )
+    return pl.concat(parts).sort("table", "row_key", "col_key")
+
+
+def suppress(cells: pl.DataFrame, k_aggregate: int) -> pl.DataFrame:
+    """Suppress cells below k_aggregate (and a second cell where one could be subtracted out),
+    then append `suppression` rows saying per table how many cells and persons were withheld.
+
+    The persons count of a table is given only when at least two cells were suppressed, so
+    the summary never reveals the size of a single suppressed cell.
+    """
+    group = ["table", "scope"]
+    small = pl.col("persons") < k_aggregate
+    cells = cells.with_columns(primary=small)
+    partition = pl.col("table").is_in(list(PARTITION_TABLES))
+    n_primary = pl.col("primary").sum().over(group)
+    rank_open = (
+        pl.when(~pl.col("primary"))
+        .then(pl.col("persons"))
+        .otherwise(None)
+        .rank("ordinal")
+        .over(group)
+    )
+    cells = cells.with_columns(
+        secondary=partition & (n_primary == 1) & (pl.len().over(group) > 1) & (rank_open == 1)
+    )
+    cells = cells.with_columns(suppressed=pl.col("primary") | pl.col("secondary"))
+    summary = (
+        cells.filter("suppressed")
+        .group_by(group)
+        .agg(pl.len().alias("cells"), pl.col("persons").sum().alias("held"))
+        .sort(group)
+        .select(
+            pl.lit("suppression").alias("table"),
+            "scope",
+            pl.col("table").alias("row_key"),
+            pl.lit("").alias("col_key"),
+            pl.when(pl.col("cells") >= 2).then(pl.col("held")).otherwise(None).alias("persons"),
+            pl.lit(None, dtype=pl.Float64).alias("share"),
+            pl.lit(False).alias("suppressed"),
+            pl.format(
+                "{} cell(s) suppressed: fewer than {} persons, or recoverable by subtraction",
+                pl.col("cells"),
+                pl.lit(k_aggregate),
+            ).alias("note"),
+        )
+    )
+    published = cells.select(
+        "table",
+        "scope",
+        "row_key",
+        "col_key",
+        pl.when(pl.col("suppressed")).then(None).otherwise(pl.col("persons")).alias("persons"),
+        pl.when(pl.col("suppressed")).then(None).otherwise(pl.col("share")).alias("share"),
+        "suppressed",
+        pl.when(pl.col("primary"))
+        .then(pl.lit(f"fewer than {k_aggregate} persons"))
+        .when(pl.col("secondary"))
+        .then(pl.lit("suppressed so a smaller cell cannot be recovered by subtraction"))
+        .otherwise(pl.lit(""))
+        .alias("note"),
+    )
+    return pl.concat([published.cast(CELL_SCHEMA), summary.cast(CELL_SCHEMA)])
+
+
+def withheld_row(scope: str, withheld: int, k: int) -> pl.DataFrame:
+    """The suppression row saying how many persons were left out of `segments` entirely."""
+    return pl.DataFrame(
+        {
+            "table": ["suppression"],
+            "scope": [scope],
+            "row_key": ["segments"],
+            "col_key": ["withheld rows"],
+            "persons": [withheld],
+            "share": [None],
+            "suppressed": [False],
+            "note": [f"profile shared by fewer than {k} persons even when fully generalized"],
+        },
+        schema=CELL_SCHEMA,
+    )
+
+
+def maison_aggregates(
+    own: pl.DataFrame,
+    group_cells: pl.DataFrame,
+    sectors: list[str],
+    *,
+    k: int,
+    k_aggregate: int,
+    withheld: int,
+) -> pl.DataFrame:
+    """A maison's `aggregates`: its own returned persons next to the whole batch's cells."""
+    cells = suppress(scope_cells(own, "maison", sectors), k_aggregate)
+    return pl.concat([cells, group_cells, withheld_row("maison", withheld, k)]).sort(
+        "table", "scope", "row_key", "col_key"
+    )
+
+
+def glossary(labels: Mapping[int, str], descriptions: Mapping[int, str]) -> pl.DataFrame:
+    segments = sorted(labels)
+    return pl.DataFrame(
+        {
+            "segment": pl.Series(segments, dtype=pl.Int32),
+            "segment_label": [labels[s] for s in segments],
+            "description": [descriptions.get(s, "") for s in segments],
+        }
+    )
+
+
+def match_cells(figures: Mapping, k_aggregate: int) -> pl.DataFrame:
+    """Match figures as cells: breadth of persons and pairwise maison overlap, thresholded."""
+    rows = [("match_totals", "group", "records", "", int(figures.get("records", 0)))]
+    rows.append(("match_totals", "group", "persons", "", int(figures.get("persons", 0))))
+    for n, persons in figures.get("persons_by_maisons", {}).items():
+        rows.append(("match_breadth", "group", f"{n} maison(s)", "", persons))
+    for pair, persons in figures.get("pairwise_overlap", {}).items():
+        a, _, b = pair.partition("|")
+        rows.append(("pairwise_overlap", "group", a, b, persons))
+    frame = pl.DataFrame(
+        rows,
+        orient="row",
+        schema={k: CELL_SCHEMA[k] for k in ("table", "scope", "row_key", "col_key", "persons")},
+    )
+    total = max(int(figures.get("persons", 0)), 1)
+    share = pl.when(pl.col("table") == "match_totals").then(None)
+    frame = frame.with_columns(share=share.otherwise(pl.col("persons") / total))
+    # an overlap already withheld upstream (None) stays suppressed
+    frame = frame.with_columns(pl.col("persons").fill_null(0))
+    return suppress(frame, k_aggregate)
+
+
+def quality_table(quality: Mapping, labels: Mapping[int, str], k_aggregate: int) -> pl.DataFrame:
+    """Segment model quality: scores by name, sizes below k_aggregate suppressed."""
+    rows: list[tuple[str, str, float | None, bool]] = []
+    for name in ("silhouette", "stability_ari"):
+        if name in quality:
+            rows.append((name, "", float(quality[name]), False))
+    for k, v in quality.get("silhouette_by_k", {}).items():
+        rows.append(("silhouette_by_k", str(k), float(v), False))
+    for seg, size in quality.get("sizes", {}).items():
+        small = int(size) < k_aggregate
+        rows.append(
+            ("segment_size", labels.get(int(seg), str(seg)), None if small else size, small)
+        )
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "metric": pl.String,
+            "key": pl.String,
+            "value": pl.Float64,
+            "suppressed": pl.Boolean,
+        },
+    )
+
+
+def loss_table(loss: pl.DataFrame, persons: int, generalized: int, withheld: int) -> pl.DataFrame:
+    """What k-anonymity cost, per attribute, plus rows generalized and withheld (counts only)."""
+    totals = pl.DataFrame(
+        {
+            "attribute": ["(any attribute)", "(whole row withheld)"],
+            "coarsened": [generalized, 0],
+            "suppressed": [0, withheld],
+        }
+    )
+    return pl.concat([loss, totals.cast(loss.schema)]).with_columns(
+        share_of_persons=(pl.col("coarsened") + pl.col("suppressed")) / max(persons, 1)
+    )
+
+
+def group_report_html(
+    *,
+    batch_id: str,
+    as_of: str,
+    cells: pl.DataFrame,
+    loss: pl.DataFrame,
+    quality: pl.DataFrame,
+    timings: Mapping[str, float],
+) -> str:
+    """A one-page processor report: segment mix chart plus the tables, all counts thresholded."""
+    from crossgroup.report import charts
+    from crossgroup.report.template import page
+
+    mix = cells.filter((pl.col("table") == "segment_mix") & ~pl.col("suppressed"))
+    chart = charts.bar_chart(
+        "group-segment-mix",
+        mix.get_column("row_key").to_list(),
+        {"Whole batch": mix.get_column("share").to_list()},
+        title="Segment mix, whole batch",
+        alt="; ".join(f"{r} {s:.0%}" for r, s in mix.select("row_key", "share").iter_rows()),
+    )
+    parts = [
+        f"<header class='page'><h1>Group processing report</h1>"
+        f"<p>Batch {html.escape(batch_id)}, as of {html.escape(as_of)}. Every count covers at "
+        "least k_aggregate persons or is suppressed.</p></header>",
+        f"<section class='panel'>{chart.svg}</section>",
+        _html_table("What k-anonymity cost", loss),
+        _html_table("Segment model quality", quality),
+        _html_table("Batch aggregates", cells),
+        _html_table(
+            "Stage timings (seconds)",
+            pl.DataFrame(
+                {"stage": list(timings), "seconds": [round(v, 3) for v in timings.values()]}
+            ),
+        ),
+    ]
+    return page(f"crossgroup group report, batch {batch_id}", "\n".join(parts))
+
+
+def _html_table(title: str, frame: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{'' if v is None else html.escape(str(v))}</td>" for v in row)
+        + "</tr>"
+        for row in frame.iter_rows()
+    )
+    return (
+        f"<section class='panel'><h2>{html.escape(title)}</h2>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
+    )

@@ -1,0 +1,313 @@
+"""Preference segments: a seeded, reproducible scikit-learn-style estimator (STYLE.md).
+
+KMeans on standardized, transformed person features (log value and frequency, recency,
+tenure, breadth, channel and season shares, sector spend shares). The number of segments is
+fixed or chosen by the best mean silhouette over [min_segments, max_segments] on a sample;
+the model is fitted on a sample and predicts for everyone. Each segment gets a unique label in
+plain words from its profile, and a short description for the glossary.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from crossgroup.errors import InputError
+
+# Recency of a person with no activity in the export window: the whole window, in months.
+NO_ACTIVITY_RECENCY = 36
+NUMERIC = (
+    "n_maisons",
+    "total_spend_eur",
+    "orders",
+    "active_months",
+    "recency_months",
+    "tenure_months",
+    "online_share",
+    "boutique_share",
+    "q4_share",
+)
+# Short word for labels and display name for descriptions; unknown slugs fall back to words.
+SECTOR_WORDS = {
+    "watches_jewelry": ("Jewelry", "Watches & Jewelry"),
+    "fashion_leather_goods": ("Fashion", "Fashion & Leather Goods"),
+    "perfumes_cosmetics": ("Beauty", "Perfumes & Cosmetics"),
+    "wines_spirits": ("Wine & spirits", "Wines & Spirits"),
+    "selective_retailing": ("Retail", "Selective Retailing"),
+    "hospitality_other": ("Hospitality", "Hospitality & Other"),
+}
+
+
+def _sector_words(slug: str) -> tuple[str, str]:
+    words = slug.replace("_", " ")
+    return SECTOR_WORDS.get(slug, (words.split(" ")[0].capitalize(), words.title()))
+
+
+def _design_matrix(features: pl.DataFrame, sectors: list[str]) -> np.ndarray:
+    """Transform features so distances mean something: logs for counts and money.
+
+    Recency and tenure are left out on purpose: they say when a person last bought, not what
+    they prefer, and on synthetic truth they split archetypes (docs/segmentation.md).
+    """
+    cols = [
+        pl.col("total_spend_eur").clip(lower_bound=0).log1p(),
+        pl.col("orders").clip(lower_bound=0).log1p(),
+        pl.col("active_months").clip(lower_bound=0).log1p(),
+        pl.col("n_maisons").clip(lower_bound=1).cast(pl.Float64).log(),
+        pl.col("online_share"),
+        pl.col("boutique_share"),
+        pl.col("q4_share"),
+        *[pl.col(s) for s in sectors],
+    ]
+    return features.select([c.cast(pl.Float64).fill_null(0.0) for c in cols]).to_numpy()
+
+
+class SegmentModel(BaseEstimator):
+    """KMeans preference segments with silhouette-chosen K, sample fitting and plain labels.
+
+    >>> model = SegmentModel(random_state=7).fit(features)  # doctest: +SKIP
+    >>> segments = model.predict(features)                   # 1..model.n_segments_
+    """
+
+    def __init__(
+        self,
+        n_segments: int | None = None,
+        min_segments: int = 4,
+        max_segments: int = 10,
+        sample_size: int = 200_000,
+        random_state: int | None = 0,
+        selection_size: int = 30_000,
+        silhouette_size: int = 4_000,
+        n_init: int = 3,
+    ) -> None:
+        self.n_segments = n_segments
+        self.min_segments = min_segments
+        self.max_segments = max_segments
+        self.sample_size = sample_size
+        self.random_state = random_state
+        self.selection_size = selection_size
+        self.silhouette_size = silhouette_size
+        self.n_init = n_init
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def _check_features(self, features: pl.DataFrame, sectors: list[str] | None = None) -> None:
+        if not isinstance(features, pl.DataFrame):
+            raise InputError("segmentation expects a Polars DataFrame of person features")
+        needed = [*NUMERIC, *(sectors or [])]
+        missing = [c for c in needed if c not in features.columns]
+        if missing:
+            raise InputError(f"person features lack column(s): {', '.join(missing)}")
+
+    def fit(self, features: pl.DataFrame) -> SegmentModel:
+        """Choose K, fit on a seeded sample, and describe every segment."""
+        self._check_features(features)
+        sectors = [c for c in features.columns if c.startswith("share_")]
+        if not sectors:
+            raise InputError("person features lack share_<sector> columns")
+        if self.n_segments is not None and self.n_segments < 2:
+            raise InputError("n_segments must be at least 2")
+        if not 2 <= self.min_segments <= self.max_segments:
+            raise InputError("segments range must satisfy 2 <= min_segments <= max_segments")
+        rng = check_random_state(self.random_state)
+        n = features.height
+        idx = np.arange(n)
+        if n > self.sample_size:
+            idx = np.sort(rng.choice(n, self.sample_size, replace=False))
+        sample = features[idx] if len(idx) < n else features
+        x = _design_matrix(sample, sectors)
+        self.scaler_ = StandardScaler().fit(x)
+        z = self.scaler_.transform(x)
+        seeds = rng.randint(0, 2**31 - 1, size=4)
+
+        sel = z
+        if len(z) > self.selection_size:
+            sel = z[
+                np.sort(
+                    np.random.RandomState(seeds[0]).choice(
+                        len(z), self.selection_size, replace=False
+                    )
+                )
+            ]
+        distinct = len(np.unique(sel, axis=0))
+        if distinct < 3:
+            raise InputError(
+                f"segmentation needs at least 3 distinct person profiles, found {distinct}"
+            )
+        scores: dict[int, float] = {}
+        if self.n_segments is None:
+            hi = min(self.max_segments, distinct - 1)
+            lo = min(self.min_segments, hi)
+            for k in range(lo, hi + 1):
+                # Choosing K needs a ranking, not the best optimum: fewer restarts suffice.
+                labels = self._kmeans(k, seeds[1], max(1, self.n_init // 2)).fit_predict(sel)
+                scores[k] = self._silhouette(sel, labels, seeds[2])
+            k_best = max(scores, key=lambda k: (round(scores[k], 6), -k))
+            chosen_by = "silhouette"
+        else:
+            k_best = int(self.n_segments)
+            if k_best >= distinct:
+                raise InputError(
+                    f"n_segments={k_best} needs more than {distinct} distinct person profiles"
+                )
+            chosen_by = "fixed"
+
+        km = self._kmeans(k_best, seeds[1]).fit(z)
+        raw = km.labels_
+        sizes = np.bincount(raw, minlength=k_best)
+        # Segment numbers by decreasing size, so segment 1 is the largest, reproducibly.
+        order = np.lexsort((np.arange(k_best), -sizes))
+        self.segment_of_cluster_ = np.empty(k_best, dtype=np.int32)
+        self.segment_of_cluster_[order] = np.arange(1, k_best + 1, dtype=np.int32)
+        self.kmeans_ = km
+        self.n_segments_ = k_best
+        self.feature_names_in_ = np.array([*NUMERIC, *sectors], dtype=object)
+        self.sectors_ = sectors
+        segments = self.segment_of_cluster_[raw]
+
+        refit = self._kmeans(k_best, seeds[3]).fit_predict(z)
+        sil = scores.get(k_best)
+        if sil is None:
+            sil = self._silhouette(z, raw, seeds[2])
+        self.quality_ = {
+            "silhouette": float(sil),
+            "chosen_by": chosen_by,
+            "silhouette_by_k": {int(k): float(v) for k, v in scores.items()} or {k_best: sil},
+            "sizes": {
+                int(s): int(c)
+                for s, c in zip(*np.unique(segments, return_counts=True), strict=True)
+            },
+            "stability_ari": float(adjusted_rand_score(raw, refit)),
+            "fit_sample": len(z),
+            "persons": n,
+        }
+        self.profiles_ = _profiles(sample, segments, sectors)
+        self.labels_, self.descriptions_ = _describe(self.profiles_, sectors)
+        return self
+
+    def _kmeans(self, k: int, seed: int, n_init: int | None = None) -> KMeans:
+        return KMeans(n_clusters=k, n_init=n_init or self.n_init, random_state=int(seed))
+
+    def _silhouette(self, z: np.ndarray, labels: np.ndarray, seed: int) -> float:
+        if len(np.unique(labels)) < 2:
+            return -1.0
+        size = min(self.silhouette_size, len(z))
+        return float(silhouette_score(z, labels, sample_size=size, random_state=int(seed)))
+
+    # -- prediction ------------------------------------------------------------------------
+
+    def predict(self, features: pl.DataFrame) -> np.ndarray:
+        """Segment numbers 1..n_segments_ for every row of `features`, in order."""
+        check_is_fitted(self, "kmeans_")
+        self._check_features(features, self.sectors_)
+        z = self.scaler_.transform(_design_matrix(features, self.sectors_))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return self.segment_of_cluster_[self.kmeans_.predict(z)]
+
+
+def _profiles(sample: pl.DataFrame, segments: np.ndarray, sectors: list[str]) -> pl.DataFrame:
+    """Per-segment profile on the fit sample: what labels and descriptions are made of."""
+    median_spend = float(sample["total_spend_eur"].median() or 0.0)
+    frame = sample.with_columns(pl.Series("segment", segments))
+    prof = frame.group_by("segment").agg(
+        pl.len().alias("persons"),
+        pl.col("total_spend_eur").median().alias("median_spend"),
+        (pl.col("n_maisons") >= 2).mean().alias("multi_maison"),
+        pl.col("online_share").mean(),
+        pl.col("boutique_share").mean(),
+        pl.col("q4_share").mean(),
+        pl.col("recency_months").fill_null(NO_ACTIVITY_RECENCY).mean().alias("recency"),
+        *[pl.col(s).mean() for s in sectors],
+    )
+    return prof.with_columns(
+        (pl.col("persons") / frame.height).alias("size_share"),
+        (pl.col("median_spend") / median_spend if median_spend > 0 else pl.lit(1.0)).alias(
+            "value_ratio"
+        ),
+    ).sort("segment")
+
+
+def _facets(p: dict, sectors: list[str]) -> tuple[list[str], str]:
+    """Ordered label facets (most telling first) and the description for one profile."""
+    shares = sorted(((p[s], s.removeprefix("share_")) for s in sectors), reverse=True)
+    total = sum(v for v, _ in shares) or 1.0
+    (v1, s1), (v2, s2) = [(v / total, s) for v, s in shares[:2]]
+    if v1 >= 0.55:
+        lead = f"{_sector_words(s1)[0]}-led"
+    elif v1 + v2 >= 0.6 and v2 >= 0.2:
+        lead = f"{_sector_words(s1)[0]} & {_sector_words(s2)[0].lower()}"
+    else:
+        lead = "Cross-sector"
+    r = p["value_ratio"]
+    value = (
+        "top value"
+        if r >= 3
+        else "high value"
+        if r >= 1.5
+        else "core value"
+        if r >= 0.67
+        else "entry value"
+    )
+    breadth = "multi-maison" if p["multi_maison"] >= 0.5 else "single-maison"
+    channel = (
+        "online"
+        if p["online_share"] >= 0.6
+        else "boutique"
+        if p["boutique_share"] >= 0.6
+        else "omnichannel"
+    )
+    recency = "lapsed" if p["recency"] >= 18 else "recently active" if p["recency"] <= 4 else None
+    season = "year-end buyers" if p["q4_share"] >= 0.5 else None
+    facets = [f for f in (lead, value, breadth, channel, recency, season) if f]
+
+    lead_text = f"Spend is led by {_sector_words(s1)[1]} ({v1:.0%} of spend)"
+    if v2 >= 0.1:
+        lead_text += f", then {_sector_words(s2)[1]} ({v2:.0%})"
+    description = (
+        f"About {p['size_share']:.0%} of persons. {lead_text}. Typical spend is "
+        f"{r:.1f}x the group median; {p['multi_maison']:.0%} buy from two or more maisons; "
+        f"{p['online_share']:.0%} of spend is online and {p['boutique_share']:.0%} in boutique; "
+        f"{p['q4_share']:.0%} falls in October-December; last active about "
+        f"{p['recency']:.0f} months before the as-of date on average."
+    )
+    return facets, description
+
+
+def _describe(profiles: pl.DataFrame, sectors: list[str]) -> tuple[dict, dict]:
+    """Unique plain-words labels: add facets to colliding labels, then number what remains."""
+    facets, descriptions = {}, {}
+    for p in profiles.iter_rows(named=True):
+        facets[p["segment"]], descriptions[p["segment"]] = _facets(p, sectors)
+    used = dict.fromkeys(facets, 3)
+
+    def label(s: int) -> str:
+        return ", ".join(facets[s][: used[s]])
+
+    while True:
+        groups: dict[str, list[int]] = {}
+        for s in facets:
+            groups.setdefault(label(s), []).append(s)
+        progress = False
+        for members in groups.values():
+            if len(members) > 1:
+                for s in members:
+                    if used[s] < len(facets[s]):
+                        used[s] += 1
+                        progress = True
+        if not progress:
+            break
+    labels, seen = {}, {}
+    for s in sorted(facets):
+        text = label(s)
+        seen[text] = seen.get(text, 0) + 1
+        labels[int(s)] = text if seen[text] == 1 else f"{text} ({seen[text]})"
+    return labels, {int(s): d for s, d in descriptions.items()}

@@ -1,0 +1,147 @@
+"""Identifiers of exported customers: normalized, placeholder-guarded, then keyed-hashed.
+
+Normalization runs over every customer of the file, not only the exported ones, so that a
+boutique phone or `noemail@…` shared by many customers is recognised as a placeholder even
+when only a few of them consented (DESIGN §5.8): such a value gets no token for anyone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from crossgroup.crypto.keys import PartyKeys
+from crossgroup.crypto.tokens import (
+    WHITE_SPACE,
+    email_token_key,
+    hmac_tokens,
+    maison_refs,
+    normalize_emails,
+    normalize_phones,
+    phone_token_key,
+)
+
+
+def guard_placeholders(
+    normalized: pl.DataFrame, *, placeholder_max_customers: int
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Null every email_norm / phone_norm shared by more than the limit of customers.
+
+    Input and output columns: customer_id, email_norm, phone_norm (customer_id unique).
+    Returns the guarded frame and, per identifier type, how many values were placeholders.
+    """
+    counts: dict[str, int] = {}
+    exprs = []
+    for column in ("email_norm", "phone_norm"):
+        sharing = pl.col("customer_id").count().over(column)
+        placeholder = pl.col(column).is_not_null() & (sharing > placeholder_max_customers)
+        counts[column] = int(
+            normalized.filter(placeholder.alias("p"))[column].n_unique() if normalized.height else 0
+        )
+        exprs.append(pl.when(placeholder).then(None).otherwise(pl.col(column)).alias(column))
+        exprs.append(placeholder.alias(f"{column}_placeholder"))
+    guarded = normalized.with_columns(exprs)
+    return guarded, {"email_values": counts["email_norm"], "phone_values": counts["phone_norm"]}
+
+
+# Cheap keys that any two values equal after normalization also share: an email's key is
+# its normalization minus the shape check; a phone's is its last 8 digits (E.164 numbers
+# that are equal end in the same digits), extension removed.
+EMAIL_KEY = pl.col("email").str.normalize("NFKC").str.strip_chars(WHITE_SPACE).str.to_lowercase()
+PHONE_KEY = (
+    pl.col("phone")
+    .str.replace(r"(?i)(ext\.?|x|#|;ext=).*$", "")
+    .str.replace_all(r"\D", "")
+    .str.slice(-8)
+)
+
+
+def parse_candidates(
+    customers: pl.DataFrame, key: pl.Expr, exported: pl.Series, *, placeholder_max_customers: int
+) -> pl.Series:
+    """Rows whose identifier must be normalized: the exported customers, plus every
+    customer whose cheap key is shared beyond the limit (a placeholder can only hide there).
+
+    This keeps the guard exact while `phonenumbers` parses thousands, not millions, of values.
+    """
+    shared = pl.col("customer_id").count().over(key) > placeholder_max_customers
+    return customers.select(
+        pl.col("customer_id").is_in(exported.implode())
+        | (key.is_not_null() & (key.str.len_chars() > 0) & shared)
+    ).to_series()
+
+
+def _normalized(
+    customers: pl.DataFrame, exported: pl.Series, placeholder_max_customers: int
+) -> pl.DataFrame:
+    """customer_id, email_norm, phone_norm (null where not needed), has_phone."""
+    limit = {"placeholder_max_customers": placeholder_max_customers}
+    emails = customers.filter(parse_candidates(customers, EMAIL_KEY, exported, **limit))
+    phones = customers.filter(parse_candidates(customers, PHONE_KEY, exported, **limit))
+    return (
+        customers.select(
+            "customer_id",
+            (pl.col("phone").str.strip_chars().str.len_chars() > 0)
+            .fill_null(False)
+            .alias("has_phone"),
+        )
+        .join(
+            emails.select("customer_id", normalize_emails(emails["email"]).alias("email_norm")),
+            on="customer_id",
+            how="left",
+        )
+        .join(
+            phones.select(
+                "customer_id",
+                normalize_phones(phones["phone"], phones["country"]).alias("phone_norm"),
+            ),
+            on="customer_id",
+            how="left",
+        )
+    )
+
+
+def tokenizable_identifiers(
+    customers: pl.DataFrame, exported: pl.Series, *, placeholder_max_customers: int
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Normalized, guarded identifiers of the exported customers, and the summary figures.
+
+    `customers` has customer_id, email, phone, country for the whole file.
+    """
+    normalized = _normalized(customers, exported, placeholder_max_customers)
+    guarded, values = guard_placeholders(
+        normalized, placeholder_max_customers=placeholder_max_customers
+    )
+    in_file = guarded.filter(pl.col("email_norm_placeholder") | pl.col("phone_norm_placeholder"))
+    mine = guarded.filter(pl.col("customer_id").is_in(exported.implode()))
+    affected = mine.filter(pl.col("email_norm_placeholder") | pl.col("phone_norm_placeholder"))
+    unparseable = mine.filter(
+        pl.col("has_phone") & pl.col("phone_norm").is_null() & ~pl.col("phone_norm_placeholder")
+    )
+    summary = {
+        "placeholders": {
+            **values,
+            "customers_affected": affected.height,
+            "customers_affected_in_file": in_file.height,
+        },
+        "phones_unparseable": unparseable.height,
+        "identities": {
+            "with_email_token": int(mine["email_norm"].is_not_null().sum()),
+            "with_phone_token": int(mine["phone_norm"].is_not_null().sum()),
+            "without_token": int(
+                (mine["email_norm"].is_null() & mine["phone_norm"].is_null()).sum()
+            ),
+        },
+    }
+    return mine.select("customer_id", "email_norm", "phone_norm"), summary
+
+
+def pseudonymize(identifiers: pl.DataFrame, keys: PartyKeys) -> pl.DataFrame:
+    """customer_id, maison_ref, email_token, phone_token: the only link back to the CRM."""
+    return identifiers.select(
+        "customer_id",
+        maison_refs(keys.local_secret, identifiers["customer_id"]).alias("maison_ref"),
+        hmac_tokens(email_token_key(keys.matching), identifiers["email_norm"]).alias("email_token"),
+        hmac_tokens(phone_token_key(keys.matching), identifiers["phone_norm"]).alias("phone_token"),
+    )

@@ -1,0 +1,204 @@
+"""`crossgroup import`: verify a return package, relink it to the CRM, write the analyst files.
+
+The processor only ever knew `maison_ref = HMAC(local_secret, customer_id)`. The maison
+recomputes that ref for every customer in its CRM extract and joins: an exact match or nothing.
+A returned ref with no customer (deleted since export) is counted and dropped, never guessed.
+Plaintext exists only in a private working directory; outputs appear together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from crossgroup.crypto.keys import PartyKeys, load_party
+from crossgroup.crypto.package import accept_packages, open_package
+from crossgroup.crypto.tokens import TOKEN_BYTES, maison_refs
+from crossgroup.errors import InputError, SecurityError
+from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
+from crossgroup.report.maison_report import ReportContext, render_maison_report
+
+RETURN_TABLES = ("segments", "aggregates", "glossary")
+# How the processor words its thresholds in aggregate notes (group/release.py), used when the
+# manifest summary does not state them.
+K_NOTE = r"^profile shared by fewer than (\d+) persons"
+K_AGG_NOTE = r"^fewer than (\d+) persons$"
+AGGREGATE_COLUMNS = ("table", "scope", "row_key", "col_key", "persons", "share", "suppressed")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """Counts and paths of one import; no customer-level value."""
+
+    maison_id: str
+    batch_id: str
+    as_of: str
+    returned: int
+    relinked: int
+    dropped: int
+    segments: int
+    segments_path: Path
+    report_path: Path
+    csv_path: Path | None
+
+
+def read_customer_ids(path: Path) -> pl.Series:
+    """The CRM extract's customer_id column only (nothing else is read), checked unique."""
+    path = Path(path)
+    lf = scan_table(path, label="customers")
+    schema = table_columns(lf, path, label="customers")
+    if "customer_id" not in schema:
+        raise InputError(f"customers file {path}: missing required column customer_id")
+    dtype = schema["customer_id"]
+    if dtype != pl.String and not isinstance(dtype, pl.Categorical | pl.Enum):
+        raise InputError(f"customers file {path}: column customer_id is {dtype}, expected text")
+    try:
+        ids = lf.select(pl.col("customer_id").cast(pl.String)).collect()["customer_id"]
+    except Exception as e:  # polars raises several types for unreadable files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"customers file {path} cannot be read: {first}") from None
+    if ids.null_count():
+        raise InputError(f"customers file {path}: {ids.null_count()} row(s) have no customer_id")
+    if dup := ids.len() - ids.n_unique():
+        raise InputError(f"customers file {path}: {dup} duplicate customer_id value(s)")
+    return ids
+
+
+def relink_segments(segments: pl.DataFrame, crm_refs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Swap each returned maison_ref for its customer_id; return linked rows and dropped count.
+
+    `crm_refs` has `customer_id` and `maison_ref` recomputed from the maison's own CRM.
+    """
+    linked = crm_refs.join(segments, on="maison_ref", how="inner").drop("maison_ref")
+    order = ["customer_id", *(c for c in segments.columns if c != "maison_ref")]
+    linked = linked.select(order).sort("customer_id")
+    return linked, segments.height - linked.height
+
+
+def check_return_tables(tables: dict[str, pl.DataFrame], package: Path) -> None:
+    """Refuse a return payload that does not follow the contract (DESIGN §4.4)."""
+    missing = [t for t in RETURN_TABLES if t not in tables]
+    if missing:
+        raise InputError(f"return package {package}: missing table(s) {', '.join(missing)}")
+    segments = tables["segments"]
+    for column in ("maison_ref", "segment", "segment_label", "generalized"):
+        if column not in segments.columns:
+            raise InputError(f"return package {package}: segments lacks column {column}")
+    if segments["maison_ref"].dtype != pl.Binary:
+        raise InputError(f"return package {package}: segments.maison_ref is not binary")
+    if segments.height and (segments["maison_ref"].bin.size() != TOKEN_BYTES).any():
+        raise InputError(f"return package {package}: segments.maison_ref has a wrong length")
+    if segments.height != segments["maison_ref"].n_unique():
+        raise InputError(f"return package {package}: segments repeats a maison_ref")
+    extra = {"customer_id", "email_token", "phone_token"} & set(segments.columns)
+    if extra:
+        raise InputError(
+            f"return package {package}: segments carries identifier column(s) "
+            f"{', '.join(sorted(extra))}, which a return must never hold"
+        )
+    lacking = [c for c in AGGREGATE_COLUMNS if c not in tables["aggregates"].columns]
+    if lacking:
+        raise InputError(f"return package {package}: aggregates lacks {', '.join(lacking)}")
+    for column in ("segment", "segment_label", "description"):
+        if column not in tables["glossary"].columns:
+            raise InputError(f"return package {package}: glossary lacks column {column}")
+
+
+def import_return(
+    *,
+    maison_id: str,
+    package: Path,
+    customers: Path,
+    keys_dir: Path,
+    out_dir: Path,
+    write_csv: bool = False,
+    imported_on: date | None = None,
+) -> ImportResult:
+    """Verify, decrypt and relink one return package; write segments.parquet and report.html."""
+    package, customers, out_dir = Path(package), Path(customers), Path(out_dir)
+    keys = load_party(Path(keys_dir))
+    if keys.party_id != maison_id:
+        raise InputError(
+            f"--keys {keys_dir} holds the keys of {keys.party_id!r}, not {maison_id!r}"
+        )
+    if keys.local_secret is None:
+        raise InputError(f"--keys {keys_dir} holds no local secret: not a maison key directory")
+    if not package.is_file():
+        raise InputError(f"return package not found: {package}")
+    customer_ids = read_customer_ids(customers)
+
+    with private_workdir(prefix="crossgroup-import-") as work:
+        opened = open_package(package, keys, work, kind="return")
+        manifest = opened.manifest
+        # open_package checks the recipient; these checks make the import's own promise explicit
+        if manifest.recipient != maison_id:
+            raise SecurityError(f"return package {package} is addressed to another party")
+        if manifest.sender != keys.registry.processor_id:
+            raise SecurityError(f"return package {package} was not sent by the group processor")
+        tables = {name: pl.read_parquet(path) for name, path in opened.tables.items()}
+    check_return_tables(tables, package)
+
+    crm_refs = pl.DataFrame(
+        {"customer_id": customer_ids, "maison_ref": maison_refs(keys.local_secret, customer_ids)}
+    )
+    segments, dropped = relink_segments(tables["segments"], crm_refs)
+    counts = (tables["segments"].height, segments.height, dropped)
+    context = _report_context(keys, manifest, tables["aggregates"], counts, imported_on)
+    page = render_maison_report(segments, tables["aggregates"], tables["glossary"], context)
+
+    with staged_output(out_dir) as stage:
+        segments.write_parquet(stage / "segments.parquet", compression="zstd")
+        if write_csv:
+            segments.write_csv(stage / "segments.csv")
+        (stage / "report.html").write_text(page, encoding="utf-8")
+    accept_packages(keys, [manifest])
+    return ImportResult(
+        maison_id=maison_id,
+        batch_id=str(manifest.batch_id),
+        as_of=str(manifest.as_of),
+        returned=tables["segments"].height,
+        relinked=segments.height,
+        dropped=dropped,
+        segments=int(segments["segment"].n_unique()) if segments.height else 0,
+        segments_path=out_dir / "segments.parquet",
+        report_path=out_dir / "report.html",
+        csv_path=out_dir / "segments.csv" if write_csv else None,
+    )
+
+
+def _report_context(
+    keys: PartyKeys,
+    manifest: Any,
+    aggregates: pl.DataFrame,
+    counts: tuple[int, int, int],
+    on: date | None,
+) -> ReportContext:
+    """Page header facts: the maison's display name and the processor's stated thresholds."""
+    summary = getattr(manifest, "summary", None) or {}
+    returned, relinked, dropped = counts
+    notes = aggregates["note"].drop_nulls() if "note" in aggregates.columns else pl.Series([])
+    return ReportContext(
+        maison_name=keys.info.name,
+        batch_id=str(manifest.batch_id),
+        as_of=str(manifest.as_of),
+        k=_int_or_none(summary.get("k")) or _threshold(notes, K_NOTE),
+        k_aggregate=_int_or_none(summary.get("k_aggregate")) or _threshold(notes, K_AGG_NOTE),
+        returned=returned,
+        relinked=relinked,
+        dropped=dropped,
+        generated_on=on or date.today(),
+    )
+
+
+def _threshold(notes: pl.Series, pattern: str) -> int | None:
+    """A threshold the processor states in its aggregate notes (one value, or none)."""
+    found = notes.str.extract(pattern).drop_nulls().unique()
+    return int(found[0]) if found.len() == 1 else None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

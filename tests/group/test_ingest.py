@@ -1,0 +1,94 @@
+"""Processor intake: its keys hold no secret (DESIGN §5.4), every package is verified before
+anything is decrypted, and the batch is coherent."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from process_batch import MAISONS, build_batch, seal_exports
+
+from crossgroup.config import load_group
+from crossgroup.crypto.keys import load_party
+from crossgroup.engine import Engine
+from crossgroup.errors import InputError, SecurityError
+from crossgroup.group.ingest import (
+    build_views,
+    decrypt_batch,
+    require_processor_keys,
+    verify_inbox,
+)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    return build_batch(tmp_path_factory.mktemp("ingest"), n_persons=120)
+
+
+@pytest.fixture
+def batch(template, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(template.keys.parent, root)
+    return type(template)(root / "keys", root / "inbox", root / "group.toml", template.tables)
+
+
+def test_processor_keys_hold_no_secret(batch):
+    keys = load_party(batch.keys / "processor")
+    require_processor_keys(keys, batch.keys / "processor")  # does not raise
+    assert keys.matching is None and keys.local_secret is None
+
+
+def test_maison_key_dir_is_refused(batch):
+    with pytest.raises(SecurityError, match="not the processor"):
+        require_processor_keys(load_party(batch.keys / "aurelle"), batch.keys / "aurelle")
+
+
+def test_secret_copied_into_processor_dir_is_refused(batch):
+    shutil.copy(batch.keys / "aurelle" / "local.secret", batch.keys / "processor" / "backup.bin")
+    keys = load_party(batch.keys / "processor")
+    with pytest.raises(SecurityError, match="secret file"):
+        require_processor_keys(keys, batch.keys / "processor")
+
+
+def test_verified_batch_is_coherent(batch):
+    keys = load_party(batch.keys / "processor")
+    verified = verify_inbox(batch.inbox, keys, load_group(batch.pipeline), skip_invalid=False)
+    assert verified.maisons == tuple(sorted(MAISONS))
+    assert verified.matching_key_id == keys.registry.matching_key_id
+    assert all(len(p.sha256) == 64 for p in verified.packages)
+
+
+def test_two_packages_from_one_maison_are_refused(batch, tmp_path):
+    extra = tmp_path / "extra"
+    seal_exports(batch.keys, extra, {"aurelle": batch.tables["aurelle"]}, batch_id="2026-06b")
+    for p in extra.iterdir():
+        shutil.copy(p, batch.inbox / p.name)
+    keys = load_party(batch.keys / "processor")
+    with pytest.raises(SecurityError, match="more than one package from maison"):
+        verify_inbox(batch.inbox, keys, load_group(batch.pipeline), skip_invalid=True)
+
+
+def test_empty_inbox_is_an_input_error(batch, tmp_path):
+    keys = load_party(batch.keys / "processor")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"no \.cgpkg"):
+        verify_inbox(tmp_path / "empty", keys, load_group(batch.pipeline), skip_invalid=False)
+
+
+def test_views_carry_the_maison(batch, tmp_path):
+    keys = load_party(batch.keys / "processor")
+    verified = verify_inbox(batch.inbox, keys, load_group(batch.pipeline), skip_invalid=False)
+    with Engine(tmp_path) as engine:
+        tables = decrypt_batch(verified, keys, tmp_path)
+        build_views(engine, tables)
+        counts = dict(engine.to_polars("SELECT maison, count(*) FROM identities GROUP BY 1").rows())
+        activity = engine.to_polars("SELECT DISTINCT maison FROM activity")
+    for m in MAISONS:
+        assert counts[m] == pl.read_parquet(batch.tables[m]["identities"]).height
+    assert set(activity.get_column("maison")) == set(MAISONS)

@@ -1,0 +1,281 @@
+"""`crossgroup process` end to end on real sealed packages: the privacy invariants are checked
+on what leaves the processor (decrypted returns, reports, audit log, disk), not on internals."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from process_batch import AS_OF, MAISONS, build_batch, seal_exports, secret_needles
+
+from crossgroup import audit
+from crossgroup.crypto.keys import load_party
+from crossgroup.crypto.package import open_package
+from crossgroup.privacy.release_checks import SEGMENTS_COLUMNS
+
+K, K_AGGREGATE = 5, 20
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    return build_batch(tmp_path_factory.mktemp("process"), n_persons=400)
+
+
+@pytest.fixture
+def batch(template, tmp_path):
+    """A private copy (keys, ledger, inbox) so every test starts from an unprocessed batch."""
+    root = tmp_path / "batch"
+    shutil.copytree(template.keys.parent, root)
+    (tmp_path / "work").mkdir()
+    return type(template)(root / "keys", root / "inbox", root / "group.toml", template.tables)
+
+
+def process(run_cli, batch, out: Path, *extra: str, keys: Path | None = None):
+    return run_cli(
+        "process",
+        "--inbox", batch.inbox,
+        "--keys", keys or batch.keys / "processor",
+        "--out", out,
+        "--pipeline", batch.pipeline,
+        "--work-dir", batch.keys.parent.parent / "work",
+        *extra,
+    )  # fmt: skip
+
+
+def files(folder: Path) -> list[str]:
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def open_returns(batch, out: Path, tmp: Path) -> dict[str, dict[str, pl.DataFrame]]:
+    opened = {}
+    for maison in MAISONS:
+        (package,) = (out / "returns" / maison).glob("*.cgpkg")
+        target = tmp / "opened" / maison
+        target.mkdir(parents=True)
+        result = open_package(package, load_party(batch.keys / maison), target, kind="return")
+        opened[maison] = {n: pl.read_parquet(p) for n, p in result.tables.items()}
+    return opened
+
+
+def person_of_ref(batch) -> pl.DataFrame:
+    """Test-side truth: the crafted email token is the person."""
+    return pl.concat(
+        pl.read_parquet(paths["identities"]).select(
+            pl.lit(m).alias("maison"), "maison_ref", pl.col("email_token").alias("person")
+        )
+        for m, paths in batch.tables.items()
+    )
+
+
+@pytest.fixture
+def processed(run_cli, batch, tmp_path):
+    out = tmp_path / "out"
+    result = process(run_cli, batch, out)
+    assert result.exit_code == 0, result.stderr
+    return batch, out, result, open_returns(batch, out, tmp_path)
+
+
+def test_only_encrypted_returns_reports_and_audit_remain(processed, tmp_path):
+    _batch, out, result, _ = processed
+    names = files(out)
+    assert "audit.jsonl" in names
+    for name in names:
+        assert (
+            name == "audit.jsonl"
+            or (name.startswith("returns/") and name.endswith(".cgpkg"))
+            or name.startswith("reports/")
+        ), name
+    assert {n.split("/")[1] for n in names if n.startswith("returns/")} == set(MAISONS)
+    assert files(tmp_path / "work") == [] and list((tmp_path / "work").iterdir()) == []
+    for stage in ("verify", "decrypt", "resolve", "features", "segment", "generalize", "release"):
+        assert f"time: {stage}" in result.stdout
+    assert audit.verify_chain(out / "audit.jsonl") == []
+
+
+def test_each_return_holds_only_its_own_customers(processed):
+    batch, _, _, opened = processed
+    for maison, tables in opened.items():
+        own = pl.read_parquet(batch.tables[maison]["identities"]).get_column("maison_ref")
+        refs = tables["segments"].get_column("maison_ref")
+        assert refs.is_in(own.implode()).all()
+        assert refs.n_unique() == refs.len()
+        assert tuple(tables["segments"].columns) == SEGMENTS_COLUMNS
+
+
+def test_every_returned_combination_covers_k_persons(processed):
+    batch, _, _, opened = processed
+    everyone = pl.concat(
+        t["segments"].with_columns(maison=pl.lit(m)) for m, t in opened.items()
+    ).join(person_of_ref(batch), on=["maison", "maison_ref"])
+    attrs = [c for c in SEGMENTS_COLUMNS if c != "maison_ref"]
+    per_person = everyone.select("person", *attrs).unique()
+    assert per_person.get_column("person").is_unique().all()  # one profile per person
+    sizes = per_person.group_by(attrs).agg(pl.col("person").n_unique().alias("n"))
+    assert sizes.get_column("n").min() >= K
+
+
+def test_aggregates_are_thresholded_and_suppression_is_said(processed):
+    _, out, _, opened = processed
+    for tables in opened.values():
+        aggs = tables["aggregates"]
+        cells = aggs.filter(pl.col("table") != "suppression")
+        assert cells.filter(~pl.col("suppressed")).get_column("persons").min() >= K_AGGREGATE
+        hidden = cells.filter(pl.col("suppressed"))
+        assert hidden.height > 0  # the small batch does produce small cells
+        assert hidden.get_column("persons").null_count() == hidden.height
+        said = aggs.filter(pl.col("table") == "suppression")
+        assert set(hidden.get_column("table")) <= set(said.get_column("row_key"))
+    report = pl.read_parquet(out / "reports" / "aggregates.parquet")
+    shown = report.filter((pl.col("table") != "suppression") & ~pl.col("suppressed"))
+    assert shown.get_column("persons").min() >= K_AGGREGATE
+
+
+def test_no_token_or_ref_in_audit_log_or_reports(processed):
+    batch, out, _, _ = processed
+    needles = secret_needles(batch.tables)
+    assert len(needles) > 100
+    for name in ["audit.jsonl", *files(out / "reports")]:
+        path = out / name if name == "audit.jsonl" else out / "reports" / name
+        data = path.read_bytes()
+        assert not any(n in data for n in needles), name
+
+
+def test_audit_entry_records_packages_counts_timings_and_digests(processed):
+    _, out, _, _ = processed
+    (entry,) = audit.read_entries(out / "audit.jsonl")
+    assert entry["command"] == "process" and entry["party"] == "processor"
+    assert len(entry["inputs"]) == len(MAISONS)
+    assert all(len(i["sha256"]) == 64 for i in entry["inputs"])
+    assert set(entry["timings"]) >= {"verify", "decrypt", "resolve", "segment", "generalize"}
+    assert {o["file"] for o in entry["outputs"]} >= {"reports/group_report.html"}
+
+
+def test_replayed_batch_is_refused_and_writes_nothing(run_cli, processed, tmp_path):
+    batch, _, _, _ = processed
+    again = process(run_cli, batch, tmp_path / "again")
+    assert again.exit_code == 3
+    assert "replayed package" in again.stderr
+    assert files(tmp_path / "again") == []
+
+
+def test_reproducible_returns(run_cli, template, processed, tmp_path):
+    _, _, _, first = processed
+    root = tmp_path / "second"
+    shutil.copytree(template.keys.parent, root)
+    second_batch = type(template)(
+        root / "keys", root / "inbox", root / "group.toml", template.tables
+    )
+    result = process(run_cli, second_batch, tmp_path / "out2")
+    assert result.exit_code == 0, result.stderr
+    second = open_returns(second_batch, tmp_path / "out2", tmp_path / "o2")
+    for maison in MAISONS:
+        for name, frame in first[maison].items():
+            assert frame.equals(second[maison][name]), (maison, name)
+
+
+def test_maison_key_dir_is_refused(run_cli, batch, tmp_path):
+    result = process(run_cli, batch, tmp_path / "out", keys=batch.keys / "aurelle")
+    assert result.exit_code == 3
+    assert "not the processor" in result.stderr
+    assert files(tmp_path / "out") == []
+
+
+def test_tampered_package_refuses_the_batch(run_cli, batch, tmp_path):
+    victim = sorted(batch.inbox.iterdir())[1]
+    data = bytearray(victim.read_bytes())
+    data[-100] ^= 0x01
+    victim.write_bytes(bytes(data))
+    result = process(run_cli, batch, tmp_path / "out")
+    assert result.exit_code == 3
+    assert victim.name in result.stderr
+    assert files(tmp_path / "out") == []
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_skip_invalid_proceeds_and_reports(run_cli, batch, tmp_path):
+    victim = sorted(batch.inbox.iterdir())[1]
+    victim.write_bytes(victim.read_bytes()[:-50])  # truncated
+    result = process(run_cli, batch, tmp_path / "out", "--skip-invalid")
+    assert result.exit_code == 0, result.stderr
+    assert "Skipped" in result.stdout and victim.name in result.stdout
+    (entry,) = audit.read_entries(tmp_path / "out" / "audit.jsonl")
+    assert [s["file"] for s in entry["counts"]["skipped_packages"]] == [victim.name]
+    assert len(list((tmp_path / "out" / "returns").iterdir())) == len(MAISONS) - 1
+
+
+def test_sender_outside_the_pipeline_is_refused(run_cli, batch, tmp_path):
+    batch.pipeline.write_text(
+        batch.pipeline.read_text().replace('"vautrin"', '"orval"'), encoding="utf-8"
+    )
+    result = process(run_cli, batch, tmp_path / "out")
+    assert result.exit_code == 3
+    assert "not a maison of this pipeline" in result.stderr
+
+
+def test_mixed_as_of_dates_are_refused(run_cli, batch, tmp_path):
+    (batch.inbox / "export-vautrin-to-processor-2026-06.cgpkg").unlink()
+    seal_exports(
+        batch.keys,
+        batch.inbox,
+        {"vautrin": batch.tables["vautrin"]},
+        as_of=AS_OF.replace(day=29),
+    )
+    result = process(run_cli, batch, tmp_path / "out")
+    assert result.exit_code == 2
+    assert "different as-of dates" in result.stderr
+    assert files(tmp_path / "out") == []
+
+
+def test_mixed_matching_key_epochs_are_refused(run_cli, batch, tmp_path):
+    from crossgroup.crypto.package import seal_package
+
+    (batch.inbox / "export-vautrin-to-processor-2026-06.cgpkg").unlink()
+    seal_package(
+        batch.inbox,
+        kind="export",
+        sender=load_party(batch.keys / "vautrin"),
+        recipient="processor",
+        tables=batch.tables["vautrin"],
+        batch_id="2026-06",
+        as_of=AS_OF,
+        matching_key_id="mk-another-epoch",
+    )
+    result = process(run_cli, batch, tmp_path / "out")
+    assert result.exit_code == 3
+    assert "matching-key mismatch" in result.stderr
+    assert files(tmp_path / "out") == []
+
+
+def test_work_dir_is_removed_after_an_injected_failure(run_cli, batch, tmp_path, monkeypatch):
+    import crossgroup.group.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(pipeline, "generalize", broken)
+    result = process(run_cli, batch, tmp_path / "out")
+    assert result.exit_code == 1
+    assert list((tmp_path / "work").iterdir()) == []
+    assert files(tmp_path / "out") == []
+    # nothing was accepted: the same packages process fine afterwards
+    monkeypatch.undo()
+    assert process(run_cli, batch, tmp_path / "out").exit_code == 0
+
+
+def test_failed_privacy_check_writes_nothing(run_cli, batch, tmp_path, monkeypatch):
+    import crossgroup.privacy.release_checks as checks
+
+    monkeypatch.setattr(checks, "release_problems", lambda *a, **kw: ["forced problem (6)"])
+    result = process(run_cli, batch, tmp_path / "out")
+    assert result.exit_code == 3
+    assert "release refused by the privacy checks" in result.stderr
+    assert files(tmp_path / "out") == []
+    assert list((tmp_path / "work").iterdir()) == []

@@ -1,0 +1,108 @@
+"""`crossgroup import`: exact relinking, refusals (exit 3), bad input (exit 2), nothing partial."""
+
+from __future__ import annotations
+
+import polars as pl
+from import_world import MAISON, N_DELETED, N_RETURNED, OTHER
+
+from crossgroup.report.maison_report import IDENTIFIER_COLUMNS
+
+
+def _import(run_cli, world, package, out, *extra, customers=None, maison=MAISON, keys=MAISON):
+    return run_cli(
+        "import", "--maison", maison, "--package", package,
+        "--customers", customers or world.customers,
+        "--keys", world.keydir / keys, "--out", out, *extra,
+    )  # fmt: skip
+
+
+def test_import_relinks_every_ref_to_its_customer(run_cli, world, tmp_path):
+    package = world.seal_return()
+    out = tmp_path / "analyst"
+    result = _import(run_cli, world, package, out, "--csv")
+    assert result.exit_code == 0, result.stderr
+    segments = pl.read_parquet(out / "segments.parquet")
+    # every returned ref of a current customer maps to exactly the right customer_id
+    assert segments.height == N_RETURNED
+    assert segments["customer_id"].is_unique().all()
+    joined = world.expected.join(segments, on="customer_id", how="full", suffix="_got")
+    assert joined.height == N_RETURNED
+    assert joined["segment"].eq_missing(joined["segment_got"]).all()
+    assert joined["value_tier"].eq_missing(joined["value_tier_got"]).all()
+    assert segments.columns[0] == "customer_id"
+    assert not set(IDENTIFIER_COLUMNS[:1] + IDENTIFIER_COLUMNS[2:]) & set(segments.columns)
+    assert {"segment_label", "generalized", "lead_sector"} <= set(segments.columns)
+    csv = pl.read_csv(out / "segments.csv", infer_schema=False)
+    assert csv["customer_id"].to_list() == segments["customer_id"].to_list()
+    page = (out / "report.html").read_text()
+    assert "Aurelle" in page and "What was held back, and why" in page
+    assert "(k = 10)" in page and "(k_aggregate = 50)" in page  # read from the processor's notes
+    for line in (f"{N_RETURNED + N_DELETED:,}", f"{N_RETURNED:,}", f"{N_DELETED:,}"):
+        assert line in result.stdout
+    assert "Dropped (no longer in the CRM)" in result.stdout
+
+
+def test_replayed_return_is_refused(run_cli, world, tmp_path):
+    package = world.seal_return()
+    assert _import(run_cli, world, package, tmp_path / "first").exit_code == 0
+    again = _import(run_cli, world, package, tmp_path / "second")
+    assert again.exit_code == 3
+    assert "replayed" in again.stderr
+    assert not (tmp_path / "second" / "segments.parquet").exists()
+
+
+def test_package_for_another_maison_is_refused(run_cli, world, tmp_path):
+    package = world.seal_return(recipient=OTHER)
+    result = _import(run_cli, world, package, tmp_path / "out")
+    assert result.exit_code == 3
+    assert "wrong recipient" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "segments.parquet").exists()
+
+
+def test_keys_of_another_maison_are_refused(run_cli, world, tmp_path):
+    package = world.seal_return()
+    result = _import(run_cli, world, package, tmp_path / "out", maison=OTHER)
+    assert result.exit_code == 2
+    assert "holds the keys of 'aurelle', not 'kessler'" in result.stderr
+
+
+def test_missing_customers_file_is_bad_input(run_cli, world, tmp_path):
+    package = world.seal_return()
+    result = _import(run_cli, world, package, tmp_path / "out", customers=tmp_path / "nope.csv")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"crossgroup: error: customers file not found: {tmp_path / 'nope.csv'}"
+    ]
+    # nothing was written and the package was not spent: a corrected run succeeds
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert _import(run_cli, world, package, tmp_path / "out").exit_code == 0
+
+
+def test_customers_without_customer_id_is_bad_input(run_cli, world, tmp_path):
+    package = world.seal_return()
+    crm = tmp_path / "crm.csv"
+    crm.write_text("client,country\nAU-000001,FR\n")
+    result = _import(run_cli, world, package, tmp_path / "out", customers=crm)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing required column customer_id" in lines[0]
+
+
+def test_duplicate_customer_ids_are_refused_not_guessed(run_cli, world, tmp_path):
+    package = world.seal_return()
+    crm = tmp_path / "crm.csv"
+    crm.write_text("customer_id\nAU-000001\nAU-000001\n")
+    result = _import(run_cli, world, package, tmp_path / "out", customers=crm)
+    assert result.exit_code == 2
+    assert "1 duplicate customer_id value(s)" in result.stderr
+
+
+def test_tampered_package_is_refused(run_cli, world, tmp_path):
+    package = world.seal_return()
+    data = bytearray(package.read_bytes())
+    data[-100] ^= 0x01  # inside the encrypted payload
+    package.write_bytes(bytes(data))
+    result = _import(run_cli, world, package, tmp_path / "out")
+    assert result.exit_code == 3
+    assert not (tmp_path / "out" / "segments.parquet").exists()

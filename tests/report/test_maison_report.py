@@ -1,0 +1,139 @@
+"""The analyst report: complete, escaped, self-contained, and free of any identifier."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import date
+
+import polars as pl
+import pytest
+from return_payload import GLOSSARY, make_aggregates, make_segments
+
+from crossgroup.report.maison_report import ReportContext, render_maison_report
+
+CHARTS = {
+    "segment-sizes",
+    "value-tiers",
+    "channel-mix",
+    "breadth",
+    "sector-affinity",
+    "segment-sector-affinity",
+    "segment-sector-affinity-group",
+}
+
+
+@pytest.fixture(scope="module")
+def payload():
+    segments = make_segments(600)
+    return segments, make_aggregates(segments), GLOSSARY
+
+
+@pytest.fixture(scope="module")
+def page(payload) -> str:
+    return _render(payload)
+
+
+def _render(payload, **overrides) -> str:
+    segments, aggregates, glossary = payload
+    context = ReportContext(
+        maison_name="Aurelle Joaillerie",
+        batch_id="2026-11-b1",
+        as_of="2026-10-31",
+        k=10,
+        k_aggregate=50,
+        returned=segments.height,
+        relinked=segments.height - 4,
+        dropped=4,
+        generated_on=date(2026, 11, 22),
+    )
+    for key, value in overrides.items():
+        context = context.__class__(**{**context.__dict__, key: value})
+    return render_maison_report(segments, aggregates, glossary, context)
+
+
+def test_every_chart_is_inline_svg_with_title_and_description(page):
+    found = set(
+        re.findall(
+            r'<svg role="img" aria-labelledby="[^"]+" class="chart" '
+            r'data-chart="([^"]+)"',
+            page,
+        )
+    )
+    assert found == CHARTS
+    for chart in CHARTS:
+        assert f'<title id="{chart}-title">' in page
+        assert f'<desc id="{chart}-desc">' in page
+    # ids are prefixed per chart, so no two inline SVGs share an id
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+
+
+def test_glossary_lists_every_segment_in_plain_words(page):
+    assert "Glossary: what each segment means" in page
+    for description in GLOSSARY["description"]:
+        assert description in page
+    assert "Jewelry-led, high value, multi-maison" in page
+
+
+def test_suppression_box_states_thresholds_and_counts(payload, page):
+    segments, _, _ = payload
+    box = re.search(r'<aside class="suppression".*?</aside>', page, re.DOTALL).group(0)
+    touched = segments.filter(pl.col("generalized") != "").height
+    blank = segments["value_tier"].null_count()
+    assert f"{touched:,} of {segments.height:,} customer rows" in box
+    assert (
+        f"Value tier: {touched - blank:,} rows given a wider band, {blank:,} rows left blank" in box
+    )
+    assert "Customer rows (k = 10)" in box and "(k_aggregate = 50)" in box
+    assert "12 of your customers were left out of the return entirely</strong>: profile " in box
+    assert (
+        "Segment × sector affinity (your customers): 2 cell(s) suppressed: fewer than 50 "
+        "persons, or recoverable by subtraction; 98 persons in those cells." in box
+    )
+    # the suppressed heat-map cells are shown, marked, not silently dropped
+    assert ">n/a<" in page
+
+
+def test_every_string_is_escaped(payload):
+    page = _render(payload, maison_name='Maison <b>&</b> "Test"')
+    assert "<gift>" not in page
+    assert "Occasional &lt;gift&gt; buyers &amp; co" in page
+    assert "Maison &lt;b&gt;&amp;&lt;/b&gt; &quot;Test&quot;" in page
+    assert "<b>" not in page
+
+
+def test_page_is_self_contained(page):
+    assert "<script" not in page.lower()
+    assert "<link" not in page.lower() and "@import" not in page
+    assert not re.search(r"\bsrc=", page)
+    assert all(h.startswith("#") for h in re.findall(r'href="([^"]*)"', page))
+    assert all(u.startswith("#") for u in re.findall(r"url\(([^)]*)\)", page))
+    # the only URLs are XML namespace names, which are never fetched
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", page))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+
+
+def test_no_ref_or_token_bytes_reach_the_page(payload, page):
+    segments, _, _ = payload
+    for ref in segments["maison_ref"].head(200):
+        assert ref.hex() not in page
+        assert ref.hex().upper() not in page
+        assert base64.b64encode(ref).decode() not in page
+        assert ref.decode("latin-1") not in page
+
+
+def test_rendering_is_deterministic(payload, page):
+    assert _render(payload) == page
+
+
+def test_falls_back_to_own_counts_without_aggregates(payload):
+    segments, aggregates, glossary = payload
+    empty = aggregates.clear()
+    page = render_maison_report(
+        segments, empty, glossary, ReportContext("Aurelle Joaillerie", "b1", "2026-10-31")
+    )
+    assert 'data-chart="segment-sizes"' in page and 'data-chart="value-tiers"' in page
+    assert 'data-chart="segment-sector-affinity"' not in page
+    assert "k = not stated" in page

@@ -1,0 +1,103 @@
+"""The hash-chained audit log: edits, deletions, insertions and reorders are all detected."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from crossgroup import audit
+from crossgroup.errors import InputError
+
+
+def body(n: int) -> dict:
+    return audit.new_entry(
+        party="processor",
+        command="process",
+        inputs=[{"package_id": f"pkg-{n}", "sha256": "ab" * 32}],
+        counts={"persons": 100 + n},
+        settings={"k": 10},
+        timings={"verify": 0.1 * n},
+        outputs=[{"file": "returns/aurelle/x.cgpkg", "sha256": "cd" * 32}],
+        now=datetime(2026, 6, 30, 12, n, tzinfo=UTC),
+    )
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "audit.jsonl"
+    for n in range(1, 5):
+        staged = tmp_path / "staged.jsonl"
+        audit.append_entry(path, staged, body(n))
+        staged.replace(path)
+    return path
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def rewrite(path: Path, new_lines: list[str]) -> None:
+    path.write_text("\n".join(new_lines) + "\n")
+
+
+def test_intact_chain_verifies(log: Path):
+    assert audit.verify_chain(log) == []
+    entries = audit.read_entries(log)
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
+    assert entries[0]["prev"] == audit.GENESIS
+    assert entries[2]["prev"] == audit.entry_digest(entries[1])
+
+
+def test_edited_entry_is_detected(log: Path):
+    rows = lines(log)
+    entry = json.loads(rows[1])
+    entry["counts"]["persons"] = 5
+    rows[1] = json.dumps(entry)
+    rewrite(log, rows)
+    assert any("entry 2" in p for p in audit.verify_chain(log))
+
+
+def test_edited_newest_entry_is_detected(log: Path):
+    rows = lines(log)
+    rows[-1] = rows[-1].replace('"persons":104', '"persons":7')
+    rewrite(log, rows)
+    assert any("entry 4" in p and "edited" in p for p in audit.verify_chain(log))
+
+
+def test_deleted_entry_is_detected(log: Path):
+    rows = lines(log)
+    del rows[1]
+    rewrite(log, rows)
+    assert audit.verify_chain(log)
+
+
+def test_inserted_entry_is_detected(log: Path):
+    rows = lines(log)
+    forged = audit.chain_entry(audit.read_entries(log)[:2], body(9))
+    rows.insert(2, audit.canonical_json(forged).decode())
+    rewrite(log, rows)
+    assert audit.verify_chain(log)
+
+
+def test_reordered_entries_are_detected(log: Path):
+    rows = lines(log)
+    rows[1], rows[2] = rows[2], rows[1]
+    rewrite(log, rows)
+    assert audit.verify_chain(log)
+
+
+def test_append_refuses_a_broken_chain(log: Path, tmp_path: Path):
+    rows = lines(log)
+    del rows[0]
+    rewrite(log, rows)
+    with pytest.raises(InputError, match="not intact"):
+        audit.append_entry(log, tmp_path / "next.jsonl", body(5))
+
+
+def test_garbage_line_is_a_problem_not_a_crash(log: Path):
+    with open(log, "a") as f:
+        f.write("not json\n")
+    assert any("not valid JSON" in p for p in audit.verify_chain(log))

@@ -1,0 +1,38 @@
+"""The DuckDB adapter runs SQL-builder steps and names the failing step, never the data."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from crossgroup.engine import Engine, EngineError, Step
+
+
+def test_steps_materialize_and_results_come_back_as_polars(tmp_path: Path):
+    with Engine(tmp_path, memory_limit="256MB", threads=1) as engine:
+        engine.register("purchases", pl.DataFrame({"amount": [10.0, -2.5, 7.5]}))
+        engine.run(Step("positive", "SELECT amount FROM purchases WHERE amount > ?"), [0])
+        assert engine.count("positive") == 2
+        assert engine.scalar("SELECT sum(amount) FROM positive") == 17.5
+        out = tmp_path / "positive.parquet"
+        engine.copy_to_parquet("positive", out)
+        assert pl.read_parquet(out)["amount"].sort().to_list() == [7.5, 10.0]
+        engine.view_parquet("again", out)
+        assert engine.table_exists("positive")
+        assert engine.to_polars("again").height == 2
+
+
+def test_engine_error_names_the_step_and_hides_parameters(tmp_path: Path):
+    with Engine(tmp_path) as engine, pytest.raises(EngineError) as e:
+        engine.run(
+            Step("broken_step", "SELECT no_such_column FROM range(3) WHERE ? = 1"),
+            ["customer-value-42"],
+        )
+    assert "broken_step" in str(e.value)
+    assert "customer-value-42" not in str(e.value)
+
+
+def test_spill_directory_lives_in_the_working_folder(tmp_path: Path):
+    with Engine(tmp_path) as engine:
+        spill = engine.scalar("SELECT current_setting('temp_directory')")
+    assert str(spill).startswith(str(tmp_path))
