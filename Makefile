@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,6 +29,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
+
+# The benchmark harness (benchmarks/README.md): SCALE = S (50k persons), M (1M) or L (10M).
+SCALE ?= S
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py --scale $(SCALE)
 
 # The report's browser check needs headless Chromium (Debian package `chromium`, as root).
 browser:

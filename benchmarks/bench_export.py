@@ -16,35 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-import psutil
+from _harness import ensure_synth
+from _harness import measure as measure_child
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 60.0
 TARGET_RSS_BYTES = 4 * 1024**3
-
-
-def ensure_synth(data: Path, persons: int, maisons: int, seed: int, as_of: date) -> None:
-    """Generate the synthetic group unless `data` already holds one of that size and seed."""
-    from crossgroup.config import demo_maisons
-    from crossgroup.synth.writer import write_world
-
-    stamp = data / "bench-stamp.json"
-    wanted = {"persons": persons, "maisons": maisons, "seed": seed, "as_of": as_of.isoformat()}
-    if stamp.is_file() and json.loads(stamp.read_text()) == wanted:
-        return
-    started = time.perf_counter()
-    write_world(data, demo_maisons()[:maisons], persons=persons, seed=seed, as_of=as_of)
-    print(f"synth: {persons:,} persons in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    stamp.write_text(json.dumps(wanted))
 
 
 def run_child(args: argparse.Namespace) -> dict:
@@ -93,26 +77,13 @@ def run_child(args: argparse.Namespace) -> dict:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    """Run the child, sampling the RSS of it and its worker processes every 50 ms."""
+    """Run the child, measured from outside (its own and its workers' peak RSS)."""
     cmd = [sys.executable, __file__, "--child", "--data", str(args.data),
            "--maison", args.maison, "--as-of", args.as_of]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, env=env, text=True)
-    parent = psutil.Process(proc.pid)
-    tree_peak = 0
-    while proc.poll() is None:
-        try:
-            procs = [parent, *parent.children(recursive=True)]
-            tree_peak = max(tree_peak, sum(p.memory_info().rss for p in procs))
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    out, _ = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"export child failed with exit code {proc.returncode}")
-    report = json.loads(out.strip().splitlines()[-1])
-    report["tree_peak_rss_bytes_sampled"] = tree_peak
-    peak = max(report["child_peak_rss_bytes"], tree_peak)
+    run = measure_child(cmd, label="export child", env={"PYTHONUNBUFFERED": "1"})
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    report["tree_peak_rss_bytes_sampled"] = run.tree_rss_bytes
+    peak = max(report["child_peak_rss_bytes"], run.tree_rss_bytes)
     report["within_targets"] = (
         report["seconds_total"] <= TARGET_SECONDS and peak <= TARGET_RSS_BYTES
     )

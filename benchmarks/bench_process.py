@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _harness import measure
 
 AS_OF = "2026-06-30"
 
@@ -61,15 +62,8 @@ def run_once(inbox: Path, processor_keys: Path, pipeline: Path | None) -> dict:
                "--keys", str(keys), "--out", str(out), "--work-dir", tmp]  # fmt: skip
         if pipeline:
             cmd += ["--pipeline", str(pipeline)]
-        start = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        # wait4 gives this child's own rusage: ru_maxrss is its peak RSS, in KiB on Linux
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode:
-            raise SystemExit(f"crossgroup process failed with exit code {child.returncode}")
-        peak_kib = usage.ru_maxrss
+        run = measure(cmd, label="process")
+        wall, peak_kib = run.wall_s, run.peak_rss_bytes / 1024
         entry = json.loads((out / "audit.jsonl").read_text().splitlines()[-1])
     return {
         "wall_s": round(wall, 2),

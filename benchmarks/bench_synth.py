@@ -1,7 +1,7 @@
 """Benchmark `crossgroup synth`: wall time, throughput and peak memory per number of persons.
 
-Each size runs `python -m crossgroup synth` in its own child process, started through a small
-wrapper whose RUSAGE_CHILDREN then reports exactly that child's peak RSS. Purchase lines are
+Each size runs `python -m crossgroup synth` in its own child process, measured from outside
+(`benchmarks/_harness.py`: wait4 gives exactly that child's peak RSS). Purchase lines are
 counted from the Parquet footers. Memory should stay flat as persons grow (chunked writing).
 
 Examples:
@@ -15,23 +15,15 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
+from _harness import measure
 
-# Runs the command given in argv and prints the peak RSS (KiB on Linux) of that one child.
-_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "code = subprocess.run(sys.argv[1:]).returncode\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(code)\n"
-)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rows(path: Path) -> int:
@@ -45,14 +37,8 @@ def run_size(persons: int, seed: int, workdir: Path) -> dict:
         sys.executable, "-m", "crossgroup", "synth",
         "--out", str(out), "--persons", str(persons), "--seed", str(seed),
     ]  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, *command], capture_output=True, text=True, cwd=ROOT
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"synth failed for {persons:,} persons:\n{done.stderr[-2000:]}")
-    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    run = measure(command, label="synth")
+    seconds, peak_kib = run.wall_s, run.peak_rss_bytes / 1024
     customers = sum(_rows(p) for p in out.glob("*/customers.parquet"))
     lines = sum(_rows(p) for p in out.glob("*/purchases.parquet"))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

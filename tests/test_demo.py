@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "report"))
 
+from crossgroup import audit
 from crossgroup.demo import MARKER, prepare_out_dir
 from crossgroup.errors import InputError
 from demo_support import DEMO_PERSONS, demo_output, demo_summary
@@ -35,7 +36,10 @@ def test_each_party_has_its_own_folder(demo):
     assert (demo / "keys" / "registry.toml").is_file()
     assert (demo / "keys" / "processor").is_dir()
     group = demo / "group"
-    assert len(list((group / "inbox").glob("*.cgpkg"))) == 8
+    # the processor deletes its input packages after a successful run (no retention set)
+    assert not list((group / "inbox").glob("*.cgpkg"))
+    (entry,) = [e for e in audit.read_entries(group / "audit.jsonl") if e["command"] == "process"]
+    assert [i["after_run"] for i in entry["inputs"]] == ["deleted"] * 8
     assert (group / "audit.jsonl").is_file() and any((group / "reports").iterdir())
     for maison in maisons:
         folder = demo / "maisons" / maison

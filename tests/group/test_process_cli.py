@@ -158,8 +158,11 @@ def test_audit_entry_records_packages_counts_timings_and_digests(processed):
     assert {o["file"] for o in entry["outputs"]} >= {"reports/group_report.html"}
 
 
-def test_replayed_batch_is_refused_and_writes_nothing(run_cli, processed, tmp_path):
+def test_replayed_batch_is_refused_and_writes_nothing(run_cli, template, processed, tmp_path):
     batch, _, _, _ = processed
+    assert not list(batch.inbox.glob("*.cgpkg"))  # inputs are deleted after a successful run
+    for package in template.inbox.glob("*.cgpkg"):  # the same packages delivered again
+        shutil.copy(package, batch.inbox / package.name)
     again = process(run_cli, batch, tmp_path / "again")
     assert again.exit_code == 3
     assert "replayed package" in again.stderr

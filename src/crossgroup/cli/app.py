@@ -47,11 +47,22 @@ def _register() -> None:
 
     app.command("process")(process.process)
 
+    from crossgroup.cli import erase, purge
+
+    app.command("erase")(erase.erase)
+    app.command("purge")(purge.purge)
+
     from crossgroup.cli import import_
 
     app.command("import")(import_.import_)
 
     app.command("open")(open_.open_)
+
+    from crossgroup.cli import access, audit, register
+
+    app.command("access")(access.access)
+    app.command("register")(register.register)
+    app.add_typer(audit.audit_app, name="audit")
 
     from crossgroup.cli import demo
 

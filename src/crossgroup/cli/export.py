@@ -78,6 +78,8 @@ def export(
     console = Console()
     console.print(summary_table(result.summary))
     console.print(f"Sealed for the processor: {result.package_path}")
+    # one plain line, read by benchmarks/run.py (rich output may wrap)
+    typer.echo("Step times: " + ", ".join(f"{k} {v:.3f} s" for k, v in result.timings.items()))
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

@@ -64,6 +64,17 @@ def process(
         progress=lambda line: err.print(f"[dim]{escape(line)}[/dim]"),
     )
     console = Console()
+    c = result.counts
+    if c.get("erasure_packages"):
+        console.print(
+            f"Erasures applied: {c['erasure_packages']} package(s), "
+            f"{c['erased_customers_listed']} customer(s) listed, "
+            f"{c['suppression_entries_added']} new suppression entries, "
+            f"{c['retained_packages_deleted']} retained input(s) deleted"
+        )
+    if c["packages"] == 0:
+        console.print(f"No export package: no return written. Audit head {result.audit_head[:16]}")
+        return
     console.print(summary_table(result))
     for name, reason in result.skipped:
         console.print(f"[yellow]Skipped[/yellow] {escape(name)}: {escape(reason)}")

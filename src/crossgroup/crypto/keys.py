@@ -30,6 +30,7 @@ from crossgroup.crypto.registry import (
     Registry,
     _public_id,
     _q,
+    _secret_id,
     fingerprint,
     load_registry,
     local_key_id,
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 PROCESSOR_ID = "processor"
+# The processor's own key for the suppression ledger (group/erasure.py): not a matching or
+# local secret, so it cannot compute a token or a ref, only recognise erased ones.
+SUPPRESSION_KEY_FILE = "suppression.key"
 _RAW = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
@@ -80,6 +84,7 @@ class PartyKeys:
     matching: MatchingKey | None = field(repr=False)  # maisons only: the current epoch
     local_secret: bytes | None = field(repr=False)  # maisons only
     matching_keys: dict[str, MatchingKey] = field(default_factory=dict, repr=False)
+    suppression_key: bytes | None = field(default=None, repr=False)  # processor only
 
     @property
     def info(self) -> PartyInfo:
@@ -153,6 +158,21 @@ def _write_matching(directory: Path, key: MatchingKey, passphrase: str | None) -
                            passphrase=passphrase, extra={"epoch": key.epoch})  # fmt: skip
 
 
+def suppression_key_id(secret: bytes) -> str:
+    return _secret_id("sk", "suppression", secret)
+
+
+def write_suppression_key(party_dir: Path, *, passphrase: str | None = None) -> str:
+    """Generate the processor's suppression-ledger key in its directory; returns its key id."""
+    path = Path(party_dir) / SUPPRESSION_KEY_FILE
+    if path.exists():
+        raise InputError(f"{path} already exists: refusing to overwrite the suppression key")
+    secret = os.urandom(32)
+    key_id = suppression_key_id(secret)
+    _keyfiles.write_secret(path, secret, kind="suppression", key_id=key_id, passphrase=passphrase)
+    return key_id
+
+
 def _write_public(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -161,7 +181,12 @@ def _write_public(path: Path, text: str) -> None:
 
 
 def _party_toml(
-    info: PartyInfo, *, protected: bool, local_id: str | None, matching: list[MatchingKey]
+    info: PartyInfo,
+    *,
+    protected: bool,
+    local_id: str | None,
+    matching: list[MatchingKey],
+    suppression_id: str | None = None,
 ) -> str:
     lines = [
         "# Public metadata of this party directory (no secret in here).",
@@ -170,6 +195,8 @@ def _party_toml(
     ]  # fmt: skip
     if local_id:
         lines.append(f"local_key_id = {_q(local_id)}")
+    if suppression_id:
+        lines.append(f"suppression_key_id = {_q(suppression_id)}")
     for m in matching:
         lines += ["", "[[matching_key]]", f"id = {_q(m.key_id)}", f"epoch = {m.epoch}",
                   f"file = {_q(f'matching/epoch-{m.epoch}.secret')}"]  # fmt: skip
@@ -206,6 +233,7 @@ def init_keys(
         secret = os.urandom(32)
         matching = MatchingKey(secret, matching_key_id(secret), 1)
         parties = [_new_party(staging / PROCESSOR_ID, PROCESSOR_ID, "processor", kem, passphrase)]
+        suppression_id = write_suppression_key(staging / PROCESSOR_ID, passphrase=passphrase)
         local_ids = {}
         for m in ids:
             parties.append(_new_party(staging / m, m, "maison", kem, passphrase))
@@ -223,7 +251,8 @@ def init_keys(
             maison = info.role == "maison"
             _write_public(pdir / "party.toml", _party_toml(
                 info, protected=passphrase is not None, local_id=local_ids.get(info.id),
-                matching=[matching] if maison else []))  # fmt: skip
+                matching=[matching] if maison else [],
+                suppression_id=None if maison else suppression_id))  # fmt: skip
         _write_public(staging / "registry.toml", text)
         for info in parties:
             os.rename(staging / info.id, keydir / info.id)
@@ -342,6 +371,14 @@ def load_party(party_dir: Path, *, passphrase: str | None = None) -> PartyKeys:
             if key.key_id != m["id"]:
                 raise SecurityError(f"{party_dir / m['file']}: secret does not match its key id")
             matching_keys[key.key_id] = key
+    suppression = None
+    if info.role == "processor" and (party_dir / SUPPRESSION_KEY_FILE).is_file():
+        suppression, _ = _keyfiles.read_secret(
+            party_dir / SUPPRESSION_KEY_FILE, kind="suppression", passphrase=passphrase
+        )
+        expected = meta.get("suppression_key_id")
+        if expected and suppression_key_id(suppression) != expected:
+            raise SecurityError(f"{party_dir / SUPPRESSION_KEY_FILE}: key does not match its id")
     current = matching_keys.get(registry.matching_key_id)
     if info.role == "maison" and current is None:
         raise SecurityError(
@@ -349,5 +386,6 @@ def load_party(party_dir: Path, *, passphrase: str | None = None) -> PartyKeys:
             f"{registry.matching_key_id}"
         )
     return PartyKeys(
-        info.id, info.role, party_dir, registry, sign, decryption, current, local, matching_keys
-    )
+        info.id, info.role, party_dir, registry, sign, decryption, current, local, matching_keys,
+        suppression,
+    )  # fmt: skip

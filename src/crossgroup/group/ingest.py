@@ -7,12 +7,15 @@ maison). Plaintext goes only into the caller's private working directory.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from crossgroup.audit import file_digest
 from crossgroup.config import PARTY_ID, GroupConfig
+from crossgroup.crypto.keys import SUPPRESSION_KEY_FILE
 from crossgroup.engine import Engine
 from crossgroup.errors import CrossgroupError, InputError, SecurityError
 
@@ -45,10 +48,17 @@ class SkippedPackage:
 
 @dataclass(frozen=True)
 class Batch:
+    """Verified exports (the batch proper) and erasure packages (applied before anything else).
+
+    An inbox of erasures only is a valid batch with no exports: as_of and matching_key_id
+    are then None.
+    """
+
     packages: tuple[InboxPackage, ...]
     skipped: tuple[SkippedPackage, ...]
-    as_of: date
-    matching_key_id: str
+    as_of: date | None
+    matching_key_id: str | None
+    erasures: tuple[InboxPackage, ...] = ()
 
     @property
     def maisons(self) -> tuple[str, ...]:
@@ -68,21 +78,39 @@ def require_processor_keys(keys, party_dir: Path | None = None) -> None:
         )
     if getattr(keys, "matching", None) is not None or getattr(keys, "local_secret", None):
         raise SecurityError("the processor key directory holds a matching or local secret")
+    own_key = Path(party_dir) / SUPPRESSION_KEY_FILE if party_dir else None
     for path in sorted(Path(party_dir).rglob("*")) if party_dir else []:
-        if path.is_file() and (path.suffix == ".secret" or _is_secret_envelope(path)):
+        if not path.is_file():
+            continue
+        kind = _secret_envelope_kind(path)
+        if path.suffix == ".secret" or (kind is not None and not (
+            path == own_key and kind == "suppression"
+        )):  # fmt: skip
             raise SecurityError(
                 f"the processor key directory holds a secret file ({path.name}): "
                 "the processor must hold no matching or local secret (DESIGN §5.4)"
             )
 
 
-def _is_secret_envelope(path: Path) -> bool:
+def _secret_envelope_kind(path: Path) -> str | None:
+    """The kind of a secret envelope ('' when unreadable as one), None for any other file.
+
+    Only the processor's own suppression key, at its own path, is allowed: it can recognise
+    erased refs and tokens but compute none (group/erasure.py).
+    """
     try:
         if path.stat().st_size > 1 << 16:
-            return False
-        return SECRET_FORMAT.encode() in path.read_bytes()
+            return None
+        data = path.read_bytes()
     except OSError:
-        return False
+        return None
+    if SECRET_FORMAT.encode() not in data:
+        return None
+    try:
+        kind = json.loads(data).get("kind")
+    except (ValueError, AttributeError):
+        return ""
+    return kind if isinstance(kind, str) else ""
 
 
 def inbox_packages(inbox: Path) -> list[Path]:
@@ -94,28 +122,39 @@ def inbox_packages(inbox: Path) -> list[Path]:
     return found
 
 
-def verify_inbox(inbox: Path, keys, group: GroupConfig, *, skip_invalid: bool) -> Batch:
+def verify_inbox(
+    inbox: Path, keys, group: GroupConfig, *, skip_invalid: bool, now: dt.datetime | None = None
+) -> Batch:
     """Verify every package before any decryption; refuse or (with skip_invalid) set aside.
 
-    A package that fails verification or comes from a maison outside the pipeline is invalid;
-    a batch-level incoherence (two packages from one maison, mixed key epochs or as-of dates)
-    always refuses the batch, since no single package is to blame.
+    A package that fails verification, comes from a maison outside the pipeline, or is older
+    than the replay ledger keeps ids for, is invalid; a batch-level incoherence (two exports
+    from one maison, mixed key epochs or as-of dates) always refuses the batch, since no
+    single package is to blame. Erasure packages ride along and are returned apart.
     """
     from crossgroup.crypto.package import require_one_matching_key, verify_package
+    from crossgroup.group.retention import check_package_age
 
     accepted: list[InboxPackage] = []
+    erasures: list[InboxPackage] = []
     skipped: list[SkippedPackage] = []
     for path in inbox_packages(inbox):
         try:
-            manifest = verify_package(path, keys, kind="export")
+            manifest = verify_package(path, keys)
+            if manifest.kind not in ("export", "erasure"):
+                raise SecurityError(f"wrong kind: expected export or erasure, got {manifest.kind}")
             if manifest.sender not in group.maisons:
                 raise SecurityError(f"sender {manifest.sender!r} is not a maison of this pipeline")
+            check_package_age(manifest, group, now=now)
         except SecurityError as e:
             if not skip_invalid:
                 raise SecurityError(f"package {path.name} refused: {e}") from None
             skipped.append(SkippedPackage(path, str(e)))
             continue
-        accepted.append(InboxPackage(path, manifest, file_digest(path)))
+        found = InboxPackage(path, manifest, file_digest(path))
+        (erasures if manifest.kind == "erasure" else accepted).append(found)
+    if not accepted and erasures:
+        return Batch((), tuple(skipped), None, None, tuple(erasures))
     if not accepted:
         raise SecurityError(f"no valid export package in {inbox}: nothing to process")
     senders = [p.maison for p in accepted]
@@ -129,7 +168,10 @@ def verify_inbox(inbox: Path, keys, group: GroupConfig, *, skip_invalid: bool) -
     as_of = accepted[0].manifest.as_of
     if isinstance(as_of, str):
         as_of = date.fromisoformat(as_of)
-    return Batch(tuple(sorted(accepted, key=lambda p: p.maison)), tuple(skipped), as_of, key_id)
+    return Batch(
+        tuple(sorted(accepted, key=lambda p: p.maison)), tuple(skipped), as_of, key_id,
+        tuple(erasures),
+    )  # fmt: skip
 
 
 def decrypt_batch(batch: Batch, keys, workdir: Path) -> dict[str, dict[str, Path]]:

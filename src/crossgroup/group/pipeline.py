@@ -1,14 +1,17 @@
-"""The processor's batch as named stages: verify -> decrypt -> resolve -> features -> segment ->
-generalize -> release, each timed (DESIGN §5, §7 `crossgroup process`).
+"""The processor's batch as named stages: verify -> erase -> decrypt -> resolve -> features ->
+segment -> generalize -> release, each timed (DESIGN §5, §7 `crossgroup process`).
 
 Plaintext lives only in a private working directory (DuckDB spills there too) that is removed
 whatever happens; outputs are staged and moved in only after the privacy checks passed and
-everything was sealed; the replay ledger is updated last.
+everything was sealed; the replay ledger is updated last, then the input packages are deleted
+or moved under retention. Erasure packages are applied first and commit on their own
+(group/erasure.py), and the suppression ledger filters the batch right after decryption.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from crossgroup.group.ingest import (
 from crossgroup.io import private_workdir, staged_output
 from crossgroup.privacy.release_checks import MaisonRelease, check_release
 
-STAGES = ("verify", "decrypt", "resolve", "features", "segment", "generalize", "release")
+STAGES = ("verify", "erase", "decrypt", "resolve", "features", "segment", "generalize", "release")
 
 
 class StageTimer:
@@ -82,34 +85,77 @@ def process_batch(
     taxonomy: Taxonomy | None = None,
     work_parent: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    now: dt.datetime | None = None,
 ) -> ProcessResult:
-    """Run one batch end to end; raises InputError / SecurityError / PrivacyCheckError."""
+    """Run one batch end to end; raises InputError / SecurityError / PrivacyCheckError.
+
+    An inbox holding only erasure packages updates the suppression ledger and the retained
+    inputs and writes no return.
+    """
     from crossgroup.crypto.keys import load_party
+    from crossgroup.group.erasure import apply_erasures
+    from crossgroup.group.retention import retained_packages, utc_now
 
     taxonomy = taxonomy or load_taxonomy()
+    now = utc_now(now)
     keys = load_party(keys_dir)
     require_processor_keys(keys, keys_dir)
     timer = StageTimer(progress)
     with timer.stage("verify"):
-        batch = verify_inbox(inbox, keys, group, skip_invalid=skip_invalid)
+        batch = verify_inbox(inbox, keys, group, skip_invalid=skip_invalid, now=now)
+    erased = None
+    if batch.erasures:
+        with (
+            timer.stage("erase"),
+            private_workdir(work_parent, prefix="crossgroup-erase-") as work,
+        ):
+            erased = apply_erasures(
+                batch.erasures, keys, out_dir, work, retained=retained_packages(out_dir), now=now
+            )
+    if not batch.packages:
+        log = Path(out_dir) / "audit.jsonl"
+        return ProcessResult(
+            returns={}, reports=[], audit_log=log, audit_head=audit.head_digest(log),
+            timings=dict(timer.timings), counts={"packages": 0, **_erasure_counts(erased)},
+            skipped=[(s.path.name, s.reason) for s in batch.skipped],
+        )  # fmt: skip
     with (
         private_workdir(work_parent, prefix="crossgroup-process-") as work,
         Engine(work, memory_limit=group.memory_limit, threads=group.threads) as engine,
     ):
-        result = _run(batch, keys, engine, work, out_dir, group, taxonomy, timer)
+        result = _run(batch, keys, engine, work, out_dir, group, taxonomy, timer, now)
     from crossgroup.crypto.package import accept_packages
+    from crossgroup.group.retention import dispose_inputs
 
-    accept_packages(keys, [p.manifest for p in batch.packages])
+    accept_packages(keys, [p.manifest for p in batch.packages], now=now)
+    dispose_inputs(batch.packages, out_dir, result.counts["inputs_after_run"])
+    result.counts.update(_erasure_counts(erased))
     return result
 
 
-def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, taxonomy, timer):
+def _erasure_counts(erased) -> dict:
+    if erased is None:
+        return {"erasure_packages": 0}
+    return {
+        "erasure_packages": len(erased.audit_entry["inputs"]),
+        "erased_customers_listed": sum(erased.customers_listed.values()),
+        "suppression_entries_added": erased.ledger_added,
+        "retained_packages_deleted": len(erased.retained_deleted),
+    }  # fmt: skip
+
+
+def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, taxonomy, timer,
+         now):  # fmt: skip
+    from crossgroup.group.erasure import suppress_decrypted
     from crossgroup.group.features import person_features, sector_slug
     from crossgroup.group.resolve import match_figures, resolve_persons
+    from crossgroup.group.retention import plan_dispositions
     from crossgroup.group.segment import SegmentModel
 
     with timer.stage("decrypt"):
         tables = decrypt_batch(batch, keys, work)
+        suppressed = suppress_decrypted(tables, keys)
+        plan = plan_dispositions(batch.packages, group, now, suppressed)
         build_views(engine, tables)
     with timer.stage("resolve"):
         nodes_table = resolve_persons(
@@ -149,7 +195,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
     with timer.stage("release"), staged_output(out_dir) as staging:
         outcome = _release(
             batch, keys, engine, work, staging, group, gen, model, features, figures,
-            person_nodes, sector_columns, timer,
+            person_nodes, sector_columns, timer, suppressed=suppressed, plan=plan, now=now,
         )  # fmt: skip
     final = out_dir / "audit.jsonl"
     outcome["reports"] = [out_dir / "reports" / p.name for p in outcome["reports"]]
@@ -165,7 +211,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
 
 
 def _release(batch, keys, engine, work, staging, group, gen, model, features, figures,
-             person_nodes, sector_columns, timer) -> dict:  # fmt: skip
+             person_nodes, sector_columns, timer, *, suppressed, plan, now) -> dict:  # fmt: skip
     """Build, check, seal and report; every file lands in `staging` (moved in on success)."""
     from crossgroup.crypto.package import seal_package
 
@@ -273,6 +319,7 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
         "generalized_by_attribute": gen.summary()["by_attribute"],
         "aggregate_cells_suppressed": int(group_cells.filter(pl.col("suppressed")).height),
         "segments": int(model.n_segments_),
+        "records_suppressed": dict(suppressed),
     }
     timings = timer.so_far()  # the release stage up to this entry
     entry = audit.new_entry(
@@ -285,6 +332,7 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
                 "batch_id": str(p.manifest.batch_id),
                 "file": p.path.name,
                 "sha256": p.sha256,
+                "after_run": plan[p.path.name],
             }
             for p in batch.packages
         ],
@@ -305,10 +353,12 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
         },
         timings=timings,
         outputs=outputs,
+        now=now,
     )
     out_dir = staging.parent
     audit.append_entry(out_dir / "audit.jsonl", staging / "audit.jsonl", entry)
-    return {"returns": returns, "reports": report_paths, "counts": counts}
+    return {"returns": returns, "reports": report_paths,
+            "counts": {**counts, "inputs_after_run": plan}}  # fmt: skip
 
 
 def _output(staging: Path, path: Path, **extra) -> dict:

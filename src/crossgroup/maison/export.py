@@ -33,6 +33,7 @@ from typing import Any
 
 import polars as pl
 
+from crossgroup import audit
 from crossgroup.config import CHANNELS, FxTable, MaisonConfig, Taxonomy
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import Manifest, seal_package
@@ -40,6 +41,7 @@ from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import private_workdir, staged_output
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
+from crossgroup.maison.export_ledger import party_log, record_export
 from crossgroup.maison.inputs import load_customers, load_purchases
 from crossgroup.privacy.export_checks import check_export_files, looks_identifying
 
@@ -235,6 +237,7 @@ def export_maison(
     taxonomy=load_taxonomy(), fx=load_fx(), out_dir=Path("outbox"))
     """
     recipient, matching_key_id = _check_keys(keys, config.id)
+    audit.require_intact(party_log(keys))  # refuse before working, not after
     if config.sector not in taxonomy.sector_names:
         raise InputError(f"maison {config.id}: sector {config.sector!r} is not in the taxonomy")
     catch_all = taxonomy.sector(config.sector).catch_all
@@ -281,6 +284,7 @@ def export_maison(
                 engine.scalar("SELECT coalesce(sum(amount_eur), 0) FROM activity_by_customer")
             )
             activity_rows = engine.count("activity_by_customer")
+            exported_refs = engine.to_polars("SELECT maison_ref FROM identity_map")["maison_ref"]
             exported_rows = engine.count("export_rows")
         with clock.step("check", "Privacy check of the payload"):
             check_export_files(
@@ -327,6 +331,11 @@ def export_maison(
             summary_path = package_path.with_name(package_path.name + ".summary.json")
             summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     final = Path(out_dir) / package_path.relative_to(staging)
+    record_export(
+        keys, package_path=final, manifest=manifest, summary=summary,
+        exported_refs=exported_refs, inputs=[Path(customers), Path(purchases)],
+        timings=clock.timings,
+    )  # fmt: skip
     return ExportResult(final, manifest, summary, clock.timings)
 
 

@@ -15,11 +15,13 @@ from typing import Any
 
 import polars as pl
 
+from crossgroup import audit
 from crossgroup.crypto.keys import PartyKeys, load_party
 from crossgroup.crypto.package import accept_packages, open_package
 from crossgroup.crypto.tokens import TOKEN_BYTES, maison_refs
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
+from crossgroup.maison.export_ledger import party_log
 from crossgroup.report.maison_report import ReportContext, render_maison_report
 
 RETURN_TABLES = ("segments", "aggregates", "glossary")
@@ -129,6 +131,7 @@ def import_return(
         raise InputError(f"--keys {keys_dir} holds no local secret: not a maison key directory")
     if not package.is_file():
         raise InputError(f"return package not found: {package}")
+    audit.require_intact(party_log(keys))  # refuse before working, not after
     customer_ids = read_customer_ids(customers)
 
     with private_workdir(prefix="crossgroup-import-") as work:
@@ -156,6 +159,7 @@ def import_return(
             segments.write_csv(stage / "segments.csv")
         (stage / "report.html").write_text(page, encoding="utf-8")
     accept_packages(keys, [manifest])
+    _record_import(keys, package, customers, out_dir, manifest, counts, write_csv)
     return ImportResult(
         maison_id=maison_id,
         batch_id=str(manifest.batch_id),
@@ -168,6 +172,27 @@ def import_return(
         report_path=out_dir / "report.html",
         csv_path=out_dir / "segments.csv" if write_csv else None,
     )
+
+
+def _record_import(keys, package, customers, out_dir, manifest, counts, write_csv) -> None:
+    """One entry in the maison's audit log: digests of what was read and written, counts."""
+    returned, relinked, dropped = counts
+    written = ["segments.parquet", "report.html", *(["segments.csv"] if write_csv else [])]
+    audit.record(
+        party_log(keys),
+        party=keys.party_id,
+        command="import",
+        counts={"returned": returned, "relinked": relinked, "dropped": dropped},
+        inputs=[
+            {"file": package.name, "role": "return_package", "package_id": manifest.package_id,
+             "sender": manifest.sender, "batch_id": str(manifest.batch_id),
+             "sha256": audit.file_digest(package)},
+            {"file": customers.name, "role": "customers", "sha256": audit.file_digest(customers)},
+        ],
+        outputs=[{"file": n, "sha256": audit.file_digest(out_dir / n)} for n in written],
+        settings={"as_of": str(manifest.as_of), "batch_id": str(manifest.batch_id)},
+        signer=keys.signing_key,
+    )  # fmt: skip
 
 
 def _report_context(

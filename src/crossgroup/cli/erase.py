@@ -1,0 +1,65 @@
+"""`crossgroup erase`: a maison seals the withdrawals and erasure requests for the processor."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crossgroup.cli.keys import PassphraseEnv, passphrase_from_env
+from crossgroup.errors import InputError
+
+BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def erase(
+    maison: Annotated[str, typer.Option("--maison", help="Maison id, e.g. aurelle.")],
+    customers: Annotated[
+        Path, typer.Option("--customers", help="Customers .parquet or .csv (current CRM).")
+    ],
+    ids: Annotated[
+        Path,
+        typer.Option(
+            "--ids",
+            help="Customer ids to erase: .txt (one a line), .csv or .parquet (customer_id).",
+        ),
+    ],
+    keys: Annotated[Path, typer.Option("--keys", help="The maison's key directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the sealed erasure package.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Maison config (pipelines/maisons/<ID>.toml).")
+    ] = None,
+    batch_id: Annotated[
+        str | None, typer.Option("--batch-id", help="Package batch id (default: erasure-<time>).")
+    ] = None,
+    passphrase_env: PassphraseEnv = None,
+) -> None:
+    """Seal an erasure package: the refs and tokens of customers who withdrew or asked
+    to be forgotten, for the processor to drop now and in every later batch.
+
+    Tokens are recomputed from the customers file with the export's normalization and
+    keys; ids missing from it still get their ref. Prints counts only.
+
+    Example: crossgroup erase --maison aurelle --customers crm/customers.parquet
+    --ids withdrawn.csv --keys keys/aurelle --out outbox
+    """
+    from crossgroup.config import load_maison, maison_config_path
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.maison.erase import erase_customers
+
+    if batch_id is not None and not BATCH_ID.match(batch_id):
+        raise InputError("--batch-id must be 1-64 letters, digits, '.', '_' or '-'")
+    cfg = load_maison(config or maison_config_path(maison))
+    if cfg.id != maison:
+        raise InputError(f"maison config {config} is for {cfg.id!r}, not {maison!r}")
+    party = load_party(keys, passphrase=passphrase_from_env(passphrase_env))
+    result = erase_customers(customers, ids, keys=party, config=cfg, out_dir=out, batch_id=batch_id)
+    s = result.summary
+    typer.echo(
+        f"Erasure of {s['customers']} customer(s) of {maison} sealed for the processor "
+        f"({s['not_in_customers_file']} not in the customers file, "
+        f"{s['with_email_token']} with an email token, {s['with_phone_token']} with a phone token)"
+    )
+    typer.echo(f"Package: {result.package_path}")

@@ -1,0 +1,291 @@
+"""Erasure and withdrawal on the processor side: the suppression ledger and its application.
+
+An erasure package (maison -> processor) lists the `maison_ref`, `email_token` and
+`phone_token` of customers who withdrew or asked to be forgotten. The processor keeps no
+copy of them: it stores a keyed hash of each under its own suppression key, scoped to the
+sending maison (HMAC key = HKDF(suppression key, 'crossgroup/v1/suppression/<kind>/<maison>')),
+so the ledger cannot be joined to any export, return or other party's data, and an erasure
+at maison A never touches the records maison B exported with consent. Every later batch
+drops each record of A whose ref or any token is in the ledger, before anything else runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from crossgroup import audit
+from crossgroup.crypto import _primitives
+from crossgroup.crypto.tokens import hmac_tokens
+from crossgroup.errors import InputError, SecurityError
+from crossgroup.io import write_private_bytes
+
+ERASURE_TABLE = "erased"
+# export column -> ledger kind: one HMAC key per kind and maison
+LEDGER_KINDS = {"maison_ref": "ref", "email_token": "email", "phone_token": "phone"}
+SUPPRESSION_LEDGER = "suppression-ledger.jsonl"
+REF_BYTES = 16
+
+
+def ledger_key(suppression_key: bytes, kind: str, maison: str) -> bytes:
+    """The HMAC key for one identifier kind of one maison: erasures are scoped per maison."""
+    info = f"crossgroup/v1/suppression/{kind}/{maison}".encode()
+    return _primitives.hkdf_sha256(suppression_key, info=info)
+
+
+def identifier_digests(suppression_key: bytes, maison: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """One hex digest column per identifier column of `frame` (null stays null)."""
+    return frame.select(
+        [
+            hmac_tokens(ledger_key(suppression_key, kind, maison), frame[column])
+            .bin.encode("hex")
+            .alias(column)
+            for column, kind in LEDGER_KINDS.items()
+            if column in frame.columns
+        ]
+    )
+
+
+def erased_digests(suppression_key: bytes, maison: str, erased: pl.DataFrame) -> pl.Series:
+    """The distinct ledger digests of an erasure table (refs and every token it names)."""
+    digests = identifier_digests(suppression_key, maison, erased)
+    values = pl.concat([digests[c] for c in digests.columns]).drop_nulls().unique().sort()
+    return values.alias("digest")
+
+
+def suppressed_refs(
+    suppression_key: bytes, maison: str, identities: pl.DataFrame, ledger: pl.Series
+) -> pl.Series:
+    """The maison_refs of `maison`'s records whose ref or any token is in the ledger."""
+    digests = identifier_digests(suppression_key, maison, identities)
+    hit = pl.any_horizontal(pl.col(c).is_in(ledger.implode()) for c in digests.columns)
+    return identities.filter(digests.select(hit.fill_null(False)).to_series())["maison_ref"]
+
+
+def without_refs(frame: pl.DataFrame, refs: pl.Series) -> pl.DataFrame:
+    """`frame` without the rows of the given maison_refs."""
+    return frame.filter(~pl.col("maison_ref").is_in(refs.implode()))
+
+
+# ---------------------------------------------------------------- the ledger file
+
+
+def read_ledger(party_dir: Path) -> pl.DataFrame:
+    """digest (hex) and added (date) per entry; a damaged ledger is a refusal, never empty."""
+    path = Path(party_dir) / SUPPRESSION_LEDGER
+    rows: list[dict] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except OSError as e:
+        raise SecurityError(f"suppression ledger {path} cannot be read: {e.strerror}") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            rows.append(
+                {"digest": str(entry["digest"]), "added": dt.date.fromisoformat(entry["added"])}
+            )
+        except (ValueError, KeyError, TypeError):
+            raise SecurityError(f"suppression ledger {path} is damaged at line {n}") from None
+    return pl.DataFrame(rows, schema={"digest": pl.String, "added": pl.Date})
+
+
+def merge_ledger(ledger: pl.DataFrame, digests: pl.Series, added: dt.date) -> pl.DataFrame:
+    """The ledger plus new digests; a repeated erasure restarts its retention period."""
+    new = pl.DataFrame({"digest": digests, "added": [added] * digests.len()},
+                       schema={"digest": pl.String, "added": pl.Date})  # fmt: skip
+    return pl.concat([ledger, new]).group_by("digest").agg(pl.col("added").max()).sort("digest")
+
+
+def write_ledger(party_dir: Path, ledger: pl.DataFrame) -> Path:
+    """Replace the ledger atomically (mode 0600): digests and dates only."""
+    path = Path(party_dir) / SUPPRESSION_LEDGER
+    text = "".join(
+        json.dumps({"digest": d, "added": a.isoformat()}, sort_keys=True) + "\n"
+        for d, a in ledger.select("digest", "added").iter_rows()
+    )
+    write_private_bytes(path, text.encode())
+    return path
+
+
+def require_suppression_key(keys) -> bytes:
+    key = getattr(keys, "suppression_key", None)
+    if not key:
+        raise InputError(
+            f"{keys.directory} has no suppression key (suppression.key): the processor needs "
+            "one to apply erasures; key directories made by `crossgroup keys init` have it"
+        )
+    return key
+
+
+def suppress_decrypted(tables: dict[str, dict[str, Path]], keys) -> dict[str, int]:
+    """Drop every suppressed record from the decrypted export tables, in place.
+
+    Runs before person resolution, so an erased customer never links, even from a stale
+    export. Returns the records removed per maison (counts only).
+    """
+    ledger_path = Path(keys.directory) / SUPPRESSION_LEDGER
+    if not ledger_path.is_file():
+        return {m: 0 for m in tables}
+    ledger = read_ledger(keys.directory)["digest"]
+    key = require_suppression_key(keys)
+    removed = {}
+    for maison, paths in sorted(tables.items()):
+        identities = pl.read_parquet(paths["identities"])
+        refs = suppressed_refs(key, maison, identities, ledger)
+        removed[maison] = refs.len()
+        if refs.len():
+            without_refs(identities, refs).write_parquet(paths["identities"])
+            activity = pl.read_parquet(paths["activity"])
+            without_refs(activity, refs).write_parquet(paths["activity"])
+    return removed
+
+
+# ---------------------------------------------------------------- applying erasure packages
+
+
+@dataclass
+class ErasureOutcome:
+    """What an erasure run did, in counts and file digests only."""
+
+    customers_listed: dict[str, int]
+    ledger_added: int
+    ledger_size: int
+    retained_deleted: list[dict] = field(default_factory=list)
+    audit_entry: dict | None = None
+
+
+def read_erasure_table(path: Path, package_name: str) -> pl.DataFrame:
+    """The `erased` table, checked against its contract (16-byte refs, binary tokens)."""
+    frame = pl.read_parquet(path)
+    expected = set(LEDGER_KINDS)
+    if set(frame.columns) != expected or any(frame[c].dtype != pl.Binary for c in expected):
+        raise InputError(
+            f"erasure package {package_name}: table {ERASURE_TABLE} must have exactly the "
+            f"binary columns {', '.join(LEDGER_KINDS)}"
+        )
+    refs = frame["maison_ref"]
+    if refs.null_count() or (refs.bin.size() != REF_BYTES).any():
+        raise InputError(
+            f"erasure package {package_name}: maison_ref must be 16 bytes on every row"
+        )
+    return frame
+
+
+def open_retained(path: Path, keys, workdir: Path):
+    """Verify and open a package this processor already accepted and kept under retention.
+
+    The replay ledger refuses accepted ids, as it must for the inbox; here the package is
+    the processor's own retained copy, so verification runs against an empty ledger folder.
+    """
+    from crossgroup.crypto.package import open_package
+
+    empty = workdir / "no-ledger"
+    empty.mkdir(parents=True, exist_ok=True)  # also creates workdir
+    return open_package(path, dataclasses.replace(keys, directory=empty), workdir, kind="export")
+
+
+def apply_erasures(
+    erasures, keys, out_dir: Path, work: Path, *, retained: list[Path], now: dt.datetime
+) -> ErasureOutcome:
+    """Open each erasure package, add its digests to the ledger, delete retained inputs of
+    the same maison that carry an erased record, and log it; then accept the packages.
+
+    Commits on its own, before any export is decrypted: a later failure of the batch does
+    not undo an erasure. The erasure packages themselves are deleted from the inbox.
+    """
+    from crossgroup.crypto.package import accept_packages, open_package
+
+    started = time.perf_counter()
+    key = require_suppression_key(keys)
+    ledger = read_ledger(keys.directory)
+    before = ledger.height
+    listed: dict[str, int] = {}
+    for i, package in enumerate(erasures):
+        target = work / "erasures" / str(i)
+        target.mkdir(parents=True)
+        opened = open_package(package.path, keys, target, kind="erasure")
+        if ERASURE_TABLE not in opened.tables:
+            raise InputError(f"erasure package {package.path.name} lacks table {ERASURE_TABLE}")
+        erased = read_erasure_table(opened.tables[ERASURE_TABLE], package.path.name)
+        listed[package.maison] = listed.get(package.maison, 0) + erased.height
+        ledger = merge_ledger(ledger, erased_digests(key, package.maison, erased), now.date())
+    digests = ledger["digest"]
+    doomed = []
+    for path in retained:
+        opened = open_retained(path, keys, work / "retained" / path.parent.name / path.stem)
+        if opened.manifest.sender not in listed:
+            continue
+        identities = pl.read_parquet(opened.tables["identities"])
+        if suppressed_refs(key, opened.manifest.sender, identities, digests).len():
+            doomed.append(path)
+    ledger_path = write_ledger(keys.directory, ledger)
+    deleted = []
+    for path in doomed:
+        deleted.append({"file": str(path.relative_to(out_dir)), "sha256": audit.file_digest(path),
+                        "action": "deleted: carries an erased record"})  # fmt: skip
+        path.unlink()
+    outcome = ErasureOutcome(listed, ledger.height - before, ledger.height, deleted)
+    outcome.audit_entry = log_erasures(
+        out_dir, keys, erasures, outcome, ledger_path, now, time.perf_counter() - started
+    )
+    accept_packages(keys, [p.manifest for p in erasures], now=now)
+    for package in erasures:
+        package.path.unlink(missing_ok=True)
+    return outcome
+
+
+def log_erasures(out_dir, keys, erasures, outcome, ledger_path, now, seconds) -> dict:
+    """One audit entry for the erasure step: package ids, counts and digests only."""
+    body = audit.new_entry(
+        party=keys.party_id,
+        command="erasure",
+        inputs=[
+            {
+                "package_id": p.manifest.package_id,
+                "sender": p.maison,
+                "file": p.path.name,
+                "sha256": p.sha256,
+                "after_run": "deleted",
+            }
+            for p in erasures
+        ],
+        counts={
+            "customers_listed": outcome.customers_listed,
+            "ledger_entries_added": outcome.ledger_added,
+            "ledger_entries": outcome.ledger_size,
+            "retained_packages_deleted": len(outcome.retained_deleted),
+        },
+        settings={"ledger": SUPPRESSION_LEDGER},
+        timings={"erase": seconds},
+        outputs=[
+            {"file": SUPPRESSION_LEDGER, "sha256": audit.file_digest(ledger_path)},
+            *outcome.retained_deleted,
+        ],
+        now=now,
+    )
+    return append_audit(out_dir, body)
+
+
+def append_audit(out_dir: Path, body: dict) -> dict:
+    """Append one entry to DIR/audit.jsonl atomically (staged copy, then replace)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "audit.jsonl"
+    staged = out_dir / ".audit.jsonl.tmp"
+    try:
+        entry = audit.append_entry(log, staged, body)
+        os.replace(staged, log)
+    finally:
+        staged.unlink(missing_ok=True)
+    return entry

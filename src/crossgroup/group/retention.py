@@ -1,0 +1,243 @@
+"""Retention on the processor: what it keeps after a run, for how long, and `purge`.
+
+Settings are whole days in `[retention]` of the pipeline file (docs/erasure-and-retention.md):
+`input_packages_days` (0 or absent: inputs are deleted after a successful run),
+`returns_days` (returns and reports), `suppression_ledger_days` and `replay_ledger_days`
+(absent: kept for ever). Dropping a replay-ledger entry must never make its package
+replayable, so a package created longer ago than the replay window is refused at intake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crossgroup import audit
+from crossgroup.config import GroupConfig
+from crossgroup.crypto.ledger import LEDGER
+from crossgroup.errors import InputError, SecurityError
+from crossgroup.io import write_private_bytes
+
+RETAINED = "retained"
+SETTINGS = ("input_packages_days", "returns_days", "suppression_ledger_days", "replay_ledger_days")
+CLOCK_SKEW = dt.timedelta(days=1)
+
+
+def utc_now(now: dt.datetime | None = None) -> dt.datetime:
+    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+
+
+def retention_days(group: GroupConfig, key: str) -> int | None:
+    """A `[retention]` setting in days, or None when the pipeline sets none."""
+    value = group.retention.get(key)
+    return None if value is None else int(value)
+
+
+def check_package_age(manifest, group: GroupConfig, *, now: dt.datetime | None = None) -> None:
+    """Refuse a package from the future or older than the replay ledger's window.
+
+    The replay ledger may drop an id once it is older than `replay_ledger_days`; a package
+    created before that point is refused here, so it can never come back as new.
+    """
+    now = utc_now(now)
+    created = manifest.created_at
+    if created > now + CLOCK_SKEW:
+        raise SecurityError(f"package created in the future ({created.date()}): refused")
+    window = retention_days(group, "replay_ledger_days")
+    if window is not None and now - created >= dt.timedelta(days=window):
+        raise SecurityError(
+            f"package created {created.date()} is older than the replay ledger's {window}-day "
+            "window: it can no longer be told apart from a replay"
+        )
+
+
+# ---------------------------------------------------------------- inputs after a run
+
+
+def retained_packages(out_dir: Path) -> list[Path]:
+    """Input packages kept under retention: DIR/retained/<accept date>/<package file>."""
+    return sorted((Path(out_dir) / RETAINED).glob("*/*.cgpkg"))
+
+
+def plan_dispositions(
+    packages, group: GroupConfig, now: dt.datetime, suppressed: dict[str, int]
+) -> dict[str, str]:
+    """Per inbox file: 'deleted', or where it is retained. A package that carried an
+    erased record is never retained: the processor cannot re-sign it as its sender."""
+    days = retention_days(group, "input_packages_days") or 0
+    plan = {}
+    for package in packages:
+        keep = days > 0 and not suppressed.get(package.maison)
+        name = package.path.name
+        plan[name] = f"{RETAINED}/{utc_now(now).date().isoformat()}/{name}" if keep else "deleted"
+    return plan
+
+
+def dispose_inputs(packages, out_dir: Path, plan: dict[str, str]) -> None:
+    """Carry out `plan` once the run succeeded and its packages were accepted."""
+    for package in packages:
+        where = plan.get(package.path.name, "deleted")
+        if where == "deleted":
+            package.path.unlink(missing_ok=True)
+            continue
+        target = Path(out_dir) / where
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(target.parent.parent, 0o700)
+        os.chmod(target.parent, 0o700)
+        shutil.move(package.path, target)
+
+
+# ---------------------------------------------------------------- purge
+
+
+@dataclass
+class PurgeResult:
+    """What `purge` removed: one row per file and per ledger, digests and counts only."""
+
+    deleted: list[dict] = field(default_factory=list)
+    ledgers: dict[str, dict] = field(default_factory=dict)
+    audit_head: str = audit.GENESIS
+
+
+def output_times(log: Path) -> dict[str, dt.datetime]:
+    """When each output file was last written, from the audit log's process entries."""
+    times: dict[str, dt.datetime] = {}
+    for entry in audit.read_entries(log):
+        when = dt.datetime.fromisoformat(entry.get("time", "1970-01-01T00:00:00+00:00"))
+        for output in entry.get("outputs", []):
+            if isinstance(output, dict) and "action" not in output and "file" in output:
+                times[str(output["file"])] = when
+    return times
+
+
+def _written(path: Path, rel: str, times: dict[str, dt.datetime]) -> dt.datetime:
+    if rel in times:
+        return times[rel]
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+
+
+def _retained_date(path: Path) -> dt.datetime:
+    try:
+        day = dt.date.fromisoformat(path.parent.name)
+        return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    except ValueError:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+
+
+def expired_files(out_dir: Path, group: GroupConfig, now: dt.datetime) -> list[tuple]:
+    """(path, what, age in days, period) of every output past its retention period."""
+    out_dir = Path(out_dir)
+    times = output_times(out_dir / "audit.jsonl")
+    found = []
+    returns_days = retention_days(group, "returns_days")
+    if returns_days is not None:
+        for what, pattern in (("return", "returns/*/*.cgpkg"), ("report", "reports/*")):
+            for path in sorted(out_dir.glob(pattern)):
+                if path.is_file():
+                    written = _written(path, str(path.relative_to(out_dir)), times)
+                    found.append((path, what, now - written, returns_days))
+    input_days = retention_days(group, "input_packages_days") or 0
+    for path in retained_packages(out_dir):
+        found.append((path, "retained input", now - _retained_date(path), input_days))
+    return [
+        (path, what, age.days, days)
+        for path, what, age, days in found
+        if age >= dt.timedelta(days=days)
+    ]
+
+
+def _log_purge(out_dir: Path, party: str, counts: dict, outputs: list[dict], now) -> dict:
+    from crossgroup.group.erasure import append_audit
+
+    body = audit.new_entry(party=party, command="purge", inputs=[], counts=counts,
+                           settings={}, timings={}, outputs=outputs, now=now)  # fmt: skip
+    return append_audit(out_dir, body)
+
+
+def _purge_jsonl(path: Path, keep, what: str) -> tuple[int, int]:
+    """Rewrite a JSON-lines ledger keeping the lines `keep` accepts; (dropped, kept)."""
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return 0, 0
+    kept = []
+    for n, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+            ok = keep(entry)
+        except (ValueError, KeyError, TypeError):
+            raise SecurityError(f"{what} {path} is damaged at line {n}") from None
+        if ok:
+            kept.append(line + "\n")
+    if len(kept) < len(lines):
+        write_private_bytes(path, "".join(kept).encode())
+    return len(lines) - len(kept), len(kept)
+
+
+def purge_ledgers(party_dir: Path, group: GroupConfig, now: dt.datetime) -> dict[str, dict]:
+    """Drop suppression and replay ledger entries past their periods (absent: keep)."""
+    from crossgroup.group.erasure import SUPPRESSION_LEDGER
+
+    result = {}
+    days = retention_days(group, "suppression_ledger_days")
+    if days is not None:
+        cutoff = now.date() - dt.timedelta(days=days)
+        dropped, kept = _purge_jsonl(
+            Path(party_dir) / SUPPRESSION_LEDGER,
+            lambda e: dt.date.fromisoformat(e["added"]) > cutoff,
+            "suppression ledger",
+        )
+        result[SUPPRESSION_LEDGER] = {"dropped": dropped, "kept": kept, "days": days}
+    days = retention_days(group, "replay_ledger_days")
+    if days is not None:
+        window = dt.timedelta(days=days)
+        dropped, kept = _purge_jsonl(
+            Path(party_dir) / LEDGER,
+            lambda e: now - dt.datetime.fromisoformat(e["accepted_at"]) < window,
+            "replay ledger",
+        )
+        result[LEDGER] = {"dropped": dropped, "kept": kept, "days": days}
+    return result
+
+
+def purge(
+    out_dir: Path, keys_dir: Path, group: GroupConfig, *, now: dt.datetime | None = None
+) -> PurgeResult:
+    """Remove every output, retained input and ledger entry past its retention period.
+
+    Each deletion is its own audit entry in DIR/audit.jsonl (file digest, age, period).
+    Example: purge(Path("processed"), Path("keys/processor"), load_group())
+    """
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.group.ingest import require_processor_keys
+
+    out_dir, now = Path(out_dir), utc_now(now)
+    if not out_dir.is_dir():
+        raise InputError(f"output folder not found: {out_dir}")
+    keys = load_party(keys_dir)
+    require_processor_keys(keys, keys_dir)
+    result = PurgeResult()
+    for path, what, age, days in expired_files(out_dir, group, now):
+        row = {"file": str(path.relative_to(out_dir)), "sha256": audit.file_digest(path),
+               "action": "deleted"}  # fmt: skip
+        path.unlink()
+        _log_purge(out_dir, keys.party_id, {"removed": what, "age_days": age,
+                   "retention_days": days}, [row], now)  # fmt: skip
+        result.deleted.append({**row, "what": what, "age_days": age})
+    for folder in sorted((out_dir / RETAINED).glob("*")):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    result.ledgers = purge_ledgers(keys.directory, group, now)
+    for name, figures in result.ledgers.items():
+        if figures["dropped"]:
+            path = Path(keys.directory) / name
+            _log_purge(out_dir, keys.party_id,
+                       {"ledger": name, "entries_dropped": figures["dropped"],
+                        "entries_kept": figures["kept"], "retention_days": figures["days"]},
+                       [{"file": name, "sha256": audit.file_digest(path)}], now)  # fmt: skip
+    result.audit_head = audit.head_digest(out_dir / "audit.jsonl")
+    return result

@@ -1,0 +1,138 @@
+"""Withdrawal and erasure at a maison: seal an `erasure` package for the processor.
+
+The package lists, for each customer id given, the `maison_ref` (from the local secret) and
+the email and phone tokens recomputed from the customers file with exactly the export's
+normalization, placeholder guard and keys, so the processor can drop every record it holds
+or will receive for them. Ids absent from the customers file still get their ref (a customer
+already deleted from the CRM can be erased from the group), and are counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from crossgroup.config import MaisonConfig
+from crossgroup.crypto.keys import PartyKeys
+from crossgroup.crypto.package import Manifest, seal_package
+from crossgroup.crypto.tokens import maison_refs
+from crossgroup.engine import Engine
+from crossgroup.errors import InputError
+from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
+from crossgroup.maison.export import _check_keys
+from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
+from crossgroup.maison.inputs import load_customers
+
+ERASURE_TABLE = "erased"
+
+
+@dataclass(frozen=True)
+class EraseResult:
+    package_path: Path
+    manifest: Manifest
+    summary: dict
+
+
+def read_customer_ids(path: Path) -> pl.Series:
+    """Customer ids from a .txt (one per line), .csv or .parquet file (column customer_id)."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        if not path.is_file():
+            raise InputError(f"ids file not found: {path}")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"ids file {path} cannot be read: {type(e).__name__}") from None
+        ids = pl.Series("customer_id", [s.strip() for s in lines if s.strip()], dtype=pl.String)
+    else:
+        lf = scan_table(path, label="ids")
+        schema = table_columns(lf, path, label="ids")
+        if "customer_id" not in schema:
+            raise InputError(f"ids file {path}: missing required column customer_id")
+        try:
+            ids = lf.select(pl.col("customer_id").cast(pl.String)).collect().to_series()
+        except Exception:
+            raise InputError(
+                f"ids file {path}: column customer_id cannot be read as text"
+            ) from None
+        ids = ids.str.strip_chars().drop_nulls()
+        ids = ids.filter(ids.str.len_chars() > 0)
+    ids = ids.unique(maintain_order=True)
+    if ids.len() == 0:
+        raise InputError(f"ids file {path} lists no customer_id")
+    return ids
+
+
+def erasure_identities(
+    customers: pl.DataFrame, ids: pl.Series, keys: PartyKeys, config: MaisonConfig
+) -> tuple[pl.DataFrame, int]:
+    """maison_ref, email_token, phone_token for every id; and how many were not in the file.
+
+    `customers` has customer_id, email, phone, country for the whole CRM file, so that the
+    placeholder guard sees exactly what the export saw.
+    """
+    identifiers, _ = tokenizable_identifiers(
+        customers, ids, placeholder_max_customers=config.placeholder_max_customers
+    )
+    tokens = pseudonymize(identifiers, keys).select("customer_id", "email_token", "phone_token")
+    everyone = pl.DataFrame({"customer_id": ids}).with_columns(
+        maison_refs(keys.local_secret, ids).alias("maison_ref")
+    )
+    table = everyone.join(tokens, on="customer_id", how="left").sort("maison_ref")
+    missing = int(ids.is_in(customers["customer_id"].implode()).not_().sum())
+    return table.select("maison_ref", "email_token", "phone_token"), missing
+
+
+def erase_customers(
+    customers: Path,
+    ids: Path,
+    *,
+    keys: PartyKeys,
+    config: MaisonConfig,
+    out_dir: Path,
+    batch_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> EraseResult:
+    """Seal an erasure package for the customers listed in `ids`, into `out_dir`.
+
+    Example: erase_customers(Path("crm/customers.parquet"), Path("withdrawn.csv"),
+    keys=load_party(Path("keys/aurelle")), config=cfg, out_dir=Path("outbox"))
+    """
+    recipient, matching_key_id = _check_keys(keys, config.id)
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    batch_id = batch_id or f"erasure-{now:%Y%m%dT%H%M%S}"
+    wanted = read_customer_ids(ids)
+    with private_workdir(prefix="crossgroup-erase-") as work:
+        with Engine(work, memory_limit="1GB", threads=2) as engine:
+            load_customers(engine, Path(customers))
+            crm = engine.to_polars("SELECT customer_id, email, phone, country FROM customers")
+        table, missing = erasure_identities(crm, wanted, keys, config)
+        path = work / f"{ERASURE_TABLE}.parquet"
+        table.write_parquet(path, compression="zstd", statistics=False)
+        summary = {
+            "maison": config.id,
+            "customers": table.height,
+            "not_in_customers_file": missing,
+            "with_email_token": int(table["email_token"].is_not_null().sum()),
+            "with_phone_token": int(table["phone_token"].is_not_null().sum()),
+        }
+        with staged_output(out_dir) as staging:
+            package_path, manifest = seal_package(
+                staging,
+                kind="erasure",
+                sender=keys,
+                recipient=recipient,
+                tables={ERASURE_TABLE: path},
+                batch_id=batch_id,
+                as_of=now.date(),
+                matching_key_id=matching_key_id,
+                summary=summary,
+                now=now,
+            )
+            side = package_path.with_name(package_path.name + ".summary.json")
+            side.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return EraseResult(Path(out_dir) / package_path.name, manifest, summary)

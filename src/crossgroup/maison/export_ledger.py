@@ -1,0 +1,172 @@
+"""The maison's export ledger: which batches included which of its customers (docs/rights.md).
+
+`crossgroup export` appends one line per sealed package to `exports.jsonl` in the maison's
+party directory (its state, like the replay ledger): package id, batch, as-of, created-at,
+counts and digests. Beside it, `exports/<package_id>.refs` holds the sorted 16-byte
+maison_refs of the customers that package carried, and nothing else. The maison is the
+controller and already holds the local secret those refs come from, so keeping them is no
+new disclosure; unlike a keyed Bloom filter, the list answers "was I in batch X?" exactly,
+which an access request needs. No activity, token or customer_id is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from crossgroup import audit
+from crossgroup.crypto.keys import PartyKeys
+from crossgroup.crypto.tokens import TOKEN_BYTES
+from crossgroup.errors import InputError, SecurityError
+from crossgroup.io import write_private_bytes
+
+LEDGER = "exports.jsonl"
+REFS_DIR = "exports"
+AUDIT_LOG = "audit.jsonl"
+INPUT_ROLES = ("customers", "purchases")
+
+
+def party_log(keys: PartyKeys) -> Path:
+    """The party's own hash-chained audit log, in its party directory."""
+    return Path(keys.directory) / AUDIT_LOG
+
+
+def refs_bytes(refs: pl.Series) -> bytes:
+    """Distinct refs, sorted, concatenated: a compact exact set with no order from the CRM."""
+    values = sorted(set(refs.drop_nulls().to_list()))
+    if any(len(v) != TOKEN_BYTES for v in values):
+        raise InputError("export ledger: a maison_ref has the wrong length")
+    return b"".join(values)
+
+
+def _file_entry(path: Path, **extra: Any) -> dict:
+    return {"file": Path(path).name, "bytes": Path(path).stat().st_size,
+            "sha256": audit.file_digest(path), **extra}  # fmt: skip
+
+
+def record_export(
+    keys: PartyKeys,
+    *,
+    package_path: Path,
+    manifest: Any,
+    summary: dict,
+    exported_refs: pl.Series,
+    inputs: list[Path],
+    timings: dict[str, float],
+    now: datetime | None = None,
+) -> dict:
+    """Write the refs file, append the ledger line, then the audit entry; return the line."""
+    directory = Path(keys.directory)
+    refs_dir = directory / REFS_DIR
+    refs_dir.mkdir(mode=0o700, exist_ok=True)
+    data = refs_bytes(exported_refs)
+    refs_path = refs_dir / f"{manifest.package_id}.refs"
+    write_private_bytes(refs_path, data)
+    customers = summary["customers"]
+    identities = summary.get("identities", {})
+    counts = {
+        "customers_read": customers["read"],
+        "customers_eligible": customers["eligible"],
+        "customers_exported": customers["exported"],
+        "customers_dropped": customers["dropped"],
+        "purchase_rows": summary["purchases"],
+        "activity_rows": summary["activity_rows"],
+        "with_email_token": identities.get("with_email_token"),
+        "with_phone_token": identities.get("with_phone_token"),
+    }
+    package = _file_entry(package_path, package_id=manifest.package_id)
+    line = {
+        "package_id": manifest.package_id,
+        "package_file": package["file"],
+        "package_sha256": package["sha256"],
+        "batch_id": str(manifest.batch_id),
+        "as_of": manifest.as_of.isoformat(),
+        "created_at": manifest.created_at.isoformat(),
+        "recorded_at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "recipient": manifest.recipient,
+        "matching_key_id": manifest.matching_key_id,
+        "counts": {"customers_exported": customers["exported"],
+                   "activity_rows": summary["activity_rows"]},
+        "refs_file": f"{REFS_DIR}/{refs_path.name}",
+        "refs_count": len(data) // TOKEN_BYTES,
+        "refs_sha256": audit.file_digest(refs_path),
+    }  # fmt: skip
+    _append_line(directory / LEDGER, line)
+    audit.record(
+        party_log(keys),
+        party=keys.party_id,
+        command="export",
+        counts=counts,
+        inputs=[_file_entry(p, role=r) for p, r in zip(inputs, INPUT_ROLES, strict=True)],
+        outputs=[package],
+        settings={
+            "as_of": line["as_of"],
+            "batch_id": line["batch_id"],
+            "window": summary.get("window"),
+            "matching_key_id": line["matching_key_id"],
+            "ledger": LEDGER,
+            "refs_file": line["refs_file"],
+        },
+        timings=timings,
+        signer=keys.signing_key,
+        now=now,
+    )
+    return line
+
+
+def _append_line(path: Path, line: dict) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_export_ledger(party_dir: Path) -> list[dict]:
+    """Every export this maison recorded, oldest first; a damaged line is a refusal."""
+    path = Path(party_dir) / LEDGER
+    if not path.is_file():
+        return []
+    lines = []
+    for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+            str(line["package_id"]), str(line["refs_file"]), str(line["refs_sha256"])
+        except (ValueError, KeyError, TypeError):
+            raise SecurityError(f"export ledger {path} is damaged at line {n}") from None
+        lines.append(line)
+    return lines
+
+
+def included_in(party_dir: Path, line: dict, maison_ref: bytes) -> bool | None:
+    """Whether the package of a ledger line carried `maison_ref` (refs file digest checked);
+    None when its refs file was purged under the retention policy."""
+    party_dir = Path(party_dir)
+    refs_path = (party_dir / line["refs_file"]).resolve()
+    if party_dir.resolve() not in refs_path.parents:
+        raise SecurityError(f"export ledger: a refs file path points outside {party_dir}")
+    try:
+        data = refs_path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if audit.file_digest(refs_path) != line["refs_sha256"] or len(data) % TOKEN_BYTES:
+        raise SecurityError(f"export ledger: {line['refs_file']} does not match its digest")
+    lo, hi = 0, len(data) // TOKEN_BYTES
+    while lo < hi:  # binary search over the sorted fixed-size refs
+        mid = (lo + hi) // 2
+        value = data[mid * TOKEN_BYTES : (mid + 1) * TOKEN_BYTES]
+        if value == maison_ref:
+            return True
+        if value < maison_ref:
+            lo = mid + 1
+        else:
+            hi = mid
+    return False

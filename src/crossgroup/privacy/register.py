@@ -1,0 +1,261 @@
+"""The record of processing activities (GDPR art. 30), generated so it cannot drift.
+
+Every fact that the code decides is imported from where the code decides it: the export
+allow-list (`privacy.export_checks`), the returned columns (`privacy.release_checks`), the
+columns read at the maison (`maison.inputs`), the window (`maison.export`), the crypto suite
+(`crypto`), and k, k_aggregate and retention from the pipeline file. Only the words that
+explain them live here; a column without words makes the register say so (and a test fail).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from crossgroup.config import GroupConfig, load_maison, maison_config_path, read_toml
+from crossgroup.crypto._envelope import CHUNK_SIZE, FORMAT_VERSION, suite_name
+from crossgroup.crypto.keys import KEM_CLASSIC, KEM_HYBRID, Registry, hybrid_kem_available
+from crossgroup.crypto.tokens import SPEC_VERSION, TOKEN_BYTES
+from crossgroup.errors import InputError
+from crossgroup.maison.export import WINDOW_YEARS
+from crossgroup.maison.inputs import CUSTOMER_COLUMNS, PURCHASE_COLUMNS
+from crossgroup.privacy.export_checks import EXPORT_SCHEMA
+from crossgroup.privacy.release_checks import AGGREGATES_COLUMNS, SEGMENTS_COLUMNS
+
+REGISTER_FORMAT = "crossgroup-register/1"
+UNDOCUMENTED = "(undocumented column: describe it in privacy/register.py COLUMN_MEANING)"
+COLUMN_MEANING = {
+    "customer_id": "the maison's customer number",
+    "email": "e-mail address",
+    "phone": "phone number",
+    "country": "country (default region of national phone numbers)",
+    "cross_group_consent": "cross-group consent flag",
+    "consent_updated_at": "time the consent was recorded",
+    "restricted": "restriction of processing or objection to profiling",
+    "order_id": "order number",
+    "purchased_at": "purchase date",
+    "category": "the maison's product category",
+    "amount": "amount paid or refunded",
+    "currency": "currency of the amount",
+    "channel": "sales channel (boutique, online, other)",
+    "maison_ref": "keyed pseudonym of the customer number (HMAC under the maison's own secret)",
+    "email_token": "keyed pseudonym of the normalized e-mail (HMAC under the group key)",
+    "phone_token": "keyed pseudonym of the E.164 phone number (HMAC under the group key)",
+    "month": "first day of the purchase month",
+    "group_category": "group product category (taxonomy)",
+    "orders": "number of distinct orders in the month, category and channel",
+    "amount_eur": "net amount in euros for the month, category and channel",
+    "segment": "preference segment number",
+    "segment_label": "preference segment name",
+    "value_tier": "spend band",
+    "breadth": "number of the group's maisons shopped at, banded",
+    "recency_band": "time since last purchase, banded",
+    "frequency_band": "purchase frequency, banded",
+    "channel_preference": "boutique, online or omnichannel",
+    "lead_sector": "sector with the largest share of spend",
+    "generalized": "which attributes were coarsened or withheld for k-anonymity",
+    "table": "aggregate table name",
+    "scope": "maison or group",
+    "row_key": "aggregate row",
+    "col_key": "aggregate column",
+    "persons": "distinct persons in the cell",
+    "share": "share of persons in the cell",
+    "suppressed": "whether the cell was suppressed",
+    "note": "why a cell was suppressed",
+}
+PURPOSE = (
+    "Cross-brand preference analytics: learn generalized preference segments of customers "
+    "who gave cross-group consent, across the group's maisons, and return to each maison "
+    "only generalized information about its own consenting customers, plus per-brand "
+    "aggregates. The group uses the data for no other purpose and does not learn who the "
+    "customers are."
+)
+DATA_SUBJECTS = (
+    "Customers of a participating maison who gave cross-group consent recorded on or before "
+    "the as-of date, are not restricted (GDPR art. 18/21), and bought in the last "
+    f"{WINDOW_YEARS} years."
+)
+AUTOMATED_DECISIONS = (
+    "No decision based solely on automated processing with legal or similarly significant "
+    "effects (GDPR art. 22): segments describe preferences in bands for marketing analytics "
+    "and are not used to grant, refuse or price anything for an individual."
+)
+
+
+def _columns(names: Any) -> list[dict]:
+    return [{"column": c, "meaning": COLUMN_MEANING.get(c, UNDOCUMENTED)} for c in names]
+
+
+def _controllers(group: GroupConfig, registry: Registry | None) -> list[dict]:
+    out = []
+    for mid in group.maisons:
+        name, sector = mid, None
+        if registry is not None:
+            try:
+                info = registry.party(mid)
+                name, sector = info.name, info.sector
+            except Exception:
+                raise InputError(f"maison {mid} of the pipeline is not in the registry") from None
+        elif maison_config_path(mid).is_file():
+            cfg = load_maison(maison_config_path(mid))
+            name, sector = cfg.name, cfg.sector
+        out.append({"id": mid, "name": name, "sector": sector})
+    return out
+
+
+def _security(registry: Registry | None) -> dict:
+    kems = sorted({p.hpke_kem for p in registry.parties}) if registry else []
+    kem = kems[0] if len(kems) == 1 else (KEM_HYBRID if hybrid_kem_available() else KEM_CLASSIC)
+    return {
+        "pseudonymization": (
+            f"HMAC-SHA256 truncated to {TOKEN_BYTES * 8} bits; e-mail and phone keys derived "
+            f"with HKDF-SHA256 from the group matching secret per identifier type and epoch "
+            f"(spec {SPEC_VERSION}); maison_ref keyed by each maison's own local secret; the "
+            "processor holds neither secret"
+        ),
+        "package_suite": suite_name(kem, CHUNK_SIZE),
+        "package_format_version": FORMAT_VERSION,
+        "signature": "Ed25519 over manifest and payload digest, verified before decryption",
+        "encryption": f"HPKE (RFC 9180) with KEM {kem}; payload AES-256-GCM in the STREAM "
+        f"construction, {CHUNK_SIZE} byte chunks",
+        "replay": "each recipient keeps a ledger of accepted package ids",
+        "plaintext": "only in a private working directory (mode 0700) removed after each run",
+        "audit": "hash-chained audit log per party, head signed with the party's Ed25519 key",
+    }
+
+
+def build_register(
+    group: GroupConfig, *, pipeline_path: Path, registry: Registry | None = None
+) -> dict:
+    """The register as data; every threshold, column and algorithm comes from config or code."""
+    extra = read_toml(pipeline_path).get("register", {})
+    return {
+        "format": REGISTER_FORMAT,
+        "pipeline": Path(pipeline_path).name,
+        "controllers": _controllers(group, registry),
+        "processor": {
+            "id": registry.processor_id if registry else "processor",
+            "role": "group processor (processes on the maisons' documented instructions)",
+        },
+        "contact": extra.get("contact", "to be completed by each controller"),
+        "purpose": PURPOSE,
+        "legal_basis": "consent (GDPR art. 6(1)(a)), collected by each maison",
+        "data_subjects": DATA_SUBJECTS,
+        "personal_data": {
+            "read_at_maison_never_sent": {
+                "customers": _columns(CUSTOMER_COLUMNS),
+                "purchases": _columns(PURCHASE_COLUMNS),
+            },
+            "sent_to_processor": {t: _columns(cols) for t, cols in EXPORT_SCHEMA.items()},
+            "returned_to_each_maison": {
+                "segments": _columns(SEGMENTS_COLUMNS),
+                "aggregates": _columns(AGGREGATES_COLUMNS),
+            },
+            "window_years": WINDOW_YEARS,
+        },
+        "recipients": [
+            "the group processor: pseudonymized export packages of every participating maison",
+            "each maison: generalized segments of its own consenting customers only, and "
+            "per-brand aggregates",
+            "analysts at each maison: the imported segment file and report",
+        ],
+        "transfers": extra.get(
+            "transfers",
+            "none made by crossgroup itself; record here any transfer outside the EEA",
+        ),
+        "privacy_thresholds": {
+            "k": group.k,
+            "k_aggregate": group.k_aggregate,
+            "max_records_per_token": group.max_records_per_token,
+        },
+        "retention_days": dict(group.retention),
+        "security_measures": _security(registry),
+        "automated_decisions": AUTOMATED_DECISIONS,
+    }
+
+
+def _md_columns(rows: list[dict]) -> list[str]:
+    return [
+        "| column | meaning |",
+        "|---|---|",
+        *(f"| `{r['column']}` | {r['meaning']} |" for r in rows),
+    ]
+
+
+def render_markdown(reg: dict) -> str:
+    """The register as a Markdown page for the DPO's file."""
+    data = reg["personal_data"]
+    lines = [
+        "# Record of processing activities: cross-group analytics (GDPR art. 30)",
+        "",
+        f"Generated by `crossgroup register` from `{reg['pipeline']}` and the code's constants.",
+        "",
+        "## Controllers",
+        "",
+        *(f"- {c['name']} (`{c['id']}`" + (f", {c['sector']})" if c["sector"] else ")")
+          for c in reg["controllers"]),
+        "",
+        "## Processor",
+        "",
+        f"- `{reg['processor']['id']}`: {reg['processor']['role']}",
+        f"- Contact: {reg['contact']}",
+        "",
+        "## Purpose and legal basis",
+        "",
+        reg["purpose"],
+        "",
+        f"Legal basis: {reg['legal_basis']}.",
+        "",
+        "## Categories of data subjects",
+        "",
+        reg["data_subjects"],
+        "",
+        "## Categories of personal data",
+        "",
+    ]  # fmt: skip
+    for table, cols in data["read_at_maison_never_sent"].items():
+        lines += [f"Read at each maison from `{table}`, never sent:", "", *_md_columns(cols), ""]
+    for table, cols in data["sent_to_processor"].items():
+        lines += [f"Sent to the processor, table `{table}`:", "", *_md_columns(cols), ""]
+    for table, cols in data["returned_to_each_maison"].items():
+        lines += [f"Returned to each maison, table `{table}`:", "", *_md_columns(cols), ""]
+    lines += [f"Purchases older than {data['window_years']} years are never sent.", ""]
+    lines += ["## Recipients", "", *(f"- {r}" for r in reg["recipients"]), ""]
+    lines += ["## Transfers to third countries", "", reg["transfers"], ""]
+    th = reg["privacy_thresholds"]
+    lines += [
+        "## Privacy thresholds",
+        "",
+        f"- k = {th['k']}: every combination of returned attributes is shared by at least "
+        f"{th['k']} persons of the batch, or generalized or withheld",
+        f"- k_aggregate = {th['k_aggregate']}: aggregate cells below this many persons are "
+        "suppressed, and the suppression is reported",
+        f"- an identifier carried by more than {th['max_records_per_token']} records of one "
+        "maison never links anyone",
+        "",
+        "## Retention",
+        "",
+        *(
+            f"- {k.removesuffix('_days').replace('_', ' ')}: {v} days"
+            for k, v in reg["retention_days"].items()
+        ),
+        "",
+        "## Security measures",
+        "",
+        *(f"- {k.replace('_', ' ')}: {v}" for k, v in reg["security_measures"].items()),
+        "",
+        "## Automated decision-making",
+        "",
+        reg["automated_decisions"],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def register_files(reg: dict) -> dict[str, str]:
+    """File name -> text, for `staged_output`."""
+    return {
+        "register.md": render_markdown(reg),
+        "register.json": json.dumps(reg, indent=2, ensure_ascii=False) + "\n",
+    }
