@@ -33,7 +33,7 @@ README = Path(__file__).with_name("README.md")
 
 def _emails(n: int, seed: int = 7) -> list[str]:
     rng = np.random.default_rng(seed)
-    domains = ["example.com", "maison-mail.fr", "exemple.it", "post.example.ch"]
+    domains = ["example.com", "example.net", "example.org", "mail.example.com"]
     picks = rng.integers(0, len(domains), n)
     return [f"client.{i:08d}.{rng_i}@{domains[d]}" for i, (rng_i, d) in
             enumerate(zip(rng.integers(0, 10**6, n), picks, strict=True))]  # fmt: skip

@@ -156,6 +156,14 @@ def test_replay_wrong_kind_and_matching_key(tmp_path, parties, tables):
         verify_package(path, parties["processor"])
     with pytest.raises(SecurityError, match="replayed package"):
         accept_packages(parties["processor"], [manifest])
+    # Reading without acting (evaluation) may skip the ledger, never the authentication.
+    assert verify_package(path, parties["processor"], check_replay=False) == manifest
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    (tmp_path / "w").mkdir()
+    with pytest.raises(SecurityError):
+        open_package(path, parties["processor"], tmp_path / "w", check_replay=False)
 
 
 def test_wrong_direction_is_refused(tmp_path, parties, tables):

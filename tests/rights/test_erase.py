@@ -166,6 +166,18 @@ def test_erase_prints_counts_and_seals_an_erasure_package(world):
     assert world["x"]["customer_id"] not in out
 
 
+def test_erase_is_recorded_in_the_maisons_audit_log_without_identifiers(world):
+    log = world["root"] / "keys" / "aurelle" / "audit.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    erase_entries = [e for e in entries if e["command"] == "erase"]
+    assert len(erase_entries) == 1
+    assert erase_entries[0]["counts"]["not_in_customers_file"] == 1
+    assert audit.verify_log(log) == []
+    raw = log.read_bytes()
+    assert world["x"]["customer_id"].encode() not in raw
+    assert not any(needle in raw for needle in needles(world["erased"]))
+
+
 def test_next_return_no_longer_carries_the_erased_customer(world):
     root, x = world["root"], world["x"]
     back = returned_refs(root, "aurelle", "b2", world["tmp"])

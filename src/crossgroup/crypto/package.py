@@ -124,7 +124,7 @@ def seal_package(
 # ---------------------------------------------------------------- verify and open
 
 
-def _verify(path: Path, keys: PartyKeys, kind: str | None) -> Header:
+def _verify(path: Path, keys: PartyKeys, kind: str | None, check_replay: bool = True) -> Header:
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -152,7 +152,7 @@ def _verify(path: Path, keys: PartyKeys, kind: str | None) -> Header:
     if kind is not None and manifest.kind != kind:
         raise SecurityError(f"{path.name}: wrong kind: expected {kind}, got {manifest.kind}")
     _check_direction(manifest.kind, sender.role, keys.role)
-    if manifest.package_id in accepted_ids(keys.directory):
+    if check_replay and manifest.package_id in accepted_ids(keys.directory):
         raise SecurityError(
             f"{path.name}: replayed package: {manifest.package_id} was already accepted "
             f"by {keys.party_id}"
@@ -168,15 +168,22 @@ def _verify(path: Path, keys: PartyKeys, kind: str | None) -> Header:
 
 
 def verify_package(
-    path: Path, keys: PartyKeys, *, kind: str | None = None, matching_key_id: str | None = None
+    path: Path,
+    keys: PartyKeys,
+    *,
+    kind: str | None = None,
+    matching_key_id: str | None = None,
+    check_replay: bool = True,
 ) -> Manifest:
     """Check a package against the registry and the ledger without decrypting anything.
 
     Refuses (SecurityError, exit 3): bad framing, unsupported version, unknown sender, bad
     signature, wrong recipient, wrong kind, replay, truncated or extended payload, and a
-    matching-key id other than `matching_key_id` when one is given.
+    matching-key id other than `matching_key_id` when one is given. `check_replay=False` is
+    for reading without acting (an auditor's `crossgroup open`, evaluation): the package is
+    still fully authenticated, only its presence in the ledger is not an error.
     """
-    manifest = _verify(path, keys, kind).manifest
+    manifest = _verify(path, keys, kind, check_replay).manifest
     if matching_key_id is not None and manifest.matching_key_id != matching_key_id:
         raise SecurityError(
             f"{Path(path).name}: matching-key mismatch: package uses "
@@ -192,7 +199,12 @@ class OpenedPackage:
 
 
 def open_package(
-    path: Path, keys: PartyKeys, workdir: Path, *, kind: str | None = None
+    path: Path,
+    keys: PartyKeys,
+    workdir: Path,
+    *,
+    kind: str | None = None,
+    check_replay: bool = True,
 ) -> OpenedPackage:
     """Verify, unwrap the content key, and stream-decrypt the tables into `workdir`.
 
@@ -200,7 +212,7 @@ def open_package(
     Does not record the package in the ledger: call `accept_packages` after success.
     """
     path, workdir = Path(path), Path(workdir)
-    header = _verify(path, keys, kind)
+    header = _verify(path, keys, kind, check_replay)
     manifest = header.manifest
     try:
         content_key = hpke_suite(header.kem).decrypt(

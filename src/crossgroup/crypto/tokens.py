@@ -189,13 +189,15 @@ def _parse_many(pairs: list[tuple[str, str | None]], workers: int | None) -> lis
 
 
 def _to_binary_series(name: str, digests: np.ndarray) -> pl.Series:
+    """An (n, width) digest array as a Binary column, built from its buffers (no row loop)."""
     n, width = digests.shape
-    if n == 0:
-        return pl.Series(name, [], dtype=pl.Binary)
-    fixed = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(digests))]
+    offsets = np.arange(0, width * (n + 1), width, dtype=np.int64)
+    arr = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(),
+        n,
+        [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(digests))],
     )
-    return pl.Series(name, fixed.cast(pa.binary()))
+    return pl.Series(name, arr)
 
 
 def _arrow_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -229,8 +231,7 @@ def hmac_tokens(key: bytes, values: pl.Series) -> pl.Series:
     present = values.drop_nulls()
     if present.len() == 0:
         return pl.Series(values.name, [None] * values.len(), dtype=pl.Binary)
-    distinct = present.unique()
-    if distinct.len() == present.len():
+    if present.n_unique() == present.len():
         # Already distinct (the common case for one maison's ids): hash in row order and
         # put nulls back by position, which is cheaper than a join.
         tokens = _digest_series(key, present)
@@ -241,6 +242,7 @@ def hmac_tokens(key: bytes, values: pl.Series) -> pl.Series:
         return pl.select(
             pl.when(pl.lit(mask)).then(pl.lit(tokens.gather(index))).alias(values.name)
         ).to_series()
+    distinct = present.unique()
     lookup = pl.DataFrame({"v": distinct, "t": _digest_series(key, distinct)})
     out = values.alias("v").to_frame().join(lookup, on="v", how="left", maintain_order="left")
     return out["t"].alias(values.name)

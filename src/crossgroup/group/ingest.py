@@ -123,7 +123,13 @@ def inbox_packages(inbox: Path) -> list[Path]:
 
 
 def verify_inbox(
-    inbox: Path, keys, group: GroupConfig, *, skip_invalid: bool, now: dt.datetime | None = None
+    inbox: Path,
+    keys,
+    group: GroupConfig,
+    *,
+    skip_invalid: bool,
+    now: dt.datetime | None = None,
+    check_replay: bool = True,
 ) -> Batch:
     """Verify every package before any decryption; refuse or (with skip_invalid) set aside.
 
@@ -131,6 +137,7 @@ def verify_inbox(
     than the replay ledger keeps ids for, is invalid; a batch-level incoherence (two exports
     from one maison, mixed key epochs or as-of dates) always refuses the batch, since no
     single package is to blame. Erasure packages ride along and are returned apart.
+    `check_replay=False` is for evaluation, which reads a batch without acting on it.
     """
     from crossgroup.crypto.package import require_one_matching_key, verify_package
     from crossgroup.group.retention import check_package_age
@@ -140,7 +147,7 @@ def verify_inbox(
     skipped: list[SkippedPackage] = []
     for path in inbox_packages(inbox):
         try:
-            manifest = verify_package(path, keys)
+            manifest = verify_package(path, keys, check_replay=check_replay)
             if manifest.kind not in ("export", "erasure"):
                 raise SecurityError(f"wrong kind: expected export or erasure, got {manifest.kind}")
             if manifest.sender not in group.maisons:
@@ -174,7 +181,9 @@ def verify_inbox(
     )  # fmt: skip
 
 
-def decrypt_batch(batch: Batch, keys, workdir: Path) -> dict[str, dict[str, Path]]:
+def decrypt_batch(
+    batch: Batch, keys, workdir: Path, *, check_replay: bool = True
+) -> dict[str, dict[str, Path]]:
     """Open every verified package into `workdir/packages/<maison>/`; tables by maison."""
     from crossgroup.crypto.package import open_package
 
@@ -182,7 +191,7 @@ def decrypt_batch(batch: Batch, keys, workdir: Path) -> dict[str, dict[str, Path
     for package in batch.packages:
         target = workdir / "packages" / package.maison
         target.mkdir(parents=True, exist_ok=True)
-        opened = open_package(package.path, keys, target, kind="export")
+        opened = open_package(package.path, keys, target, kind="export", check_replay=check_replay)
         missing = [t for t in EXPORT_TABLES if t not in opened.tables]
         if missing:
             raise InputError(f"package {package.path.name} lacks table(s): {', '.join(missing)}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from crossgroup import audit
 from crossgroup.config import MaisonConfig
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import Manifest, seal_package
@@ -25,6 +26,7 @@ from crossgroup.errors import InputError
 from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
 from crossgroup.maison.export import _check_keys
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
+from crossgroup.maison.export_ledger import party_log
 from crossgroup.maison.inputs import load_customers
 
 ERASURE_TABLE = "erased"
@@ -103,6 +105,7 @@ def erase_customers(
     keys=load_party(Path("keys/aurelle")), config=cfg, out_dir=Path("outbox"))
     """
     recipient, matching_key_id = _check_keys(keys, config.id)
+    audit.require_intact(party_log(keys))  # refuse before working, not after
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     batch_id = batch_id or f"erasure-{now:%Y%m%dT%H%M%S}"
     wanted = read_customer_ids(ids)
@@ -135,4 +138,21 @@ def erase_customers(
             )
             side = package_path.with_name(package_path.name + ".summary.json")
             side.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return EraseResult(Path(out_dir) / package_path.name, manifest, summary)
+    final = Path(out_dir) / package_path.name
+    audit.record(
+        party_log(keys),
+        party=keys.party_id,
+        command="erase",
+        counts={k: v for k, v in summary.items() if k != "maison"},
+        inputs=[
+            {"file": Path(customers).name, "role": "customers",
+             "sha256": audit.file_digest(Path(customers))},
+            {"file": Path(ids).name, "role": "erasure_ids", "sha256": audit.file_digest(Path(ids))},
+        ],
+        outputs=[{"file": final.name, "package_id": manifest.package_id,
+                  "sha256": audit.file_digest(final)}],
+        settings={"batch_id": batch_id},
+        signer=keys.signing_key,
+        now=now,
+    )  # fmt: skip
+    return EraseResult(final, manifest, summary)
