@@ -57,3 +57,27 @@ def test_scan_table_by_extension(tmp_path: Path):
         scan_table(tmp_path / "t.xlsx")
     with pytest.raises(InputError, match="not found"):
         scan_table(tmp_path / "nope.parquet", label="customers")
+
+
+def test_background_writer_keeps_every_chunk_in_order(tmp_path: Path):
+    from crossgroup.io import BackgroundWriter
+
+    chunks = [bytes([i]) * (1000 + i) for i in range(50)]
+    with open(tmp_path / "f", "wb") as f, BackgroundWriter(f, depth=2) as w:
+        for c in chunks:
+            w.write(memoryview(c))
+    assert (tmp_path / "f").read_bytes() == b"".join(chunks)
+
+
+def test_background_writer_surfaces_write_errors():
+    from crossgroup.io import BackgroundWriter
+
+    class Full:
+        def write(self, _):
+            raise OSError(28, "No space left on device")
+
+    writer = BackgroundWriter(Full(), depth=1)
+    with pytest.raises(OSError, match="No space"):
+        for _ in range(10):
+            writer.write(b"x")
+        writer.close()

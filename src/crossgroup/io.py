@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -103,3 +106,45 @@ def write_private_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class BackgroundWriter:
+    """Write chunks to a file from one helper thread, so encryption overlaps disk writes.
+
+    At most `depth` chunks wait in memory, so memory stays flat whatever the file size. Chunks
+    must not change after `write` (bytes, or views of bytes). `close` waits for the last write
+    and re-raises any write error.
+    """
+
+    def __init__(self, sink: BinaryIO, *, depth: int = 4) -> None:
+        self._sink = sink
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so a blocked producer is released
+            try:
+                self._sink.write(chunk)
+            except BaseException as e:
+                self._error = e
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

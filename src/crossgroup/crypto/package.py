@@ -31,7 +31,7 @@ from crossgroup.crypto._envelope import (
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.ledger import accepted_ids, append_accepted
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import staged_output
+from crossgroup.io import BackgroundWriter, staged_output
 
 __all__ = [
     "CHUNK_SIZE",
@@ -112,9 +112,10 @@ def seal_package(
         )
         key = payload_key(content_key, manifest.package_id)
         try:
-            _primitives.stream_encrypt(
-                key, header.aad, reader, header.plaintext_bytes, sink, header.chunk_size
-            )
+            with BackgroundWriter(sink) as writer:
+                _primitives.stream_encrypt(
+                    key, header.aad, reader, header.plaintext_bytes, writer, header.chunk_size
+                )
         except _primitives.StreamError:
             raise InputError("a table file changed while it was being sealed; retry") from None
         reader.close()
@@ -244,7 +245,10 @@ def _decrypt_into(path: Path, header: Header, key: bytes, outputs: dict[str, Pat
         try:
             for name, size in plan:
                 digest = hashlib.sha256()
-                with open(outputs[name], "wb") as out:
+                with (
+                    open(outputs[name], "wb") as out,
+                    BackgroundWriter(out) as writer,
+                ):
                     left = size
                     while left:
                         if pos == len(buf):
@@ -252,7 +256,7 @@ def _decrypt_into(path: Path, header: Header, key: bytes, outputs: dict[str, Pat
                         piece = buf[pos : pos + left]
                         pos += len(piece)
                         left -= len(piece)
-                        out.write(piece)
+                        writer.write(piece)  # the disk write overlaps the hash and decryption
                         digest.update(piece)
                 if digest.hexdigest() != manifest.tables[name]["sha256"]:
                     raise SecurityError(f"{path.name}: table {name} does not match its digest")
