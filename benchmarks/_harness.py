@@ -2,7 +2,7 @@
 
 Every figure the benchmarks report for a stage comes from outside the stage's process: wall
 time from the parent's clock, CPU time and peak RSS from `os.wait4` (the child's own usage
-plus that of the descendants it reaped, e.g. a phone-parsing pool), and the sampled RSS sum
+plus that of the descendants it reaped, e.g. a phone-parsing pool), and the sampled PSS sum
 over the child's process tree (psutil, when installed) for stages that fork workers.
 """
 
@@ -31,7 +31,7 @@ class Measured:
     wall_s: float
     cpu_s: float  # user + system, child and reaped descendants
     peak_rss_bytes: int  # largest single process (wait4 ru_maxrss)
-    tree_rss_bytes: int  # sampled sum over the live process tree (0 without psutil)
+    tree_pss_bytes: int  # sampled sum of PSS over the live process tree (0 without psutil)
     returncode: int
     stdout: str
     stderr: str
@@ -39,7 +39,7 @@ class Measured:
     @property
     def peak_bytes(self) -> int:
         """The conservative peak: the larger of the two memory figures."""
-        return max(self.peak_rss_bytes, self.tree_rss_bytes)
+        return max(self.peak_rss_bytes, self.tree_pss_bytes)
 
     def record(self) -> dict:
         """The figures, without the captured output."""
@@ -53,17 +53,20 @@ def crossgroup_cmd(*args: object) -> list[str]:
     return [sys.executable, "-m", "crossgroup", *map(str, args)]
 
 
-def _tree_rss(proc) -> int:
+def _tree_pss(proc) -> int:
     import psutil
 
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
         return 0
+    # PSS counts a page shared by forked workers once in total, where summing RSS would
+    # count it in every worker; fall back to RSS where the kernel gives no PSS.
     total = 0
     for p in procs:
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
+            info = p.memory_full_info()
+            total += getattr(info, "pss", info.rss)
     return total
 
 
@@ -98,7 +101,7 @@ def measure(
             if pid:
                 break
             if watched is not None:
-                tree_peak = max(tree_peak, _tree_rss(watched))
+                tree_peak = max(tree_peak, _tree_pss(watched))
             time.sleep(sample_s)
         wall = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -110,7 +113,7 @@ def measure(
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
         peak_rss_bytes=usage.ru_maxrss * 1024,  # KiB on Linux
-        tree_rss_bytes=tree_peak,
+        tree_pss_bytes=tree_peak,
         returncode=child.returncode,
         stdout=stdout,
         stderr=stderr,

@@ -66,6 +66,12 @@ def report(r: dict) -> str:
     lines.append(
         "process stages: " + ", ".join(f"{k} {v:.2f}" for k, v in s["process"]["stages_s"].items())
     )
+    if "utility" in s:
+        u = s["utility"]
+        lines.append(
+            f"returned rows: {u['rows']:,}, with an attribute coarsened or blank: "
+            f"{u['generalized']:,} ({u['generalized_share']:.1%})"
+        )
     if "peer" in r:
         p, c = r["peer"], r["comparison"]
         lines.append(

@@ -42,6 +42,7 @@ TARGET_PEER_RATIO_M = 5.0
 TARGET_L_PEAK_GIB = 16.0
 TARGET_L_OVER_M = 12.0
 TARGET_TOKENS_VS_LOOP = 3.0
+TARGET_GENERALIZED_SHARE_M = 0.05  # issue 5: rows carrying a coarsened or blank attribute
 
 
 def step_times(stdout: str) -> dict[str, float]:
@@ -154,6 +155,7 @@ def run_flow(data: Path, work: Path, as_of: date) -> dict:
         "process": process,
         "import": {"per_maison": imports, **_total(list(imports.values()))},
     }
+    stages["utility"] = returned_utility(work / "analyst")
     parts = [stages["export"], process, stages["import"]]
     stages["end_to_end"] = {
         "wall_s": round(sum(p["wall_s"] for p in parts), 3),
@@ -161,6 +163,18 @@ def run_flow(data: Path, work: Path, as_of: date) -> dict:
         "peak_bytes": max(p["peak_bytes"] for p in parts),
     }
     return stages
+
+
+def returned_utility(analyst: Path) -> dict:
+    """What k-anonymity cost: the share of returned rows with an attribute coarsened or blank."""
+    import polars as pl
+
+    rows = pl.scan_parquet(sorted(analyst.glob("*/segments.parquet"))).select(
+        pl.len().alias("rows"), (pl.col("generalized") != "").sum().alias("generalized")
+    )
+    counts = rows.collect().row(0, named=True)
+    share = counts["generalized"] / counts["rows"] if counts["rows"] else 0.0
+    return {**counts, "generalized_share": round(share, 4)}
 
 
 def run_peer(data: Path, work: Path, as_of: date) -> dict:
@@ -244,6 +258,8 @@ def targets(result: dict, previous: list[dict]) -> dict:
         if result.get("comparison"):
             ratio = result["comparison"]["peer_over_export_process"]
             out["m_peer_ratio_ge_5"] = ratio >= TARGET_PEER_RATIO_M
+        share = result["stages"]["utility"]["generalized_share"]
+        out["m_generalized_rows_le_5_percent"] = share <= TARGET_GENERALIZED_SHARE_M
     if scale == "L":
         out["l_peak_rss_le_16_gib"] = e2e["peak_bytes"] <= TARGET_L_PEAK_GIB * GIB
         m_runs = [r for r in previous if r["scale"] == "M"]
