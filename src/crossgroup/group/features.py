@@ -53,15 +53,18 @@ def _month_index(col: str | pl.Expr) -> pl.Expr:
 
 
 def _positive_shares(frame: pl.DataFrame, nets: list[str], names: list[str]) -> pl.DataFrame:
-    """Replace net columns by their shares of the positive total (0 where nothing positive)."""
-    clipped = [pl.col(n).clip(lower_bound=0.0) for n in nets]
-    total = pl.sum_horizontal(clipped)
+    """Replace net columns by their shares of the positive total (0 where nothing positive).
+
+    The total is materialized once: written inline, every share would recompute the sum over
+    all the nets (quadratic in the number of categories).
+    """
+    total = "__positive_total"
+    frame = frame.with_columns(pl.col(n).clip(lower_bound=0.0) for n in nets)
+    frame = frame.with_columns(pl.sum_horizontal(nets).alias(total))
     return frame.with_columns(
-        [
-            pl.when(total > 0).then(c / total).otherwise(0.0).alias(name)
-            for c, name in zip(clipped, names, strict=True)
-        ]
-    ).drop([n for n in nets if n not in names])
+        pl.when(pl.col(total) > 0).then(pl.col(n) / pl.col(total)).otherwise(0.0).alias(name)
+        for n, name in zip(nets, names, strict=True)
+    ).drop([total, *(n for n in nets if n not in names)])
 
 
 def person_features(
