@@ -178,6 +178,7 @@ class GroupConfig:
     k: int = 10
     k_aggregate: int = 50
     max_records_per_token: int = 3
+    min_maisons_per_sector: int = 2  # fewer: the sector is released pooled, never by name
     n_segments: int | None = None  # None: chosen by silhouette
     min_segments: int = 4
     max_segments: int = 10
@@ -208,6 +209,9 @@ def load_group(path: Path | None = None) -> GroupConfig:
     k = positive_int(privacy, "k", 10)
     k_agg = positive_int(privacy, "k_aggregate", 50)
     max_rec = positive_int(privacy, "max_records_per_token", 3)
+    min_per_sector = positive_int(privacy, "min_maisons_per_sector", 2)
+    if min_per_sector < 2:
+        problems.append("min_maisons_per_sector must be at least 2")
     n_seg_raw = seg.get("n_segments", "auto")
     n_seg = None if n_seg_raw == "auto" else n_seg_raw
     if n_seg is not None and (not isinstance(n_seg, int) or n_seg < 2):
@@ -226,6 +230,7 @@ def load_group(path: Path | None = None) -> GroupConfig:
         k=k,
         k_aggregate=k_agg,
         max_records_per_token=max_rec,
+        min_maisons_per_sector=min_per_sector,
         n_segments=n_seg,
         min_segments=lo,
         max_segments=hi,

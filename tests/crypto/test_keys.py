@@ -91,6 +91,7 @@ def test_refuses_to_overwrite(keydir):
 
 def test_passphrase_protection(tmp_path, monkeypatch, run_cli):
     monkeypatch.setenv("CG_TEST_PASS", "correct horse battery staple")
+    monkeypatch.delenv("CROSSGROUP_PASSPHRASE", raising=False)  # the load_party fallback
     result = run_cli(
         "keys", "init", "--dir", tmp_path / "k", "--maisons", "aurelle",
         "--passphrase-env", "CG_TEST_PASS",

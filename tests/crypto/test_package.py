@@ -226,7 +226,6 @@ def test_cli_refusals_exit_3_with_own_message(
         (unknown, "processor", "unknown sender 'mallory'"),
         (rekeyed, "processor", "bad signature"),
         (version, "processor", "unsupported package format version 2"),
-        (replayed, "processor", "replayed package"),
     ]
     for path, party, message in cases:
         out = tmp_path / f"out-{message.split()[0]}"
@@ -235,6 +234,15 @@ def test_cli_refusals_exit_3_with_own_message(
         assert message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert not out.exists() or not any(out.iterdir())
+    # A replay is refused to consumers (the API process/import use), but `open` reads
+    # without acting (DESIGN §3: auditors): an accepted package still opens, with a note.
+    with pytest.raises(SecurityError, match="replayed package"):
+        verify_package(replayed, parties["processor"])
+    out = tmp_path / "out-replayed"
+    result = _cli_open(run_cli, replayed, keydir, "processor", out)
+    assert result.exit_code == 0, result.stderr
+    assert f"{m2.package_id} was already accepted by processor" in result.stdout
+    assert json.loads((out / "manifest.json").read_text())["package_id"] == m2.package_id
 
 
 # ---------------------------------------------------------------- properties

@@ -87,6 +87,13 @@ def test_phone_shaped_value_refused(value):
     assert value not in message
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_amount_refused(value):
+    """NaN or infinity would crash the processor's features and segmentation."""
+    message = refused(identities(), activity(amount_eur=[120.5, value]))
+    assert "activity.amount_eur: 1 value(s) not finite (NaN or infinity)" in message
+
+
 def test_customer_id_and_order_id_leaks_refused():
     message = refused(identities(), activity(group_category=["C-0001", "Wine"]))
     assert "activity.group_category: 1 value(s) equal an input customer_id" in message

@@ -82,24 +82,25 @@ def test_exact_three_year_boundary(export_world, crm):
 
 
 def test_unmapped_categories_go_to_the_sector_catch_all(export_world, crm):
+    """Unmapped rows are counted; a label is named only when more than
+    placeholder_max_customers (3) exported customers carry it, the rest counted as withheld."""
     c, p = crm.customer, crm.purchase
     purchases = [
         p("A", "o1", date(2026, 1, 5), category="Bagues"),
-        p("A", "o2", date(2026, 1, 6), category="Broches"),
-        p("A", "o3", date(2026, 1, 7), category="Broches"),
-        p("A", "o4", date(2026, 1, 8), category="Entretien"),
+        *(p(cid, f"b{cid}", date(2026, 1, 6), category="Broches") for cid in "ABCD"),
+        p("A", "o4", date(2026, 1, 8), category="Entretien"),  # one customer only: withheld
         p("A", "o5", date(2026, 1, 9), category=None),
     ]
-    out = export_world([c("A")], purchases, AS_OF)
+    out = export_world([c(cid) for cid in "ABCD"], purchases, AS_OF)
     cats = dict(out.activity.group_by("group_category").agg(pl.col("orders").sum()).iter_rows())
-    assert cats == {"Fine Jewelry": 1, "Other Watches & Jewelry": 4}
+    assert cats == {"Fine Jewelry": 1, "Other Watches & Jewelry": 6}
     assert out.result.summary["unmapped_categories"] == {
-        "rows": 4,
+        "rows": 6,
         "labels": [
-            {"category": "Broches", "rows": 2},
+            {"category": "Broches", "rows": 4},
             {"category": "(missing)", "rows": 1},
-            {"category": "Entretien", "rows": 1},
         ],
+        "withheld": {"labels": 1, "rows": 1},
     }
 
 

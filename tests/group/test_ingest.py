@@ -92,3 +92,33 @@ def test_views_carry_the_maison(batch, tmp_path):
     for m in MAISONS:
         assert counts[m] == pl.read_parquet(batch.tables[m]["identities"]).height
     assert set(activity.get_column("maison")) == set(MAISONS)
+
+
+def test_batch_under_a_retired_matching_key_is_refused(batch):
+    """Every export made under the previous epoch: coherent, but not the current key."""
+    from crossgroup.crypto.keys import rotate_matching_key
+
+    before = load_party(batch.keys / "processor").registry.matching_key_id
+    rotate_matching_key(batch.keys)
+    keys = load_party(batch.keys / "processor")
+    assert keys.registry.matching_key_id != before
+    group = load_group(batch.pipeline)
+    with pytest.raises(SecurityError, match="matching-key mismatch") as refused:
+        verify_inbox(batch.inbox, keys, group, skip_invalid=False)
+    assert "not the registry's current epoch" in str(refused.value)
+    assert before in str(refused.value)
+    # with skip_invalid every package is set aside: nothing is left to process
+    with pytest.raises(SecurityError, match="no valid export package"):
+        verify_inbox(batch.inbox, keys, group, skip_invalid=True)
+
+
+def test_batch_under_the_current_key_after_rotation_is_accepted(batch, tmp_path):
+    from crossgroup.crypto.keys import rotate_matching_key
+
+    rotate_matching_key(batch.keys)
+    for p in batch.inbox.iterdir():
+        p.unlink()
+    seal_exports(batch.keys, batch.inbox, batch.tables)
+    keys = load_party(batch.keys / "processor")
+    verified = verify_inbox(batch.inbox, keys, load_group(batch.pipeline), skip_invalid=False)
+    assert verified.matching_key_id == keys.registry.matching_key_id

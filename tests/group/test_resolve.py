@@ -69,11 +69,13 @@ def test_chain_through_email_then_phone_is_one_person(method):
 @pytest.mark.parametrize("method", METHODS)
 def test_long_chain_converges(method):
     # A path of 40 records, each sharing a token with the next: one person, diameter 39.
+    # The path holds 20 records of each maison, so the guard is raised past that: with the
+    # default guard the component guard would (rightly) split it into single records.
     rows = [
         ("aurelle" if i % 2 else "kessler", f"r{i}", f"e{i // 2}", f"p{(i + 1) // 2}")
         for i in range(40)
     ]
-    got = resolve(rows, method=method)
+    got = resolve(rows, method=method, max_records_per_token=20)
     assert len(set(got.values())) == 1
 
 
@@ -170,6 +172,67 @@ def test_match_figures_counts_breadth_overlap_and_guarded_tokens():
         "kessler|vautrin": None,
     }
     assert figures["ignored_tokens"] == 1
+    assert figures["ignored_tokens_shared_across_maisons"] == 0
+    assert figures["split_components"] == figures["split_records"] == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_placeholder_shared_by_three_records_in_each_of_eight_maisons_links_nobody(method):
+    """Invariant 8 across maisons: 3 holders per maison pass the per-maison guard, but 24
+    records in 8 maisons are 16 beyond one per maison: not one person."""
+    maisons = ["aurelle", "belvoir", "celeste", "harrow", "kessler", "lumen", "orval", "vautrin"]
+    rows = [(m, f"r{i}", "test@test.com", None) for m in maisons for i in range(3)]
+    rows += [(m, "own", f"own@{m}", None) for m in maisons]
+    got = resolve(rows, method=method, max_records_per_token=3)
+    assert len(set(got.values())) == len(rows) == 32
+    frame = identities(rows)
+    with Engine() as engine:
+        engine.register("identities", frame)
+        table = resolve_persons(engine, "identities", max_records_per_token=3, method=method)
+        figures = match_figures(engine, table, k_aggregate=50)
+    assert figures["persons_by_maisons"] == {"1": 32}
+    assert figures["ignored_tokens"] == 1
+    assert figures["ignored_tokens_shared_across_maisons"] == 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_few_duplicates_across_maisons_still_link(method):
+    # 2 records in each of 3 maisons: 3 beyond one per maison, at the guard: still a person
+    rows = [(m, f"r{i}", "same@", None) for m in ("aurelle", "kessler", "vautrin") for i in (0, 1)]
+    got = resolve(rows, method=method, max_records_per_token=3)
+    assert len(set(got.values())) == 1
+    # one more record makes 4 beyond one per maison: over the guard, nobody is linked
+    got = resolve([*rows, ("harrow", "r0", "same@", None), ("harrow", "r1", "same@", None)],
+                  method=method, max_records_per_token=3)  # fmt: skip
+    assert len(set(got.values())) == 8
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_component_gathering_too_many_records_of_one_maison_is_split(method):
+    """Tokens each shared by 2 records chain 5 aurelle and 5 kessler records together: no
+    single token trips the guard, but 5 records of one maison are not one person."""
+    rows = []
+    for i in range(5):
+        rows.append(("aurelle", f"a{i}", f"e{i}", f"p{i - 1}" if i else None))
+        rows.append(("kessler", f"k{i}", f"e{i}", f"p{i}"))
+    rows.append(("vautrin", "v", "alone@", None))
+    rows += [("harrow", "h", "pair@", None), ("celeste", "c", "pair@", None)]
+    got = resolve(rows, method=method, max_records_per_token=3)
+    assert len(set(got.values())) == len(rows) - 1  # only the harrow-celeste pair links
+    assert got[("harrow", "h")] == got[("celeste", "c")]
+    # ids stay dense 1..P
+    assert sorted(set(got.values())) == list(range(1, len(rows)))
+    # at a guard of 5 the chain is one person again
+    got = resolve(rows, method=method, max_records_per_token=5)
+    assert len({got[("aurelle", f"a{i}")] for i in range(5)} | {got[("kessler", "k0")]}) == 1
+    frame = identities(rows)
+    with Engine() as engine:
+        engine.register("identities", frame)
+        table = resolve_persons(engine, "identities", max_records_per_token=3, method=method)
+        figures = match_figures(engine, table, k_aggregate=50)
+    assert figures["split_components"] == 1 and figures["split_records"] == 10
+    assert figures["ignored_tokens"] == 0
+    assert figures["persons"] == len(rows) - 1
 
 
 def test_guard_must_be_positive():

@@ -319,3 +319,43 @@ def test_erase_with_another_partys_keys_is_refused(world, tmp_path):
     )
     assert r.exit_code == 3 and len(r.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.cgpkg"))
+
+
+def test_erasure_manifest_carries_no_counts(tmp_path):
+    """The readable manifest of an erasure package says nothing of how many customers asked,
+    how many were unknown or had tokens: those counts stay in the local summary JSON."""
+    from crossgroup.crypto.keys import init_keys
+    from crossgroup.maison.erase import erase_customers
+
+    init_keys(tmp_path / "keys", ["aurelle"])
+    customers = tmp_path / "customers.parquet"
+    pl.DataFrame(
+        {
+            "customer_id": ["C-1", "C-2", "C-3"],
+            "email": ["one@example.org", None, "three@example.org"],
+            "phone": [None, "+33 6 11 22 33 44", None],
+            "country": ["FR", "FR", "FR"],
+            "cross_group_consent": [True, True, False],
+            "consent_updated_at": [None, None, None],
+        },
+        schema_overrides={"consent_updated_at": pl.Datetime("us")},
+    ).write_parquet(customers)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("C-1\nC-2\nGONE-9\n", encoding="utf-8")
+    processor = load_party(tmp_path / "keys" / "processor")
+    result = erase_customers(
+        customers, ids, keys=load_party(tmp_path / "keys" / "aurelle"),
+        config=load_maison(maison_config_path("aurelle")), out_dir=tmp_path / "outbox",
+    )  # fmt: skip
+    raw = result.package_path.read_bytes()
+    for word in (b"not_in_customers_file", b"with_email_token", b"with_phone_token"):
+        assert word not in raw
+    opened = open_package(result.package_path, processor, tmp_path, kind="erasure")
+    assert opened.manifest.summary == {}
+    assert opened.manifest.tables["erased"]["rows"] == 3  # what the processor needs
+    local = json.loads(
+        result.package_path.with_name(result.package_path.name + ".summary.json").read_text()
+    )
+    assert local == result.summary
+    assert local["customers"] == 3 and local["not_in_customers_file"] == 1
+    assert local["with_email_token"] == 1 and local["with_phone_token"] == 1

@@ -40,7 +40,9 @@ def erase(
     to be forgotten, for the processor to drop now and in every later batch.
 
     Tokens are recomputed from the customers file with the export's normalization and
-    keys; ids missing from it still get their ref. Prints counts only.
+    keys; ids missing from it still get their ref. Prints counts only; they stay at
+    the maison (here and in <package>.summary.json beside the package, never sent with
+    it): the package's readable manifest carries none.
 
     Example: crossgroup erase --maison aurelle --customers crm/customers.parquet
     --ids withdrawn.csv --keys keys/aurelle --out outbox

@@ -41,7 +41,10 @@ def export(
     Only consenting, unrestricted customers (as of --as-of) and their purchases
     in (as-of - 3 years, as-of] leave the maison: pseudonymized, aggregated per
     month, group category and channel, and sealed for the group processor.
-    Prints what was kept and what was dropped, and why.
+    Prints what was kept and what was dropped, and why, and writes the same
+    summary to <package>.summary.json beside the package: it stays at the
+    maison (never send it with the package). The package's readable manifest
+    only counts what the package holds.
 
     Example: crossgroup export --maison aurelle --as-of 2026-09-30
     --customers crm/customers.parquet --purchases crm/purchases.parquet
@@ -78,6 +81,11 @@ def export(
     console = Console()
     console.print(summary_table(result.summary))
     console.print(f"Sealed for the processor: {result.package_path}")
+    console.print(
+        f"Summary (keep at the maison, do not send): {escape(str(result.package_path))}"
+        ".summary.json",
+        soft_wrap=True,
+    )
     # one plain line, read by benchmarks/run.py (rich output may wrap)
     typer.echo("Step times: " + ", ".join(f"{k} {v:.3f} s" for k, v in result.timings.items()))
 
@@ -88,6 +96,10 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_column("Figure")
     table.add_column("Count", justify="right")
     cust, purch, ph = summary["customers"], summary["purchases"], summary["placeholders"]
+    unmapped = summary["unmapped_categories"]
+    withheld = unmapped.get("withheld") or {"labels": 0, "rows": 0}
+    withheld_row = (f"  {withheld['labels']:,} label(s) withheld (rare or identifier-like)",
+                    withheld["rows"])  # fmt: skip
     rows: list[tuple[str, Any]] = [
         ("Customers read", cust["read"]),
         ("  eligible (consent as of the as-of date)", cust["eligible"]),
@@ -103,8 +115,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("Placeholder phone values", ph["phone_values"]),
         ("  exported customers affected", ph["customers_affected"]),
         ("Phones unparseable", summary["phones_unparseable"]),
-        ("Unmapped category rows (to catch-all)", summary["unmapped_categories"]["rows"]),
-        *((f"  {u['category']}", u["rows"]) for u in summary["unmapped_categories"]["labels"][:10]),
+        ("Unmapped category rows (to catch-all)", unmapped["rows"]),
+        *((f"  {u['category']}", u["rows"]) for u in unmapped["labels"][:10]),
+        *([withheld_row] if withheld["labels"] else []),
         ("Activity rows", summary["activity_rows"]),
         ("EUR total (net)", f"{summary['amount_eur_total']:,.2f}"),
     ]

@@ -22,7 +22,11 @@ PassphraseEnv = Annotated[
     str | None,
     typer.Option(
         "--passphrase-env",
-        help="Name of an environment variable holding the passphrase (never pass it in argv).",
+        help=(
+            "Name of an environment variable holding the passphrase (never pass it in argv). "
+            "Without this option, a protected key directory is unlocked with the variable "
+            "CROSSGROUP_PASSPHRASE."
+        ),
     ),
 ]
 

@@ -20,23 +20,32 @@ def open_(
     """Verify a package against the registry, decrypt it, and write its manifest and tables.
 
     Writes OUT/manifest.json and OUT/<table>.parquet, atomically. Does not record the
-    package as accepted, so opening it does not consume it.
+    package as accepted, so opening it does not consume it, and a package the recipient
+    already accepted (processed export, imported return) still opens: it is fully
+    authenticated, and a note says it is in the recipient's ledger.
 
     Example: crossgroup open --package inbox/export-aurelle-to-processor-2026-09.cgpkg
     --keys demo-keys/processor --out audit/aurelle
     """
     from crossgroup.crypto.keys import load_party
+    from crossgroup.crypto.ledger import accepted_ids
     from crossgroup.crypto.package import open_package
     from crossgroup.io import private_workdir, staged_output
 
     party = load_party(keys, passphrase=passphrase_from_env(passphrase_env))
     with private_workdir() as work:
-        opened = open_package(package, party, work)
+        # Reading without acting: the ledger guards consumers (process, import), not audits.
+        opened = open_package(package, party, work, check_replay=False)
         with staged_output(out) as staging:
             (staging / "manifest.json").write_text(opened.manifest.to_json(), encoding="utf-8")
             for name, path in opened.tables.items():
                 shutil.move(path, staging / f"{name}.parquet")
     m = opened.manifest
     typer.echo(f"Verified {m.kind} package {m.package_id} from {m.sender} to {m.recipient}")
+    if m.package_id in accepted_ids(party.directory):
+        typer.echo(
+            f"Note: {m.package_id} was already accepted by {party.party_id} (in its ledger); "
+            "opened for reading only, nothing recorded"
+        )
     for name, table in m.tables.items():
         typer.echo(f"  {name}: {table['rows']} rows -> {out / (name + '.parquet')}")

@@ -22,6 +22,7 @@ from crossgroup.io import write_private_bytes
 
 SECRET_FORMAT = "crossgroup-secret/v1"  # noqa: S105 - a format name, not a secret
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+_PROTECTED_HINT = "use --passphrase-env VAR or set CROSSGROUP_PASSPHRASE"
 
 
 def make_private_dir(path: Path) -> None:
@@ -59,7 +60,7 @@ def read_secret(path: Path, *, kind: str, passphrase: str | None) -> tuple[bytes
         raise InputError(f"key file not found: {path}") from None
     except (OSError, ValueError):
         raise InputError(f"key file {path} is not a crossgroup secret file") from None
-    if doc.get("format") != SECRET_FORMAT or doc.get("kind") != kind:
+    if not isinstance(doc, dict) or doc.get("format") != SECRET_FORMAT or doc.get("kind") != kind:
         raise InputError(f"key file {path} is not a crossgroup {kind} secret")
     key_id = str(doc.get("key_id", ""))
     meta = {k: v for k, v in doc.items() if k not in ("secret", "ciphertext", "nonce", "kdf")}
@@ -71,13 +72,20 @@ def read_secret(path: Path, *, kind: str, passphrase: str | None) -> tuple[bytes
     if doc.get("protection") != "scrypt+aes-256-gcm":
         raise InputError(f"key file {path} uses an unknown protection")
     if passphrase is None:
-        raise InputError(f"key file {path} is passphrase-protected: use --passphrase-env")
+        raise InputError(f"key file {path} is passphrase-protected: {_PROTECTED_HINT}")
     try:
         kdf = doc["kdf"]
-        key = _scrypt_key(passphrase, base64.b64decode(kdf["salt"]), kdf["n"], kdf["r"], kdf["p"])
-        nonce, ct = base64.b64decode(doc["nonce"]), base64.b64decode(doc["ciphertext"])
+        params = {name: kdf[name] for name in _SCRYPT}
+        salt = base64.b64decode(kdf["salt"], validate=True)
+        nonce = base64.b64decode(doc["nonce"], validate=True)
+        ct = base64.b64decode(doc["ciphertext"], validate=True)
     except (KeyError, ValueError, TypeError):
         raise InputError(f"key file {path} is damaged") from None
+    # Only the parameters this code writes: a file naming n=2**40 must not make us allocate
+    # terabytes, and a weakened n must not be accepted either (bool is refused as a number).
+    if any(type(params[k]) is not int or params[k] != v for k, v in _SCRYPT.items()):
+        raise SecurityError(f"key file {path}: unsupported scrypt parameters (tampered file?)")
+    key = _scrypt_key(passphrase, salt, **params)
     try:
         secret = AESGCM(key).decrypt(nonce, ct, f"{SECRET_FORMAT}|{kind}|{key_id}".encode())
     except Exception:
@@ -105,7 +113,7 @@ def read_private_key(path: Path, *, passphrase: str | None):
         raise InputError(f"key file {path} cannot be read: {e.strerror}") from None
     encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
     if encrypted and passphrase is None:
-        raise InputError(f"key file {path} is passphrase-protected: use --passphrase-env")
+        raise InputError(f"key file {path} is passphrase-protected: {_PROTECTED_HINT}")
     try:
         return serialization.load_pem_private_key(
             pem, passphrase.encode() if encrypted and passphrase is not None else None

@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 PROCESSOR_ID = "processor"
+# Read when a protected key directory is loaded without an explicit passphrase, so commands
+# without a `--passphrase-env` option (export, process, import, ...) work on protected
+# directories. Only ever read from the environment, never from argv.
+PASSPHRASE_ENV = "CROSSGROUP_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 # The processor's own key for the suppression ledger (group/erasure.py): not a matching or
 # local secret, so it cannot compute a token or a ref, only recognise erased ones.
 SUPPRESSION_KEY_FILE = "suppression.key"
@@ -156,6 +160,39 @@ def _write_matching(directory: Path, key: MatchingKey, passphrase: str | None) -
     path = mdir / f"epoch-{key.epoch}.secret"
     _keyfiles.write_secret(path, key.secret, kind="matching", key_id=key.key_id,
                            passphrase=passphrase, extra={"epoch": key.epoch})  # fmt: skip
+
+
+def _env_passphrase() -> str | None:
+    return os.environ.get(PASSPHRASE_ENV) or None
+
+
+def _check_passphrase(
+    pdir: Path, party_id: str, meta: dict[str, Any], current_id: str, passphrase: str
+) -> None:
+    """Decrypt a maison's current matching secret and local secret before anything is written.
+
+    A mistyped passphrase would otherwise seal the new epoch under a passphrase nobody knows.
+    """
+    current = [m for m in meta.get("matching_key", []) if m.get("id") == current_id]
+    if not current:
+        raise SecurityError(
+            f"matching-key mismatch: {pdir} does not hold the registry's current key {current_id}"
+        )
+    try:
+        secret, _ = _keyfiles.read_secret(
+            pdir / current[0]["file"], kind="matching", passphrase=passphrase
+        )
+        local, _ = _keyfiles.read_secret(pdir / "local.secret", kind="local", passphrase=passphrase)
+    except SecurityError as e:
+        if "wrong passphrase" not in str(e):
+            raise
+        raise SecurityError(f"wrong passphrase for {party_id}: nothing was written") from None
+    if matching_key_id(secret) != current_id:
+        raise SecurityError(f"{pdir / current[0]['file']}: secret does not match its key id")
+    if local_key_id(local) != meta.get("local_key_id"):
+        raise SecurityError(
+            f"{pdir / 'local.secret'}: secret does not match party.toml's local_key_id"
+        )
 
 
 def suppression_key_id(secret: bytes) -> str:
@@ -277,8 +314,15 @@ def rotate_matching_key(
     for info in registry.maisons():
         pdir = keydir / info.id
         meta = config.read_toml(pdir / "party.toml")
-        if meta.get("protected") and passphrase is None:
-            raise InputError(f"{pdir} is passphrase-protected: use --passphrase-env")
+        if not meta.get("protected"):
+            continue
+        if passphrase is None:
+            passphrase = _env_passphrase()
+        if passphrase is None:
+            raise InputError(
+                f"{pdir} is passphrase-protected: use --passphrase-env or set {PASSPHRASE_ENV}"
+            )
+        _check_passphrase(pdir, info.id, meta, registry.matching_key_id, passphrase)
     retired = [
         MatchingKeyEntry(m.key_id, m.epoch, m.created_at, "retired") for m in registry.matching_keys
     ]
@@ -309,6 +353,14 @@ def rotate_matching_key(
 # ---------------------------------------------------------------- loading
 
 
+def _pem_encrypted(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return b"ENCRYPTED" in f.readline()
+    except OSError:
+        return False
+
+
 def describe_party(party_dir: Path) -> dict[str, Any]:
     """Ids and fingerprints of a party directory, read from public files only."""
     party_dir = Path(party_dir)
@@ -318,9 +370,13 @@ def describe_party(party_dir: Path) -> dict[str, Any]:
     return {
         "party": info.id, "role": info.role, "name": info.name, "sector": info.sector,
         "protected": bool(meta.get("protected")),
-        "signing_key_id": info.signing_key_id, "signing_fingerprint": info.signing_fingerprint,
-        "hpke_kem": info.hpke_kem, "hpke_key_id": info.hpke_key_id,
-        "hpke_fingerprint": info.hpke_fingerprint,
+        # Recomputed from the public keys (load_registry also refuses a stated value that
+        # differs), so what an operator compares out of band is the key actually in use.
+        "signing_key_id": _public_id("sig", "ed25519", info.signing_public),
+        "signing_fingerprint": fingerprint(info.signing_public),
+        "hpke_kem": info.hpke_kem,
+        "hpke_key_id": _public_id("kem", info.hpke_kem, info.hpke_public),
+        "hpke_fingerprint": fingerprint(info.hpke_public),
         "local_key_id": meta.get("local_key_id"),
         "matching_keys_held": [m["id"] for m in meta.get("matching_key", [])],
         "registry_matching_key_id": registry.matching_key_id,
@@ -329,11 +385,22 @@ def describe_party(party_dir: Path) -> dict[str, Any]:
 
 
 def load_party(party_dir: Path, *, passphrase: str | None = None) -> PartyKeys:
-    """Load one party's keys and check them against its registry entry."""
+    """Load one party's keys and check them against its registry entry.
+
+    A protected directory loaded without `passphrase` takes it from the environment
+    variable CROSSGROUP_PASSPHRASE (never from argv); without it, InputError.
+    """
     party_dir = Path(party_dir)
     if not (party_dir / "party.toml").is_file():
         raise InputError(f"{party_dir} is not a crossgroup party key directory (no party.toml)")
     meta = config.read_toml(party_dir / "party.toml")
+    if passphrase is None and (meta.get("protected") or _pem_encrypted(party_dir / "signing.pem")):
+        passphrase = _env_passphrase()
+        if passphrase is None:
+            raise InputError(
+                f"{party_dir} is passphrase-protected: set {PASSPHRASE_ENV} "
+                "(or use --passphrase-env VAR where the command has it)"
+            )
     registry = load_registry(party_dir / "registry.toml")
     info = registry.party(str(meta.get("id")))
     sign = _keyfiles.read_private_key(party_dir / "signing.pem", passphrase=passphrase)
@@ -363,6 +430,11 @@ def load_party(party_dir: Path, *, passphrase: str | None = None) -> PartyKeys:
         local, _ = _keyfiles.read_secret(
             party_dir / "local.secret", kind="local", passphrase=passphrase
         )
+        if local_key_id(local) != meta.get("local_key_id"):
+            raise SecurityError(
+                f"{party_dir / 'local.secret'}: local secret does not match party.toml's "
+                "local_key_id (swapped or replaced file?)"
+            )
         for m in meta.get("matching_key", []):
             secret, _ = _keyfiles.read_secret(
                 party_dir / m["file"], kind="matching", passphrase=passphrase

@@ -133,6 +133,12 @@ def _verify(path: Path, keys: PartyKeys, kind: str | None, check_replay: bool = 
             framing = read_framing(f, path)
     except FileNotFoundError:
         raise InputError(f"package not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a package file") from None
+    except OSError as e:
+        raise InputError(
+            f"package {path} cannot be read: {e.strerror or type(e).__name__}"
+        ) from None
     try:
         sender = keys.registry.party(framing.sender)
     except SecurityError:

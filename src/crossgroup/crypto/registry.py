@@ -174,11 +174,54 @@ def load_registry(path: Path) -> Registry:
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{path}: malformed registry ({type(e).__name__} {e})") from None
     for p in parties:
-        if p.signing_key_id != _public_id("sig", "ed25519", p.signing_public) or p.hpke_key_id != (
-            _public_id("kem", p.hpke_kem, p.hpke_public)
-        ):
-            raise SecurityError(f"{path}: key id of party {p.id!r} does not match its public key")
+        check_party_keys(p, path)
     return reg
+
+
+# Raw public-key lengths: Ed25519 32; X25519 32; ML-KEM-768 (1184) || X25519 (32).
+SIGNING_PUBLIC_LEN = 32
+HPKE_PUBLIC_LEN = {KEM_CLASSIC: 32, KEM_HYBRID: 1184 + 32}
+
+
+def check_party_keys(p: PartyInfo, source: Path | str) -> None:
+    """Recompute every id and fingerprint from the public keys; refuse any mismatch.
+
+    The file's `*_fingerprint` and `*_key_id` fields are only claims: an edited copy that
+    swaps a public key (and its public, unkeyed key id) but keeps the genuine fingerprint
+    text must not load, or operators would compare the genuine fingerprint out of band
+    while packages go to another key.
+    """
+    if len(p.signing_public) != SIGNING_PUBLIC_LEN:
+        raise SecurityError(
+            f"{source}: party {p.id!r} signing_public has {len(p.signing_public)} bytes, "
+            f"expected {SIGNING_PUBLIC_LEN} (Ed25519)"
+        )
+    if p.hpke_kem not in HPKE_PUBLIC_LEN:
+        raise SecurityError(f"{source}: party {p.id!r} hpke_kem {p.hpke_kem!r} is not supported")
+    if len(p.hpke_public) != HPKE_PUBLIC_LEN[p.hpke_kem]:
+        raise SecurityError(
+            f"{source}: party {p.id!r} hpke_public has {len(p.hpke_public)} bytes, "
+            f"expected {HPKE_PUBLIC_LEN[p.hpke_kem]} for {p.hpke_kem}"
+        )
+    checks = [
+        ("signing_key_id", p.signing_key_id, _public_id("sig", "ed25519", p.signing_public)),
+        ("signing_fingerprint", p.signing_fingerprint, fingerprint(p.signing_public)),
+        ("hpke_key_id", p.hpke_key_id, _public_id("kem", p.hpke_kem, p.hpke_public)),
+        ("hpke_fingerprint", p.hpke_fingerprint, fingerprint(p.hpke_public)),
+    ]
+    for name, stated, computed in checks:
+        if stated != computed:
+            raise SecurityError(
+                f"{source}: party {p.id!r} {name} does not match its public key "
+                "(registry copy altered?): refusing it"
+            )
+    try:  # a key of the right length that is no valid point/encoding is refused too
+        p.verify_key()
+        p.encryption_key()
+    except SecurityError:
+        raise
+    except Exception:
+        raise SecurityError(f"{source}: party {p.id!r} holds a malformed public key") from None
 
 
 def _party_from(p: dict[str, Any]) -> PartyInfo:

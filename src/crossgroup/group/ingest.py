@@ -134,9 +134,11 @@ def verify_inbox(
     """Verify every package before any decryption; refuse or (with skip_invalid) set aside.
 
     A package that fails verification, comes from a maison outside the pipeline, or is older
-    than the replay ledger keeps ids for, is invalid; a batch-level incoherence (two exports
-    from one maison, mixed key epochs or as-of dates) always refuses the batch, since no
-    single package is to blame. Erasure packages ride along and are returned apart.
+    than the replay ledger keeps ids for, or an export made under a matching key other than
+    the registry's current epoch (retired or compromised), is invalid; a batch-level
+    incoherence (two exports from one maison, mixed key epochs or as-of dates) always refuses
+    the batch, since no single package is to blame. Erasure packages ride along and are
+    returned apart.
     `check_replay=False` is for evaluation, which reads a batch without acting on it.
     """
     from crossgroup.crypto.package import require_one_matching_key, verify_package
@@ -145,6 +147,7 @@ def verify_inbox(
     accepted: list[InboxPackage] = []
     erasures: list[InboxPackage] = []
     skipped: list[SkippedPackage] = []
+    current_key_id = keys.registry.matching_key_id
     for path in inbox_packages(inbox):
         try:
             manifest = verify_package(path, keys, check_replay=check_replay)
@@ -152,6 +155,11 @@ def verify_inbox(
                 raise SecurityError(f"wrong kind: expected export or erasure, got {manifest.kind}")
             if manifest.sender not in group.maisons:
                 raise SecurityError(f"sender {manifest.sender!r} is not a maison of this pipeline")
+            if manifest.kind == "export" and manifest.matching_key_id != current_key_id:
+                raise SecurityError(
+                    f"matching-key mismatch: the export uses {manifest.matching_key_id}, which "
+                    f"is not the registry's current epoch ({current_key_id})"
+                )
             check_package_age(manifest, group, now=now)
         except SecurityError as e:
             if not skip_invalid:

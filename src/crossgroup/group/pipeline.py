@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from crossgroup import audit
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
 from crossgroup.engine import Engine
 from crossgroup.group import release as rel
-from crossgroup.group.generalize import generalize
+from crossgroup.group.generalize import generalize, released_sector_names
 from crossgroup.group.ingest import (
     Batch,
     build_views,
@@ -174,6 +175,13 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
             person_nodes.lazy(), activity, as_of=batch.as_of, taxonomy=taxonomy
         ).sort("person_id")
     sector_columns = {s: f"share_{sector_slug(s)}" for s in taxonomy.sector_names}
+    # A sector with too few participating maisons would name a maison: pool it (DESIGN §4.4).
+    sector_maisons = Counter(
+        sector for p in batch.packages if (sector := keys.registry.party(p.maison).sector)
+    )
+    released_sectors = released_sector_names(
+        taxonomy.sector_names, sector_maisons, min_maisons=group.min_maisons_per_sector
+    )
     with timer.stage("segment"):
         model = SegmentModel(
             n_segments=group.n_segments,
@@ -181,6 +189,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
             max_segments=group.max_segments,
             sample_size=group.sample_size,
             random_state=group.random_state,
+            released_sectors=released_sectors,
         ).fit(features)
         segments = model.predict(features)
     with timer.stage("generalize"):
@@ -191,11 +200,14 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
             labels=model.labels_,
             sector_columns=sector_columns,
             n_segments=model.n_segments_,
+            sector_maisons=sector_maisons,
+            min_maisons_per_sector=group.min_maisons_per_sector,
         )
     with timer.stage("release"), staged_output(out_dir) as staging:
         outcome = _release(
             batch, keys, engine, work, staging, group, gen, model, features, figures,
             person_nodes, sector_columns, timer, suppressed=suppressed, plan=plan, now=now,
+            sector_maisons=sector_maisons,
         )  # fmt: skip
     final = out_dir / "audit.jsonl"
     outcome["reports"] = [out_dir / "reports" / p.name for p in outcome["reports"]]
@@ -211,7 +223,8 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
 
 
 def _release(batch, keys, engine, work, staging, group, gen, model, features, figures,
-             person_nodes, sector_columns, timer, *, suppressed, plan, now) -> dict:  # fmt: skip
+             person_nodes, sector_columns, timer, *, suppressed, plan, now,
+             sector_maisons) -> dict:  # fmt: skip
     """Build, check, seal and report; every file lands in `staging` (moved in on success)."""
     from crossgroup.crypto.package import seal_package
 
@@ -219,7 +232,8 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
     released = gen.released.join(
         rel.affinity_flags(features, sector_columns), on="person_id", how="left"
     )
-    group_cells = rel.suppress(rel.scope_cells(released, "group", sectors), group.k_aggregate)
+    group_raw = rel.scope_cells(released, "group", sectors)
+    group_cells = rel.suppress(group_raw, group.k_aggregate)
     exported = engine.to_polars("SELECT maison, maison_ref FROM identities")
     glossary = rel.glossary(model.labels_, model.descriptions_)
     withheld_ids = person_nodes.join(gen.released.select("person_id"), on="person_id", how="anti")
@@ -234,7 +248,7 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
             "segments": segments,
             "aggregates": rel.maison_aggregates(
                 own,
-                group_cells,
+                group_raw,  # suppressed per recipient: it knows its own counts exactly
                 sectors,
                 k=group.k,
                 k_aggregate=group.k_aggregate,
@@ -268,6 +282,8 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
         k_aggregate=group.k_aggregate,
         maison_names=names,
         reports=reports,
+        sector_maisons=sector_maisons,
+        min_maisons_per_sector=group.min_maisons_per_sector,
     )
     returns: dict[str, Path] = {}
     outputs = []
@@ -284,7 +300,11 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
             batch_id=package.manifest.batch_id,
             as_of=batch.as_of,
             matching_key_id=batch.matching_key_id,
-            summary={"rows": releases[m].segments.height},
+            summary={
+                "rows": releases[m].segments.height,
+                "k": group.k,
+                "k_aggregate": group.k_aggregate,
+            },
         )
         returns[m] = Path(path)
         outputs.append(_output(staging, Path(path), package_id=manifest.package_id))
@@ -320,6 +340,12 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
         "aggregate_cells_suppressed": int(group_cells.filter(pl.col("suppressed")).height),
         "segments": int(model.n_segments_),
         "records_suppressed": dict(suppressed),
+        "ignored_tokens": figures.get("ignored_tokens", 0),
+        "ignored_tokens_shared_across_maisons": figures.get(
+            "ignored_tokens_shared_across_maisons", 0
+        ),
+        "split_components": figures.get("split_components", 0),
+        "split_records": figures.get("split_records", 0),
     }
     timings = timer.so_far()  # the release stage up to this entry
     entry = audit.new_entry(

@@ -5,8 +5,14 @@ each record gets an integer node id, each usable token becomes a star of edges t
 member, and persons are the connected components. Components are found either with SciPy on
 the integer edge arrays (default, fast on one machine) or by min-label propagation with pointer
 jumping in SQL (for engines where fetching the edges is not an option). Tokens are typed: an
-email token and a phone token of equal bytes are different keys. A token carried by more than
-`max_records_per_token` records of one maison is a placeholder and links nobody (DESIGN §5.8).
+email token and a phone token of equal bytes are different keys.
+
+Placeholders link nobody (DESIGN §5.8). A real person normally has one record per maison and
+a few duplicates, so a token is ignored when it is carried by more than
+`max_records_per_token` records of one maison, or by more than `max_records_per_token`
+records beyond one per maison in total (a `test@test.com` held by 3 customers in each of 8
+maisons). A component that still gathers more than `max_records_per_token` records of one
+maison (placeholders chained through other tokens) is split back into single records.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ GUARDED_TOKENS = "resolve_guarded_tokens"
 USABLE = "resolve_usable_memberships"
 EDGES = "resolve_edges"
 COMPONENTS = "resolve_components"
+RAW_COMPONENTS = "resolve_raw_components"
+SPLIT_COMPONENTS = "resolve_split_components"
 PERSON_NODES = "person_nodes"
 
 EMAIL, PHONE = 1, 2  # token types, part of every edge key
@@ -62,16 +70,18 @@ def memberships_step() -> Step:
 
 
 def guarded_tokens_step(max_records_per_token: int) -> Step:
-    """Tokens held by more records of one maison than the guard allows (placeholders)."""
+    """Tokens that look like placeholders: held by more records of one maison than the guard
+    allows, or by more records beyond one per maison, in total, than the guard allows."""
     limit = int(max_records_per_token)
     return Step(
         GUARDED_TOKENS,
         f"""
-        SELECT token_type, token, max(records) AS max_records_in_one_maison
+        SELECT token_type, token, max(records) AS max_records_in_one_maison,
+               sum(records)::BIGINT AS records, count(*)::BIGINT AS maisons
         FROM (SELECT token_type, token, maison, count(DISTINCT node_id) AS records
               FROM {MEMBERSHIPS} GROUP BY token_type, token, maison)
         GROUP BY token_type, token
-        HAVING max(records) > {limit}
+        HAVING max(records) > {limit} OR sum(records) - count(*) > {limit}
         """,
     )
 
@@ -116,6 +126,39 @@ def person_nodes_step() -> Step:
     )
 
 
+def split_components_step(max_records_per_token: int) -> Step:
+    """Components holding more than the guard's records of one maison (placeholders chained
+    through other tokens): they are not one person and are split back into single records."""
+    limit = int(max_records_per_token)
+    return Step(
+        SPLIT_COMPONENTS,
+        f"""
+        SELECT person_id, sum(records)::BIGINT AS records
+        FROM (SELECT c.person_id, n.maison, count(*) AS records
+              FROM {RAW_COMPONENTS} c JOIN {NODES} n USING (node_id)
+              GROUP BY c.person_id, n.maison)
+        GROUP BY person_id
+        HAVING max(records) > {limit}
+        """,
+    )
+
+
+def guarded_components_step() -> Step:
+    """Final person ids: split components become one person per record; ids stay dense and
+    numbered by each person's smallest node, as before the split."""
+    return Step(
+        COMPONENTS,
+        f"""
+        SELECT node_id, dense_rank() OVER (ORDER BY label)::BIGINT AS person_id
+        FROM (SELECT c.node_id,
+                     CASE WHEN s.person_id IS NULL
+                          THEN min(c.node_id) OVER (PARTITION BY c.person_id)
+                          ELSE c.node_id END AS label
+              FROM {RAW_COMPONENTS} c LEFT JOIN {SPLIT_COMPONENTS} s USING (person_id))
+        """,
+    )
+
+
 def connected_components(src: np.ndarray, dst: np.ndarray, n_nodes: int) -> np.ndarray:
     """Person ids 1..P for nodes 0..n-1, numbered by each component's smallest node."""
     if n_nodes == 0:
@@ -149,7 +192,7 @@ def _components_scipy(engine: Engine) -> None:
     n_nodes = len(person_id)
     frame = pl.DataFrame({"node_id": np.arange(n_nodes, dtype=np.int64), "person_id": person_id})
     engine.register("resolve_components_frame", frame)
-    engine.run(Step(COMPONENTS, "SELECT node_id, person_id FROM resolve_components_frame"))
+    engine.run(Step(RAW_COMPONENTS, "SELECT node_id, person_id FROM resolve_components_frame"))
 
 
 def label_propagation_steps(iteration: int, previous: str) -> tuple[Step, Step]:
@@ -206,7 +249,7 @@ def _components_sql(engine: Engine, max_rounds: int = 64) -> None:
         raise InputError(f"person resolution did not converge in {max_rounds} rounds")
     engine.run(
         Step(
-            COMPONENTS,
+            RAW_COMPONENTS,
             f"SELECT node_id, dense_rank() OVER (ORDER BY label)::BIGINT AS person_id "
             f"FROM {previous}",
         )
@@ -245,6 +288,7 @@ def resolve_persons(
         _components_scipy(engine)
     else:
         _components_sql(engine)
+    engine.run_all([split_components_step(max_records_per_token), guarded_components_step()])
     return engine.run(person_nodes_step())
 
 
@@ -279,10 +323,25 @@ def match_figures(engine: Engine, person_nodes: str, *, k_aggregate: int) -> dic
             n = counts.get(f"{a}|{b}", 0)
             pairwise[f"{a}|{b}"] = n if n >= k_aggregate else None
     ignored = engine.count(GUARDED_TOKENS) if engine.table_exists(GUARDED_TOKENS) else 0
+    across = (
+        engine.scalar(f"SELECT count(*) FROM {GUARDED_TOKENS} WHERE maisons > 1")
+        if engine.table_exists(GUARDED_TOKENS)
+        else 0
+    )
+    split_components, split_records = (
+        engine.to_polars(f"SELECT count(*), coalesce(sum(records), 0) FROM {SPLIT_COMPONENTS}").row(
+            0
+        )
+        if engine.table_exists(SPLIT_COMPONENTS)
+        else (0, 0)
+    )
     return {
         "records": int(records),
         "persons": int(persons),
         "persons_by_maisons": {str(m): int(n) for m, n in breadth.iter_rows()},
         "pairwise_overlap": pairwise,
         "ignored_tokens": int(ignored),
+        "ignored_tokens_shared_across_maisons": int(across),
+        "split_components": int(split_components),
+        "split_records": int(split_records),
     }

@@ -21,6 +21,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from crossgroup.errors import InputError
+from crossgroup.group.features import sector_slug
+from crossgroup.group.generalize import SECTOR_WORDS, group_word, sector_words
+
+__all__ = ["SECTOR_WORDS", "SegmentModel"]
 
 # Recency of a person with no activity in the export window: the whole window, in months.
 NO_ACTIVITY_RECENCY = 36
@@ -35,20 +39,6 @@ NUMERIC = (
     "boutique_share",
     "q4_share",
 )
-# Short word for labels and display name for descriptions; unknown slugs fall back to words.
-SECTOR_WORDS = {
-    "watches_jewelry": ("Jewelry", "Watches & Jewelry"),
-    "fashion_leather_goods": ("Fashion", "Fashion & Leather Goods"),
-    "perfumes_cosmetics": ("Beauty", "Perfumes & Cosmetics"),
-    "wines_spirits": ("Wine & spirits", "Wines & Spirits"),
-    "selective_retailing": ("Retail", "Selective Retailing"),
-    "hospitality_other": ("Hospitality", "Hospitality & Other"),
-}
-
-
-def _sector_words(slug: str) -> tuple[str, str]:
-    words = slug.replace("_", " ")
-    return SECTOR_WORDS.get(slug, (words.split(" ")[0].capitalize(), words.title()))
 
 
 def _design_matrix(features: pl.DataFrame, sectors: list[str]) -> np.ndarray:
@@ -87,6 +77,7 @@ class SegmentModel(BaseEstimator):
         selection_size: int = 30_000,
         silhouette_size: int = 4_000,
         n_init: int = 3,
+        released_sectors: dict[str, str] | None = None,
     ) -> None:
         self.n_segments = n_segments
         self.min_segments = min_segments
@@ -96,6 +87,9 @@ class SegmentModel(BaseEstimator):
         self.selection_size = selection_size
         self.silhouette_size = silhouette_size
         self.n_init = n_init
+        # sector name -> the name it may be released under (generalize.released_sector_names);
+        # labels and descriptions then speak of that name only. None: every sector by name.
+        self.released_sectors = released_sectors
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -190,8 +184,16 @@ class SegmentModel(BaseEstimator):
             "persons": n,
         }
         self.profiles_ = _profiles(sample, segments, sectors)
-        self.labels_, self.descriptions_ = _describe(self.profiles_, sectors)
+        self.labels_, self.descriptions_ = _describe(self.profiles_, sectors, self._groups())
         return self
+
+    def _groups(self) -> dict[str, str]:
+        """share_<slug> column -> coarser released name, for sectors not released by name."""
+        return {
+            f"share_{sector_slug(sector)}": released
+            for sector, released in (self.released_sectors or {}).items()
+            if released != sector
+        }
 
     def _kmeans(self, k: int, seed: int, n_init: int | None = None) -> KMeans:
         return KMeans(n_clusters=k, n_init=n_init or self.n_init, random_state=int(seed))
@@ -236,15 +238,31 @@ def _profiles(sample: pl.DataFrame, segments: np.ndarray, sectors: list[str]) ->
     ).sort("segment")
 
 
-def _facets(p: dict, sectors: list[str]) -> tuple[list[str], str]:
-    """Ordered label facets (most telling first) and the description for one profile."""
-    shares = sorted(((p[s], s.removeprefix("share_")) for s in sectors), reverse=True)
+def _facets(
+    p: dict, sectors: list[str], groups: dict[str, str] | None = None
+) -> tuple[list[str], str]:
+    """Ordered label facets (most telling first) and the description for one profile.
+
+    `groups`: share column -> coarser released name for sectors not released by name; their
+    shares are pooled under that name, so no label or description names them.
+    """
+    groups = groups or {}
+    pooled: dict[str, float] = {}
+    words: dict[str, tuple[str, str]] = {}
+    for s in sectors:
+        g = groups.get(s)
+        key = s.removeprefix("share_") if g is None else g
+        pooled[key] = pooled.get(key, 0.0) + float(p[s] or 0.0)
+        words[key] = sector_words(key) if g is None else (group_word(g), g)
+    words[""] = ("", "")
+    shares = sorted(((v, key) for key, v in pooled.items()), reverse=True)
+    shares += [(0.0, "")] * max(0, 2 - len(shares))
     total = sum(v for v, _ in shares) or 1.0
     (v1, s1), (v2, s2) = [(v / total, s) for v, s in shares[:2]]
     if v1 >= 0.55:
-        lead = f"{_sector_words(s1)[0]}-led"
+        lead = f"{words[s1][0]}-led"
     elif v1 + v2 >= 0.6 and v2 >= 0.2:
-        lead = f"{_sector_words(s1)[0]} & {_sector_words(s2)[0].lower()}"
+        lead = f"{words[s1][0]} & {words[s2][0].lower()}"
     else:
         lead = "Cross-sector"
     r = p["value_ratio"]
@@ -269,9 +287,9 @@ def _facets(p: dict, sectors: list[str]) -> tuple[list[str], str]:
     season = "year-end buyers" if p["q4_share"] >= 0.5 else None
     facets = [f for f in (lead, value, breadth, channel, recency, season) if f]
 
-    lead_text = f"Spend is led by {_sector_words(s1)[1]} ({v1:.0%} of spend)"
+    lead_text = f"Spend is led by {words[s1][1]} ({v1:.0%} of spend)"
     if v2 >= 0.1:
-        lead_text += f", then {_sector_words(s2)[1]} ({v2:.0%})"
+        lead_text += f", then {words[s2][1]} ({v2:.0%})"
     description = (
         f"About {p['size_share']:.0%} of persons. {lead_text}. Typical spend is "
         f"{r:.1f}x the group median; {p['multi_maison']:.0%} buy from two or more maisons; "
@@ -282,11 +300,13 @@ def _facets(p: dict, sectors: list[str]) -> tuple[list[str], str]:
     return facets, description
 
 
-def _describe(profiles: pl.DataFrame, sectors: list[str]) -> tuple[dict, dict]:
+def _describe(
+    profiles: pl.DataFrame, sectors: list[str], groups: dict[str, str] | None = None
+) -> tuple[dict, dict]:
     """Unique plain-words labels: add facets to colliding labels, then number what remains."""
     facets, descriptions = {}, {}
     for p in profiles.iter_rows(named=True):
-        facets[p["segment"]], descriptions[p["segment"]] = _facets(p, sectors)
+        facets[p["segment"]], descriptions[p["segment"]] = _facets(p, sectors, groups)
     used = dict.fromkeys(facets, 3)
 
     def label(s: int) -> str:

@@ -5,6 +5,12 @@ the email and phone tokens recomputed from the customers file with exactly the e
 normalization, placeholder guard and keys, so the processor can drop every record it holds
 or will receive for them. Ids absent from the customers file still get their ref (a customer
 already deleted from the CRM can be erased from the group), and are counted.
+
+The manifest is readable by anyone holding the package, so its summary is empty: the
+processor needs nothing beyond the `erased` table itself (whose row count the manifest
+already states). How many ids were not in the customers file and how many carry each token
+stay at the maison: on the console, in `<package>.summary.json` beside the package (never
+sent with it) and in the maison's audit log.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from crossgroup.maison.export_ledger import party_log
 from crossgroup.maison.inputs import load_customers
 
 ERASURE_TABLE = "erased"
+# what the cleartext manifest summary of an erasure package holds: nothing (module doc)
+MANIFEST_SUMMARY: dict = {}
 
 
 @dataclass(frozen=True)
@@ -133,9 +141,10 @@ def erase_customers(
                 batch_id=batch_id,
                 as_of=now.date(),
                 matching_key_id=matching_key_id,
-                summary=summary,
+                summary=dict(MANIFEST_SUMMARY),
                 now=now,
             )
+            # the counts stay at the maison, beside the package (never sent with it)
             side = package_path.with_name(package_path.name + ".summary.json")
             side.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     final = Path(out_dir) / package_path.name

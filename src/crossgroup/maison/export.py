@@ -16,13 +16,34 @@ Rules chosen here (documented in docs and the summary):
   Rows dated after as-of are dropped and counted, never exported: a re-run for a past as-of
   on today's extract legitimately contains them.
 - Exported customers: eligible customers with at least one purchase in the window.
+- Categories: a purchase's category label is NFC-normalized, its whitespace runs collapsed
+  to one space and trimmed before the lookup in the maison's map (so "Bagues " maps as
+  "Bagues"); a blank label counts as missing. Unmapped rows go to the sector's catch-all.
+- Two summaries. The package's manifest is readable by anyone holding the file, so its
+  `summary` carries only counts of what is inside the package (`manifest_summary`):
+  exported customers, identities with each token, activity rows, unmapped category rows.
+  The full summary (drop reasons, placeholder and CRM-level counts, unmapped labels, EUR
+  total) stays at the maison: on the console and in `<package>.summary.json` beside the
+  package, which is never to be sent with it.
+- Unmapped labels are free text from the CRM ("Cadeau pour Mme ..."), so even the local
+  summary names a label only when it is on the rows of more than
+  `placeholder_max_customers` distinct exported customers (the same line between a shared
+  value and one person's value as the placeholder guard), does not look like an email or
+  phone number, and is not equal to an input customer_id or order_id; every other label is
+  only counted (labels and rows) under `withheld`.
+- Amounts: a NaN or infinite input amount is refused by input loading; an amount that
+  overflows once converted to EUR and summed is refused here (InputError), and the payload
+  check refuses any non-finite number as a last gate.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +76,18 @@ DROP_REASONS = (
 )
 # keys of ExportResult.timings, in pipeline order (aggregate also covers writing the payload)
 STEPS = ("read", "filter", "aggregate", "normalize", "tokenize", "check", "seal")
+# What the cleartext manifest summary may hold: counts of what is in the package, nothing
+# else (section -> keys, None for a plain count). See `manifest_summary`.
+MANIFEST_SUMMARY_KEYS: dict[str, tuple[str, ...] | None] = {
+    "customers": ("exported",),
+    "identities": ("with_email_token", "with_phone_token", "without_token"),
+    "activity_rows": None,
+    "unmapped_categories": ("rows",),
+}
+MISSING_CATEGORY = "(missing)"
+# whitespace runs collapsed to one space (same class in RE2 and Python `re`)
+_WHITESPACE = r"[\t\n\v\f\r \u00a0]+"
+_WHITESPACE_RE2 = r"[\t\n\v\f\r \x{00A0}]+"
 
 
 @dataclass(frozen=True)
@@ -86,6 +119,25 @@ def _date(d: date) -> str:
 
 def _str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+def normalize_category(label: str | None) -> str | None:
+    """A maison category label as looked up in its map: NFC, whitespace collapsed, trimmed.
+
+    A blank label is None (missing). `category_sql` is the same rule in SQL.
+    """
+    if label is None:
+        return None
+    text = re.sub(_WHITESPACE, " ", unicodedata.normalize("NFC", label)).strip(" ")
+    return text or None
+
+
+def category_sql(column: str) -> str:
+    """`normalize_category` in DuckDB SQL, for a VARCHAR column expression."""
+    return (
+        f"nullif(trim(regexp_replace(nfc_normalize({column}), {_str(_WHITESPACE_RE2)}, ' ', "
+        "'g')), '')"
+    )
 
 
 def customer_status_step(as_of: date) -> Step:
@@ -127,12 +179,12 @@ def export_rows_step(as_of: date, catch_all: str) -> Step:
         f"""SELECT p.customer_id, p.order_id,
               CAST(date_trunc('month', CAST(p.purchased_at AS DATE)) AS DATE) AS month,
               coalesce(m.group_category, {_str(catch_all)}) AS group_category,
-              m.group_category IS NULL AS unmapped, p.category, p.channel,
-              p.amount * fx.eur_per_unit AS amount_eur
+              m.group_category IS NULL AS unmapped, {category_sql("p.category")} AS category,
+              p.channel, p.amount * fx.eur_per_unit AS amount_eur
             FROM purchases p
             JOIN customer_status c ON c.customer_id = p.customer_id AND c.status = 'eligible'
             JOIN fx_rates fx ON fx.currency = p.currency
-            LEFT JOIN category_map m ON m.category = p.category
+            LEFT JOIN category_map m ON m.category = {category_sql("p.category")}
             WHERE CAST(p.purchased_at AS DATE) > {_date(window_start(as_of))}
               AND CAST(p.purchased_at AS DATE) <= {_date(as_of)}""",
     )
@@ -150,8 +202,27 @@ def activity_step() -> Step:
 
 
 def unmapped_sql() -> str:
-    return """SELECT coalesce(category, '(missing)') AS category, count(*) AS rows
-              FROM export_rows WHERE unmapped GROUP BY 1 ORDER BY rows DESC, category"""
+    """Unmapped (normalized) labels: rows and distinct customers; NULL is a missing label."""
+    return """SELECT category, count(*) AS rows, count(DISTINCT customer_id) AS customers
+              FROM export_rows WHERE unmapped GROUP BY 1
+              ORDER BY rows DESC, category NULLS LAST"""
+
+
+def _labels_equal_to_ids(engine: Engine, labels: list[str]) -> set[str]:
+    """The labels equal to an input customer_id or order_id (trimmed): a small probe table
+    joined to one scan of each identifier column, as in the payload's identifier check."""
+    if not labels:
+        return set()
+    probe = pl.DataFrame({"label": labels}, schema={"label": pl.String})
+    engine.register("_unmapped_labels", probe)
+    found: set[str] = set()
+    for column, relation in (("customer_id", "customers"), ("order_id", "purchases")):
+        hits = engine.to_polars(
+            f"SELECT DISTINCT u.label FROM {relation} s "
+            f"JOIN _unmapped_labels u ON u.label = trim(s.{column})"
+        )
+        found |= set(hits["label"])
+    return found
 
 
 def payload_sql() -> dict[str, str]:
@@ -205,15 +276,55 @@ def _purchase_summary(counts: pl.DataFrame, exported: int) -> dict[str, int]:
     }
 
 
-def _unmapped_summary(unmapped: pl.DataFrame) -> dict[str, Any]:
-    labels = [
-        {
-            "category": "(withheld: looks like an email or phone)" if looks_identifying(c) else c,
-            "rows": int(n),
-        }
-        for c, n in unmapped.iter_rows()
-    ]
-    return {"rows": int(unmapped["rows"].sum()) if unmapped.height else 0, "labels": labels}
+def _unmapped_summary(
+    unmapped: pl.DataFrame, *, min_customers: int, id_labels: set[str]
+) -> dict[str, Any]:
+    """Unmapped rows, the labels safe to name (see the module rules), the rest counted."""
+    labels, withheld = [], {"labels": 0, "rows": 0}
+    for category, rows, customers in unmapped.iter_rows():
+        if category is None:
+            labels.append({"category": MISSING_CATEGORY, "rows": int(rows)})
+        elif _nameable(category, customers, min_customers, id_labels):
+            labels.append({"category": category, "rows": int(rows)})
+        else:
+            withheld["labels"] += 1
+            withheld["rows"] += int(rows)
+    total = int(unmapped["rows"].sum()) if unmapped.height else 0
+    return {"rows": total, "labels": labels, "withheld": withheld}
+
+
+def _nameable(category: str, customers: int, min_customers: int, id_labels: set[str]) -> bool:
+    return (
+        customers >= min_customers and not looks_identifying(category) and category not in id_labels
+    )
+
+
+def manifest_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The part of the export summary that goes into the cleartext manifest.
+
+    Only counts of what the package holds (`MANIFEST_SUMMARY_KEYS`): no drop reasons, no
+    count of non-consenting or CRM-wide customers, no label, no amount.
+    """
+    out: dict[str, Any] = {}
+    for section, keys in MANIFEST_SUMMARY_KEYS.items():
+        value = summary[section]
+        out[section] = int(value) if keys is None else {k: int(value[k]) for k in keys}
+    return out
+
+
+def _check_finite_amounts(engine: Engine, purchases: Path) -> float:
+    """The net EUR total, refusing amounts that overflow once converted and summed."""
+    bad, total = engine.to_polars(
+        "SELECT count(*) FILTER (NOT isfinite(amount_eur)), coalesce(sum(amount_eur), 0) "
+        "FROM activity_by_customer"
+    ).row(0)
+    if bad or not math.isfinite(total):
+        what = f"{bad} activity row(s)" if bad else "the net total"
+        raise InputError(
+            f"purchases file {purchases}: column amount: {what} not finite once converted "
+            "to EUR and summed (amounts out of range)"
+        )
+    return float(total)
 
 
 def export_maison(
@@ -261,7 +372,17 @@ def export_maison(
         with clock.step("aggregate", "Aggregating activity per customer and month"):
             engine.run(activity_step())
             exported_ids = engine.to_polars("SELECT DISTINCT customer_id FROM activity_by_customer")
+            eur_total = _check_finite_amounts(engine, Path(purchases))
             unmapped = engine.to_polars(unmapped_sql())
+            min_customers = config.placeholder_max_customers + 1
+            id_labels = _labels_equal_to_ids(
+                engine,
+                [
+                    c
+                    for c, _, n in unmapped.iter_rows()
+                    if c is not None and n >= min_customers and not looks_identifying(c)
+                ],
+            )
         if exported_ids.height == 0:
             raise InputError(
                 f"nothing to export for {config.id}: no eligible customer has a purchase in "
@@ -280,9 +401,6 @@ def export_maison(
             files = {name: work / f"{name}.parquet" for name in sorted(payload_sql())}
             for name, sql in payload_sql().items():
                 engine.copy_to_parquet(sql, files[name], label=f"write {name}")
-            eur_total = float(
-                engine.scalar("SELECT coalesce(sum(amount_eur), 0) FROM activity_by_customer")
-            )
             activity_rows = engine.count("activity_by_customer")
             exported_refs = engine.to_polars("SELECT maison_ref FROM identity_map")["maison_ref"]
             exported_rows = engine.count("export_rows")
@@ -308,7 +426,9 @@ def export_maison(
             "customers": _customers_summary(customers_read, status_counts, exported_ids.height),
             "purchases": _purchase_summary(purchase_counts, exported_rows),
             **guard,
-            "unmapped_categories": _unmapped_summary(unmapped),
+            "unmapped_categories": _unmapped_summary(
+                unmapped, min_customers=min_customers, id_labels=id_labels
+            ),
             "activity_rows": activity_rows,
             "amount_eur_total": round(eur_total, 2),
         }
@@ -326,8 +446,9 @@ def export_maison(
                 as_of=as_of,
                 matching_key_id=matching_key_id,
                 consent_snapshot=consent_snapshot(as_of),
-                summary=summary,
+                summary=manifest_summary(summary),
             )
+            # the full summary stays at the maison, beside the package (never sent with it)
             summary_path = package_path.with_name(package_path.name + ".summary.json")
             summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     final = Path(out_dir) / package_path.relative_to(staging)
@@ -354,8 +475,19 @@ def _fx_frame(fx: FxTable) -> pl.DataFrame:
 
 
 def _category_frame(config: MaisonConfig) -> pl.DataFrame:
+    """The maison's map keyed by normalized label; two labels that normalize alike must agree."""
+    mapping: dict[str, str] = {}
+    for label, group_category in config.categories.items():
+        key = normalize_category(label)
+        if key is None:
+            raise InputError(f"maison {config.id}: a category label in the map is blank")
+        if mapping.setdefault(key, group_category) != group_category:
+            raise InputError(
+                f"maison {config.id}: category labels that differ only in spacing or Unicode "
+                f"form map to different group categories ({key!r})"
+            )
     return pl.DataFrame(
-        {"category": list(config.categories), "group_category": list(config.categories.values())},
+        {"category": list(mapping), "group_category": list(mapping.values())},
         schema={"category": pl.String, "group_category": pl.String},
     )
 

@@ -202,7 +202,8 @@ def _load_purchases(engine: Engine, path: Path, fx: FxTable) -> int:
     # one pass: per (currency, channel) the row count and every problem count
     cells = engine.to_polars(
         "SELECT currency, lower(trim(channel)) AS channel, count(*) AS n"
-        f"{null_sql}{bad_sql} FROM purchases_in GROUP BY ALL"
+        f"{null_sql}{bad_sql}, count(*) FILTER (NOT isfinite(amount)) AS not_finite_amount "
+        "FROM purchases_in GROUP BY ALL"
     )
     n = int(cells["n"].sum()) if cells.height else 0
     if n == 0:
@@ -211,6 +212,12 @@ def _load_purchases(engine: Engine, path: Path, fx: FxTable) -> int:
     for c in required:
         if nulls := int(cells[f"null_{c}"].sum()):
             raise InputError(f"purchases file {path}: {nulls} row(s) have no {c}")
+    if not_finite := int(cells["not_finite_amount"].sum()):
+        # NaN or +-infinity ("NaN", "inf" in a CSV, or a float column) would reach the payload
+        raise InputError(
+            f"purchases file {path}: column amount has {not_finite} value(s) that are not "
+            "finite numbers (NaN or infinity)"
+        )
     for currency in cells["currency"].unique().sort(nulls_last=True):
         if currency is None:
             raise InputError(f"purchases file {path}: some rows have no currency")

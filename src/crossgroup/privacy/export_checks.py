@@ -1,7 +1,8 @@
 """The last gate before an export package is sealed (DESIGN §4.3, §5.3).
 
 The payload must match the allow-list exactly (tables, columns, types), carry no value shaped
-like an email or a phone number, no pseudonym of the wrong size, no exact date and no value
+like an email or a phone number, no pseudonym of the wrong size, no exact date, no number that
+is NaN or infinite (the processor's features and segmentation cannot take one) and no value
 equal to an input customer_id or order_id. Any failure refuses the whole export
 (PrivacyCheckError, exit 3); the message names table, column and check, never a value.
 """
@@ -111,6 +112,8 @@ def _value_problems(
                     )
             elif dtype == "DATE":
                 checks["exact date(s) instead of a month"] = f"day({col}) <> 1"
+            elif dtype == "DOUBLE":
+                checks["value(s) not finite (NaN or infinity)"] = f"NOT isfinite({col})"
             if not checks:
                 continue
             sql = ", ".join(f"count(*) FILTER ({cond})" for cond in checks.values())

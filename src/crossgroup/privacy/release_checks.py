@@ -15,7 +15,16 @@ from dataclasses import dataclass
 import polars as pl
 
 from crossgroup.errors import PrivacyCheckError
-from crossgroup.group.generalize import RETURNED_ATTRIBUTES
+from crossgroup.group.features import sector_slug
+from crossgroup.group.generalize import (
+    GROUP_WORDS,
+    MIN_MAISONS_PER_SECTOR,
+    OTHER_SECTORS,
+    RETURNED_ATTRIBUTES,
+    SECTOR_FAMILIES,
+    group_word,
+    sector_words,
+)
 
 REF_BYTES = 16
 SEGMENTS_COLUMNS = (
@@ -123,6 +132,75 @@ def _foreign_name_problems(
     return problems
 
 
+def _sector_patterns(
+    sector_maisons: Mapping[str, int] | None, min_maisons: int
+) -> tuple[str, str, str] | None:
+    """Regexes (allowed display names, allowed label words, forbidden names) for sector names
+    in released text, or None when nothing is forbidden.
+
+    Forbidden: every sector with fewer than `min_maisons` participating maisons (a known
+    sector absent from the mapping has none), by display name and label word, and every
+    family whose sectors together have 1..min_maisons-1 maisons. Allowed coarser names
+    (the other families, "Other sectors") are masked first, case-sensitively for display
+    names ("Beauty & Retail" the family, not "Beauty & retail" the two-sector label), since
+    "Wines, Hospitality & Other" contains a sector's name.
+    """
+    if sector_maisons is None:
+        return None
+    counts = {s: int(n or 0) for s, n in sector_maisons.items()}
+    for sector in SECTOR_FAMILIES:
+        counts.setdefault(sector, 0)
+    lonely = sorted(s for s, n in counts.items() if n < min_maisons)
+    family_total: dict[str, int] = {}
+    for sector, family in SECTOR_FAMILIES.items():
+        family_total[family] = family_total.get(family, 0) + counts.get(sector, 0)
+    short = sorted(f for f, n in family_total.items() if 0 < n < min_maisons)
+    allowed = sorted((set(family_total) | {OTHER_SECTORS}) - set(short))
+    names = [*lonely, *short, *(sector_words(sector_slug(s))[0] for s in lonely)]
+    names += [group_word(f) for f in short]
+    forbidden = _name_pattern(names)
+    if forbidden is None:
+        return None
+    words = sorted({GROUP_WORDS.get(f, group_word(f)) for f in allowed}, key=len, reverse=True)
+    display = sorted(allowed, key=len, reverse=True)
+    return (
+        "|".join(re.escape(w) for w in display),
+        r"(?i)" + "|".join(re.escape(w) for w in words),
+        forbidden,
+    )
+
+
+def _sector_name_problems(
+    where: str,
+    release: MaisonRelease,
+    patterns: tuple[str, str, str] | None,
+    min_maisons: int,
+) -> list[str]:
+    """No returned lead sector, segment label or glossary text names a sector (or family)
+    that fewer than `min_maisons` participating maisons occupy: it would name the maison."""
+    if patterns is None:
+        return []
+    display, words, forbidden = patterns
+    problems = []
+    for name, frame in (("segments", release.segments), ("glossary", release.glossary)):
+        for col, dtype in frame.schema.items():
+            if dtype != pl.String:
+                continue
+            values = (
+                frame.get_column(col)
+                .drop_nulls()
+                .unique()
+                .str.replace_all(display, " ")
+                .str.replace_all(words, " ")
+            )
+            if values.str.contains(forbidden).any():
+                problems.append(
+                    f"{where} {name}.{col}: names a sector with fewer than {min_maisons} "
+                    "participating maisons (it would name the maison)"
+                )
+    return problems
+
+
 def release_problems(
     releases: Mapping[str, MaisonRelease],
     *,
@@ -131,13 +209,17 @@ def release_problems(
     k: int,
     k_aggregate: int,
     maison_names: Mapping[str, str],
+    sector_maisons: Mapping[str, int] | None = None,
+    min_maisons_per_sector: int = MIN_MAISONS_PER_SECTOR,
 ) -> list[str]:
     """Every invariant violation in a release; [] when it may be sealed.
 
     `exported_refs`: each maison's maison_ref values from its own export; `person_nodes`:
     (maison, maison_ref, person_id) for every node; `maison_names`: id -> display name of
-    every maison of the group (participating or not).
+    every maison of the group (participating or not); `sector_maisons`: participating
+    maisons per sector (None: sector names are not checked).
     """
+    sector_patterns = _sector_patterns(sector_maisons, min_maisons_per_sector)
     problems: list[str] = []
     attributes = [c for c in SEGMENTS_COLUMNS if c != "maison_ref"]
     combos = []
@@ -164,6 +246,7 @@ def release_problems(
         others = [m for m in maison_names if m != maison]
         pattern = _name_pattern(others + [maison_names[m] for m in others])
         problems += _foreign_name_problems(where, release.tables(), pattern)
+        problems += _sector_name_problems(where, release, sector_patterns, min_maisons_per_sector)
     # (6) every returned combination is shared by >= k distinct persons in the whole batch
     if combos:
         columns = [c for c in attributes if all(c in f.columns for f in combos)]
@@ -200,6 +283,8 @@ def check_release(
     k_aggregate: int,
     maison_names: Mapping[str, str],
     reports: Mapping[str, pl.DataFrame] | None = None,
+    sector_maisons: Mapping[str, int] | None = None,
+    min_maisons_per_sector: int = MIN_MAISONS_PER_SECTOR,
 ) -> None:
     """Refuse the release (PrivacyCheckError, exit 3) if any invariant fails."""
     problems = release_problems(
@@ -209,6 +294,8 @@ def check_release(
         k=k,
         k_aggregate=k_aggregate,
         maison_names=maison_names,
+        sector_maisons=sector_maisons,
+        min_maisons_per_sector=min_maisons_per_sector,
     )
     problems += report_problems(reports or {}, k_aggregate=k_aggregate)
     if problems:
