@@ -486,13 +486,17 @@ def _decode(
             cols.append(
                 code.replace_strict(decode, default=None, return_dtype=pl.String).alias(h.name)
             )
+        # A pooled sector name is where its rows start (release policy, not k-anonymity):
+        # only a step beyond a row's starting level counts as information given up.
+        starts = [i for i, v in enumerate(labels) if v in h.extra_coarse and i > n_default]
+        coarsened = (code > n_default) & ~code.is_in(starts)
         given_up.append(
-            pl.when(code == 0).then(pl.lit(h.name)).when(code > n_default).then(pl.lit(h.name))
+            pl.when(code == 0).then(pl.lit(h.name)).when(coarsened).then(pl.lit(h.name))
         )
         loss_rows.append(
             kept.select(
                 pl.lit(h.name).alias("attribute"),
-                (code > n_default).sum().cast(pl.Int64).alias("coarsened"),
+                coarsened.sum().cast(pl.Int64).alias("coarsened"),
                 (code == 0).sum().cast(pl.Int64).alias("suppressed"),
             )
         )

@@ -21,24 +21,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from crossgroup.errors import InputError
-from crossgroup.group.features import sector_slug
+from crossgroup.group.features import BASE_COLUMNS, sector_slug
 from crossgroup.group.generalize import SECTOR_WORDS, group_word, sector_words
 
 __all__ = ["SECTOR_WORDS", "SegmentModel"]
 
 # Recency of a person with no activity in the export window: the whole window, in months.
 NO_ACTIVITY_RECENCY = 36
-NUMERIC = (
-    "n_maisons",
-    "total_spend_eur",
-    "orders",
-    "active_months",
-    "recency_months",
-    "tenure_months",
-    "online_share",
-    "boutique_share",
-    "q4_share",
-)
+# Every per-person number the features stage computes, except the id and the sector count.
+NUMERIC = tuple(c for c in BASE_COLUMNS if c not in ("person_id", "n_sectors"))
 
 
 def _design_matrix(features: pl.DataFrame, sectors: list[str]) -> np.ndarray:

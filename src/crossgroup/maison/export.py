@@ -173,18 +173,26 @@ def purchase_counts_sql(as_of: date) -> str:
 
 
 def export_rows_step(as_of: date, catch_all: str) -> Step:
-    """In-window purchases of eligible customers, mapped to group categories and EUR."""
+    """In-window purchases of eligible customers, mapped to group categories and EUR.
+
+    Labels are normalized once per distinct label (a few dozen), not once per purchase row.
+    """
     return Step(
         "export_rows",
-        f"""SELECT p.customer_id, p.order_id,
+        f"""WITH category_lookup AS (
+              SELECT d.raw, {category_sql("d.raw")} AS category, m.group_category
+              FROM (SELECT DISTINCT category AS raw FROM purchases) d
+              LEFT JOIN category_map m ON m.category = {category_sql("d.raw")}
+            )
+            SELECT p.customer_id, p.order_id,
               CAST(date_trunc('month', CAST(p.purchased_at AS DATE)) AS DATE) AS month,
-              coalesce(m.group_category, {_str(catch_all)}) AS group_category,
-              m.group_category IS NULL AS unmapped, {category_sql("p.category")} AS category,
+              coalesce(l.group_category, {_str(catch_all)}) AS group_category,
+              l.group_category IS NULL AS unmapped, l.category AS category,
               p.channel, p.amount * fx.eur_per_unit AS amount_eur
             FROM purchases p
             JOIN customer_status c ON c.customer_id = p.customer_id AND c.status = 'eligible'
             JOIN fx_rates fx ON fx.currency = p.currency
-            LEFT JOIN category_map m ON m.category = {category_sql("p.category")}
+            LEFT JOIN category_lookup l ON l.raw IS NOT DISTINCT FROM p.category
             WHERE CAST(p.purchased_at AS DATE) > {_date(window_start(as_of))}
               AND CAST(p.purchased_at AS DATE) <= {_date(as_of)}""",
     )
