@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from crossgroup.cli.options import FxOption, MaisonConfigOption, TaxonomyOption
 from crossgroup.config import PARTY_ID, load_fx, load_maison, load_taxonomy, maison_config_path
 from crossgroup.errors import InputError
 
@@ -38,13 +39,9 @@ def access(
         str | None,
         typer.Option("--request-id", help="Your ticket number, recorded in the audit log."),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Maison config (pipelines/maisons/<ID>.toml).")
-    ] = None,
-    taxonomy: Annotated[
-        Path | None, typer.Option("--taxonomy", help="Group taxonomy (pipelines/taxonomy.toml).")
-    ] = None,
-    fx: Annotated[Path | None, typer.Option("--fx", help="EUR rates (pipelines/fx.toml).")] = None,
+    config: MaisonConfigOption = None,
+    taxonomy: TaxonomyOption = None,
+    fx: FxOption = None,
 ) -> None:
     """Show one customer what cross-group analytics holds about them (GDPR art. 15 and 20).
 

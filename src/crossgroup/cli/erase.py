@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from crossgroup.cli.keys import PassphraseEnv, passphrase_from_env
+from crossgroup.cli.options import MaisonConfigOption
 from crossgroup.errors import InputError
 
 BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -28,9 +29,7 @@ def erase(
     ],
     keys: Annotated[Path, typer.Option("--keys", help="The maison's key directory.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the sealed erasure package.")],
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Maison config (pipelines/maisons/<ID>.toml).")
-    ] = None,
+    config: MaisonConfigOption = None,
     batch_id: Annotated[
         str | None, typer.Option("--batch-id", help="Package batch id (default: erasure-<time>).")
     ] = None,

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from crossgroup.cli.options import PipelineOption, TaxonomyOption
+
 
 def evaluate(
     synth: Annotated[
@@ -22,13 +24,8 @@ def evaluate(
             "--keys", help="The whole demo KEYDIR (processor/ and one folder per maison)."
         ),
     ],
-    pipeline: Annotated[
-        Path | None,
-        typer.Option("--pipeline", help="Batch settings (default: pipelines/group.toml)."),
-    ] = None,
-    taxonomy: Annotated[
-        Path | None, typer.Option("--taxonomy", help="Group taxonomy (pipelines/taxonomy.toml).")
-    ] = None,
+    pipeline: PipelineOption = None,
+    taxonomy: TaxonomyOption = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the full figures as JSON here.")
     ] = None,

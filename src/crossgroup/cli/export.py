@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from crossgroup.cli.options import FxOption, MaisonConfigOption, TaxonomyOption
 from crossgroup.config import load_fx, load_maison, load_taxonomy, maison_config_path
 from crossgroup.errors import InputError
 
@@ -25,13 +26,9 @@ def export(
     as_of: Annotated[str, typer.Option("--as-of", help="As-of date, YYYY-MM-DD.")],
     keys: Annotated[Path, typer.Option("--keys", help="The maison's key directory.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the sealed package.")],
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Maison config (pipelines/maisons/<ID>.toml).")
-    ] = None,
-    taxonomy: Annotated[
-        Path | None, typer.Option("--taxonomy", help="Group taxonomy (pipelines/taxonomy.toml).")
-    ] = None,
-    fx: Annotated[Path | None, typer.Option("--fx", help="EUR rates (pipelines/fx.toml).")] = None,
+    config: MaisonConfigOption = None,
+    taxonomy: TaxonomyOption = None,
+    fx: FxOption = None,
     batch_id: Annotated[
         str | None, typer.Option("--batch-id", help="Batch id (default: as-of month, YYYY-MM).")
     ] = None,

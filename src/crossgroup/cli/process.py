@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from crossgroup.cli.options import PipelineOption, TaxonomyOption
+
 
 def process(
     inbox: Annotated[Path, typer.Option("--inbox", help="Folder of export packages (.cgpkg).")],
@@ -17,13 +19,8 @@ def process(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for returns/, reports/ and audit.jsonl.")
     ],
-    pipeline: Annotated[
-        Path | None,
-        typer.Option("--pipeline", help="Batch settings (default: pipelines/group.toml)."),
-    ] = None,
-    taxonomy: Annotated[
-        Path | None, typer.Option("--taxonomy", help="Group taxonomy (pipelines/taxonomy.toml).")
-    ] = None,
+    pipeline: PipelineOption = None,
+    taxonomy: TaxonomyOption = None,
     skip_invalid: Annotated[
         bool,
         typer.Option(

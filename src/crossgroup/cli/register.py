@@ -9,12 +9,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from crossgroup.cli.options import PipelineOption
+
 
 def register(
-    pipeline: Annotated[
-        Path | None,
-        typer.Option("--pipeline", help="Batch settings (default: pipelines/group.toml)."),
-    ] = None,
+    pipeline: PipelineOption = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for register.md and register.json (default: print)."),
