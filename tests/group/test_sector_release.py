@@ -21,6 +21,7 @@ from crossgroup.group.generalize import (
     generalize,
     released_sector_names,
 )
+from crossgroup.group.release import CELL_SCHEMA
 from crossgroup.group.segment import SegmentModel
 from crossgroup.privacy.release_checks import MaisonRelease, release_problems
 
@@ -216,18 +217,7 @@ def _release(features: pl.DataFrame, sector_maisons: dict[str, int] | None):
             "description": [model.descriptions_[s] for s in sorted(model.labels_)],
         }
     )
-    aggregates = pl.DataFrame(
-        schema={
-            "table": pl.String,
-            "scope": pl.String,
-            "row_key": pl.String,
-            "col_key": pl.String,
-            "persons": pl.Int64,
-            "share": pl.Float64,
-            "suppressed": pl.Boolean,
-            "note": pl.String,
-        }
-    )
+    aggregates = pl.DataFrame(schema=CELL_SCHEMA)
     release = MaisonRelease("aurelle", segs, aggregates, glossary)
     return release, nodes
 

@@ -7,6 +7,8 @@ import hashlib
 import numpy as np
 import polars as pl
 
+from crossgroup.group.release import CELL_SCHEMA
+
 SECTORS = [
     "Watches & Jewelry",
     "Fashion & Leather Goods",
@@ -95,16 +97,7 @@ def make_aggregates(segments: pl.DataFrame, k_aggregate: int = 50) -> pl.DataFra
     frame = pl.DataFrame(
         rows,
         orient="row",
-        schema={
-            "table": pl.String,
-            "scope": pl.String,
-            "row_key": pl.String,
-            "col_key": pl.String,
-            "persons": pl.Int64,
-            "share": pl.Float64,
-            "suppressed": pl.Boolean,
-            "note": pl.String,
-        },
+        schema=CELL_SCHEMA,
     )
     supp = (
         frame.filter(pl.col("suppressed"))

@@ -31,7 +31,7 @@ from crossgroup.group.resolve import (
     match_figures,
     resolve_persons,
 )
-from crossgroup.group.segment import SegmentModel
+from crossgroup.group.segment import configured_model
 
 PRECISION_TARGET = 0.999
 RECALL_TARGET = 0.99
@@ -180,13 +180,7 @@ def evaluate_batch(
     )
     timings["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model = SegmentModel(
-        n_segments=group.n_segments,
-        min_segments=group.min_segments,
-        max_segments=group.max_segments,
-        sample_size=group.sample_size,
-        random_state=group.random_state,
-    ).fit(features)
+    model = configured_model(group).fit(features)
     segments = model.predict(features)
     timings["segment"] = time.perf_counter() - t0
 

@@ -151,7 +151,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
     from crossgroup.group.features import person_features, sector_slug
     from crossgroup.group.resolve import match_figures, resolve_persons
     from crossgroup.group.retention import plan_dispositions
-    from crossgroup.group.segment import SegmentModel
+    from crossgroup.group.segment import configured_model
 
     with timer.stage("decrypt"):
         tables = decrypt_batch(batch, keys, work)
@@ -183,14 +183,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
         taxonomy.sector_names, sector_maisons, min_maisons=group.min_maisons_per_sector
     )
     with timer.stage("segment"):
-        model = SegmentModel(
-            n_segments=group.n_segments,
-            min_segments=group.min_segments,
-            max_segments=group.max_segments,
-            sample_size=group.sample_size,
-            random_state=group.random_state,
-            released_sectors=released_sectors,
-        ).fit(features)
+        model = configured_model(group, released_sectors).fit(features)
         segments = model.predict(features)
     with timer.stage("generalize"):
         gen = generalize(

@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from crossgroup.config import GroupConfig
 from crossgroup.errors import InputError
 from crossgroup.group.features import BASE_COLUMNS, sector_slug
 from crossgroup.group.generalize import SECTOR_WORDS, group_word, sector_words
@@ -322,3 +323,17 @@ def _describe(
         seen[text] = seen.get(text, 0) + 1
         labels[int(s)] = text if seen[text] == 1 else f"{text} ({seen[text]})"
     return labels, {int(s): d for s, d in descriptions.items()}
+
+
+def configured_model(
+    group: GroupConfig, released_sectors: dict[str, str] | None = None
+) -> SegmentModel:
+    """The batch's SegmentModel, as `pipelines/group.toml` sets it (pipeline and evaluation)."""
+    return SegmentModel(
+        n_segments=group.n_segments,
+        min_segments=group.min_segments,
+        max_segments=group.max_segments,
+        sample_size=group.sample_size,
+        random_state=group.random_state,
+        released_sectors=released_sectors,
+    )
