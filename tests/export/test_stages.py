@@ -9,8 +9,8 @@ import pytest
 
 from crossgroup.engine import Engine
 from crossgroup.errors import InputError
-from crossgroup.maison.export import consent_snapshot, window_start
 from crossgroup.maison.export_identities import guard_placeholders
+from crossgroup.maison.export_rules import consent_snapshot, window_start
 from crossgroup.maison.inputs import CUSTOMER_COLUMNS, load_customers, typed_view_step
 
 

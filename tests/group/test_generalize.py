@@ -6,13 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crossgroup.group.generalize import (
-    RETURNED_ATTRIBUTES,
-    assign_bands,
-    generalize,
-    k_anonymize,
-    return_hierarchies,
-)
+from crossgroup.config import load_taxonomy
+from crossgroup.contracts import RETURNED_ATTRIBUTES
+from crossgroup.group.bands import assign_bands, return_hierarchies
+from crossgroup.group.generalize import generalize, k_anonymize
+from crossgroup.privacy.policy import ReleasePolicy
 
 SECTORS = [
     "Watches & Jewelry",
@@ -24,6 +22,7 @@ SECTORS = [
 ]
 SECTOR_COLUMNS = {s: f"share_{i}" for i, s in enumerate(SECTORS)}
 LABELS = {i: f"Segment {i} profile" for i in range(1, 9)}
+POLICY = ReleasePolicy(load_taxonomy(), k=10)
 COMBO = ["segment", "segment_label", *RETURNED_ATTRIBUTES, "generalized"]
 
 
@@ -68,12 +67,16 @@ def bands(rows: list[dict]) -> pl.DataFrame:
 
 
 def anonymize(frame: pl.DataFrame, k: int = 10):
-    return k_anonymize(frame, k=k, n_segments=3, sectors=SECTORS, labels=LABELS)
+    return k_anonymize(
+        frame, k=k, labels=LABELS, hierarchies=return_hierarchies(3, SECTORS, POLICY)
+    )
 
 
 def test_every_released_combination_covers_k_persons():
     features, segments = fake_features(20_000)
-    gen = generalize(features, segments, k=10, labels=LABELS, sector_columns=SECTOR_COLUMNS)
+    gen = generalize(
+        features, segments, policy=POLICY, labels=LABELS, sector_columns=SECTOR_COLUMNS
+    )
     sizes = gen.released.group_by(COMBO).len()
     assert sizes.get_column("len").min() >= 10
     assert gen.persons == 20_000
@@ -84,8 +87,10 @@ def test_every_released_combination_covers_k_persons():
 
 def test_values_stay_in_the_published_vocabulary():
     features, segments = fake_features(5_000, seed=3)
-    gen = generalize(features, segments, k=10, labels=LABELS, sector_columns=SECTOR_COLUMNS)
-    for h in return_hierarchies(6, SECTORS):
+    gen = generalize(
+        features, segments, policy=POLICY, labels=LABELS, sector_columns=SECTOR_COLUMNS
+    )
+    for h in return_hierarchies(6, SECTORS, POLICY):
         if h.name == "segment":
             continue
         allowed = set(h.values) | set(h.coarse.values())
@@ -94,8 +99,10 @@ def test_values_stay_in_the_published_vocabulary():
 
 def test_generalized_names_exactly_the_coarsened_or_blank_attributes():
     features, segments = fake_features(5_000, seed=4)
-    gen = generalize(features, segments, k=10, labels=LABELS, sector_columns=SECTOR_COLUMNS)
-    defaults = {h.name: set(h.values) for h in return_hierarchies(6, SECTORS)}
+    gen = generalize(
+        features, segments, policy=POLICY, labels=LABELS, sector_columns=SECTOR_COLUMNS
+    )
+    defaults = {h.name: set(h.values) for h in return_hierarchies(6, SECTORS, POLICY)}
     for row in gen.released.sample(500, seed=1).iter_rows(named=True):
         named = set(filter(None, row["generalized"].split(",")))
         expected = {
@@ -151,8 +158,8 @@ def test_value_tiers_are_group_wide_quantiles():
 
 def test_reproducible():
     features, segments = fake_features(8_000, seed=6)
-    a = generalize(features, segments, k=10, labels=LABELS, sector_columns=SECTOR_COLUMNS)
-    b = generalize(features, segments, k=10, labels=LABELS, sector_columns=SECTOR_COLUMNS)
+    a = generalize(features, segments, policy=POLICY, labels=LABELS, sector_columns=SECTOR_COLUMNS)
+    b = generalize(features, segments, policy=POLICY, labels=LABELS, sector_columns=SECTOR_COLUMNS)
     assert a.released.equals(b.released)
 
 
@@ -160,6 +167,8 @@ def test_reproducible():
 def test_utility_target_at_one_million_persons():
     """TARGET: at most 5% of rows carry a coarsened or suppressed attribute at 1M persons."""
     features, segments = fake_features(1_000_000, seed=7)
-    gen = generalize(features, segments, k=10, labels=LABELS, sector_columns=SECTOR_COLUMNS)
+    gen = generalize(
+        features, segments, policy=POLICY, labels=LABELS, sector_columns=SECTOR_COLUMNS
+    )
     assert gen.released.group_by(COMBO).len().get_column("len").min() >= 10
     assert (gen.persons_generalized + gen.persons_suppressed) / gen.persons <= 0.05

@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from process_batch import AS_OF, MAISONS, build_batch, seal_exports, secret_needles
 
 from crossgroup import audit
+from crossgroup.contracts import RETURN
 from crossgroup.crypto.keys import load_party
 from crossgroup.crypto.package import open_package
-from crossgroup.privacy.release_checks import SEGMENTS_COLUMNS
 
 K, K_AGGREGATE = 5, 20
 
@@ -107,7 +107,7 @@ def test_each_return_holds_only_its_own_customers(processed):
         refs = tables["segments"].get_column("maison_ref")
         assert refs.is_in(own.implode()).all()
         assert refs.n_unique() == refs.len()
-        assert tuple(tables["segments"].columns) == SEGMENTS_COLUMNS
+        assert tuple(tables["segments"].columns) == RETURN["segments"].names
 
 
 def test_every_returned_combination_covers_k_persons(processed):
@@ -115,7 +115,7 @@ def test_every_returned_combination_covers_k_persons(processed):
     everyone = pl.concat(
         t["segments"].with_columns(maison=pl.lit(m)) for m, t in opened.items()
     ).join(person_of_ref(batch), on=["maison", "maison_ref"])
-    attrs = [c for c in SEGMENTS_COLUMNS if c != "maison_ref"]
+    attrs = [c for c in RETURN["segments"].names if c != "maison_ref"]
     per_person = everyone.select("person", *attrs).unique()
     assert per_person.get_column("person").is_unique().all()  # one profile per person
     sizes = per_person.group_by(attrs).agg(pl.col("person").n_unique().alias("n"))

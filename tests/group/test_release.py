@@ -5,8 +5,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from crossgroup.config import load_taxonomy
 from crossgroup.errors import PrivacyCheckError
-from crossgroup.group.release import maison_segments, scope_cells, suppress
+from crossgroup.group.cells import scope_cells, suppress
+from crossgroup.group.release import maison_segments
+from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import MaisonRelease, check_release, release_problems
 
 SECTORS = ["Watches & Jewelry", "Wines & Spirits"]
@@ -86,13 +89,12 @@ def release_setup():
 
 def problems(releases, exported, person_nodes, k=10):
     return release_problems(
-        releases,
-        exported_refs=exported,
-        person_nodes=person_nodes,
-        k=k,
-        k_aggregate=20,
-        maison_names=NAMES,
+        releases, policy=policy(k), exported_refs=exported, person_nodes=person_nodes
     )
+
+
+def policy(k: int = 10) -> ReleasePolicy:
+    return ReleasePolicy(load_taxonomy(), k=k, k_aggregate=20, maison_names=NAMES)
 
 
 def test_cells_below_k_aggregate_are_suppressed_and_counted():
@@ -200,11 +202,4 @@ def test_another_maisons_name_is_refused(release_setup):
     found = problems(releases, exported, person_nodes)
     assert found == ["return for aurelle: glossary.description: names another maison"]
     with pytest.raises(PrivacyCheckError, match="names another maison"):
-        check_release(
-            releases,
-            exported_refs=exported,
-            person_nodes=person_nodes,
-            k=10,
-            k_aggregate=20,
-            maison_names=NAMES,
-        )
+        check_release(releases, policy=policy(), exported_refs=exported, person_nodes=person_nodes)

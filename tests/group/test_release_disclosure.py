@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from crossgroup.group.release import maison_aggregates, match_cells, scope_cells, suppress
+from crossgroup.group.cells import maison_aggregates, match_cells, scope_cells, suppress
 
 SECTORS = ["Watches & Jewelry", "Wines & Spirits"]
 K_AGG = 50

@@ -14,16 +14,26 @@ import numpy as np
 import polars as pl
 import pytest
 
+from crossgroup.config import load_taxonomy
+from crossgroup.contracts import CELLS, RETURNED_ATTRIBUTES
 from crossgroup.group.features import sector_slug
-from crossgroup.group.generalize import (
-    OTHER_SECTORS,
-    RETURNED_ATTRIBUTES,
-    generalize,
-    released_sector_names,
-)
-from crossgroup.group.release import CELL_SCHEMA
+from crossgroup.group.generalize import generalize
 from crossgroup.group.segment import SegmentModel
+from crossgroup.privacy.policy import ReleasePolicy
+from crossgroup.privacy.policy import released_sector_names as policy_names
 from crossgroup.privacy.release_checks import MaisonRelease, release_problems
+
+TAXONOMY = load_taxonomy()
+OTHER_SECTORS = TAXONOMY.pooled.name
+
+
+def released_sector_names(sectors, sector_maisons=None):
+    return policy_names(sectors, sector_maisons, taxonomy=TAXONOMY, min_maisons=2)
+
+
+def policy(sector_maisons=None, **thresholds) -> ReleasePolicy:
+    return ReleasePolicy(TAXONOMY, sector_maisons=sector_maisons, **thresholds)
+
 
 SECTORS = [
     "Watches & Jewelry",
@@ -138,9 +148,7 @@ def test_a_lonely_sector_is_not_exposed_by_exclusion_from_its_named_family():
 def test_generalize_releases_no_row_naming_a_one_maison_sector(features):
     segments = np.asarray(features.get_column("person_id") % 6 + 1, dtype=np.int32)
     labels = {i: f"Segment {i}" for i in range(1, 7)}
-    gen = generalize(
-        features, segments, k=10, labels=labels, sector_columns=COLUMNS, sector_maisons=DEMO
-    )
+    gen = generalize(features, segments, policy=policy(DEMO), labels=labels, sector_columns=COLUMNS)
     values = set(gen.released.get_column("lead_sector").drop_nulls())
     assert not values & set(LONELY)
     assert {"Beauty & Retail", "Wines, Hospitality & Other", "Watches & Jewelry"} <= values
@@ -160,9 +168,7 @@ def test_generalize_names_a_sector_with_two_maisons(features):
     segments = np.asarray(features.get_column("person_id") % 6 + 1, dtype=np.int32)
     labels = {i: f"Segment {i}" for i in range(1, 7)}
     two = dict.fromkeys(SECTORS, 2)
-    gen = generalize(
-        features, segments, k=10, labels=labels, sector_columns=COLUMNS, sector_maisons=two
-    )
+    gen = generalize(features, segments, policy=policy(two), labels=labels, sector_columns=COLUMNS)
     assert set(gen.released.get_column("lead_sector").drop_nulls()) >= set(SECTORS)
 
 
@@ -193,11 +199,10 @@ def _release(features: pl.DataFrame, sector_maisons: dict[str, int] | None):
     gen = generalize(
         features,
         segments,
-        k=10,
+        policy=policy(sector_maisons),
         labels=model.labels_,
         sector_columns=COLUMNS,
         n_segments=model.n_segments_,
-        sector_maisons=sector_maisons,
     )
     rows = gen.released
     nodes = pl.DataFrame(
@@ -217,20 +222,18 @@ def _release(features: pl.DataFrame, sector_maisons: dict[str, int] | None):
             "description": [model.descriptions_[s] for s in sorted(model.labels_)],
         }
     )
-    aggregates = pl.DataFrame(schema=CELL_SCHEMA)
+    aggregates = pl.DataFrame(schema=CELLS.schema)
     release = MaisonRelease("aurelle", segs, aggregates, glossary)
     return release, nodes
 
 
 def _problems(release: MaisonRelease, nodes: pl.DataFrame, sector_maisons) -> list[str]:
+    names = {"aurelle": "Aurelle Joaillerie", "belvoir": "Belvoir Hotels"}
     return release_problems(
         {"aurelle": release},
+        policy=policy(sector_maisons, k=10, k_aggregate=20, maison_names=names),
         exported_refs={"aurelle": nodes.get_column("maison_ref")},
         person_nodes=nodes,
-        k=10,
-        k_aggregate=20,
-        maison_names={"aurelle": "Aurelle Joaillerie", "belvoir": "Belvoir Hotels"},
-        sector_maisons=sector_maisons,
     )
 
 

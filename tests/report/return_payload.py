@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import polars as pl
 
-from crossgroup.group.release import CELL_SCHEMA
+from crossgroup.contracts import CELLS
 
 SECTORS = [
     "Watches & Jewelry",
@@ -97,7 +97,7 @@ def make_aggregates(segments: pl.DataFrame, k_aggregate: int = 50) -> pl.DataFra
     frame = pl.DataFrame(
         rows,
         orient="row",
-        schema=CELL_SCHEMA,
+        schema=CELLS.schema,
     )
     supp = (
         frame.filter(pl.col("suppressed"))

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from crossgroup.crypto._envelope import CHUNK_SIZE, suite_name
+from crossgroup.contracts import EXPORT, RETURN
 from crossgroup.crypto.keys import init_keys, load_registry
-from crossgroup.privacy.export_checks import EXPORT_SCHEMA
-from crossgroup.privacy.register import UNDOCUMENTED
-from crossgroup.privacy.release_checks import AGGREGATES_COLUMNS, SEGMENTS_COLUMNS
+from crossgroup.crypto.package import CHUNK_SIZE, suite_name
+from crossgroup.report.register import UNDOCUMENTED
+
+SEGMENTS_COLUMNS = RETURN["segments"].names
 
 
 def write_register(run_cli, pipeline: Path, out: Path, *extra) -> tuple[str, dict]:
@@ -31,14 +32,14 @@ def test_every_exported_and_returned_column_is_in_the_register(run_cli, pipeline
     md, reg = write_register(run_cli, pipelines / "group.toml", tmp_path / "r")
     sent = reg["personal_data"]["sent_to_processor"]
     assert {t: [c["column"] for c in cols] for t, cols in sent.items()} == {
-        t: list(cols) for t, cols in EXPORT_SCHEMA.items()
+        t: list(contract.names) for t, contract in EXPORT.items()
     }
     returned = reg["personal_data"]["returned_to_each_maison"]
     assert [c["column"] for c in returned["segments"]] == list(SEGMENTS_COLUMNS)
-    assert [c["column"] for c in returned["aggregates"]] == list(AGGREGATES_COLUMNS)
-    for column in {*(c for cols in EXPORT_SCHEMA.values() for c in cols), *SEGMENTS_COLUMNS}:
+    assert [c["column"] for c in returned["aggregates"]] == list(RETURN["aggregates"].names)
+    for column in {*(c for t in EXPORT.values() for c in t.names), *SEGMENTS_COLUMNS}:
         assert f"`{column}`" in md
-    assert UNDOCUMENTED not in md, "a column has no meaning in privacy/register.py"
+    assert UNDOCUMENTED not in md, "a column has no meaning in report/register.py"
 
 
 def test_register_changes_with_the_pipeline(run_cli, pipelines, tmp_path):

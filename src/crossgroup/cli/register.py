@@ -35,7 +35,7 @@ def register(
     from crossgroup.config import load_group, pipelines_dir
     from crossgroup.crypto.keys import load_registry
     from crossgroup.io import staged_output
-    from crossgroup.privacy.register import build_register, register_files
+    from crossgroup.report.register import build_register, register_files
 
     path = pipeline or pipelines_dir() / "group.toml"
     reg = build_register(

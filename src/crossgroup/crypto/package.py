@@ -18,6 +18,7 @@ from pathlib import Path
 from crossgroup.crypto import _primitives
 from crossgroup.crypto._envelope import (
     CHUNK_SIZE,
+    FORMAT_VERSION,
     KINDS,
     Header,
     Manifest,
@@ -27,6 +28,7 @@ from crossgroup.crypto._envelope import (
     parse_header,
     payload_key,
     read_framing,
+    suite_name,
 )
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.ledger import accepted_ids, append_accepted
@@ -35,6 +37,7 @@ from crossgroup.io import BackgroundWriter, staged_output
 
 __all__ = [
     "CHUNK_SIZE",
+    "FORMAT_VERSION",
     "KINDS",
     "Manifest",
     "OpenedPackage",
@@ -42,6 +45,7 @@ __all__ = [
     "open_package",
     "require_one_matching_key",
     "seal_package",
+    "suite_name",
     "verify_package",
 ]
 

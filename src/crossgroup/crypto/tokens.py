@@ -17,12 +17,13 @@ import phonenumbers
 import polars as pl
 import pyarrow as pa
 
+from crossgroup.contracts import REF_BYTES
 from crossgroup.crypto import _primitives
 
 if TYPE_CHECKING:
     from crossgroup.crypto.keys import MatchingKey
 
-TOKEN_BYTES = 16
+TOKEN_BYTES = REF_BYTES  # the contract's identifier size (contracts.REF_BYTES)
 SPEC_VERSION = "v1"
 
 # Unicode White_Space (trimmed at both ends); spelled out so other tooling trims the same set.

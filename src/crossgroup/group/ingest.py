@@ -15,16 +15,13 @@ from pathlib import Path
 
 from crossgroup.audit import file_digest
 from crossgroup.config import PARTY_ID, GroupConfig
+from crossgroup.contracts import EXPORT, REF_BYTES
 from crossgroup.crypto.keys import SUPPRESSION_KEY_FILE
 from crossgroup.engine import Engine
 from crossgroup.errors import CrossgroupError, InputError, SecurityError
 
 PACKAGE_SUFFIX = ".cgpkg"
 SECRET_FORMAT = "crossgroup-secret/v1"  # noqa: S105 - the envelope format name, not a secret
-EXPORT_TABLES = {
-    "identities": ("maison_ref", "email_token", "phone_token"),
-    "activity": ("maison_ref", "month", "group_category", "channel", "orders", "amount_eur"),
-}
 
 
 @dataclass(frozen=True)
@@ -200,27 +197,31 @@ def decrypt_batch(
         target = workdir / "packages" / package.maison
         target.mkdir(parents=True, exist_ok=True)
         opened = open_package(package.path, keys, target, kind="export", check_replay=check_replay)
-        missing = [t for t in EXPORT_TABLES if t not in opened.tables]
+        missing = [t for t in EXPORT if t not in opened.tables]
         if missing:
             raise InputError(f"package {package.path.name} lacks table(s): {', '.join(missing)}")
-        tables[package.maison] = {t: Path(opened.tables[t]) for t in EXPORT_TABLES}
+        tables[package.maison] = {t: Path(opened.tables[t]) for t in EXPORT}
     return tables
 
 
 def build_views(engine: Engine, tables: dict[str, dict[str, Path]]) -> None:
     """`identities` and `activity` views over the decrypted Parquet, each with `maison`."""
-    for table, columns in EXPORT_TABLES.items():
+    for table, contract in EXPORT.items():
         parts = []
         for maison, paths in sorted(tables.items()):
             if not PARTY_ID.match(maison):  # ids are inlined as SQL literals: never trust them
                 raise InputError(f"maison id {maison!r} is not a valid party id")
             source = engine.view_parquet(f"{table}_{maison.replace('-', '_')}", paths[table])
-            parts.append(f"SELECT '{maison}' AS maison, {', '.join(columns)} FROM {source}")
+            parts.append(f"SELECT '{maison}' AS maison, {contract.sql_list()} FROM {source}")
         try:
             engine.execute(table, f"CREATE OR REPLACE VIEW {table} AS {' UNION ALL '.join(parts)}")
             engine.scalar(f"SELECT count(*) FROM (SELECT * FROM {table} LIMIT 1)")
         except CrossgroupError as e:
             raise InputError(f"export table {table} does not match the contract ({e})") from None
-    bad = engine.scalar("SELECT count(*) FROM identities WHERE octet_length(maison_ref) <> 16")
+    bad = engine.scalar(
+        f"SELECT count(*) FROM identities WHERE octet_length(maison_ref) <> {REF_BYTES}"
+    )
     if bad:
-        raise InputError("export table identities: maison_ref must be 16 bytes on every row")
+        raise InputError(
+            f"export table identities: maison_ref must be {REF_BYTES} bytes on every row"
+        )

@@ -23,8 +23,8 @@ import polars as pl
 from crossgroup import audit
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
 from crossgroup.engine import Engine
-from crossgroup.group import release as rel
-from crossgroup.group.generalize import generalize, released_sector_names
+from crossgroup.group.emit import emit_release
+from crossgroup.group.generalize import generalize
 from crossgroup.group.ingest import (
     Batch,
     build_views,
@@ -32,8 +32,11 @@ from crossgroup.group.ingest import (
     require_processor_keys,
     verify_inbox,
 )
-from crossgroup.io import private_workdir, staged_output
-from crossgroup.privacy.release_checks import MaisonRelease, check_release
+from crossgroup.group.release import Release, build_release
+from crossgroup.io import private_workdir
+from crossgroup.privacy.policy import ReleasePolicy
+from crossgroup.privacy.release_checks import check_release
+from crossgroup.report.group_report import group_report_html
 
 STAGES = ("verify", "erase", "decrypt", "resolve", "features", "segment", "generalize", "release")
 
@@ -145,8 +148,8 @@ def _erasure_counts(erased) -> dict:
     }  # fmt: skip
 
 
-def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, taxonomy, timer,
-         now):  # fmt: skip
+def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: GroupConfig,
+         taxonomy: Taxonomy, timer: StageTimer, now: dt.datetime) -> ProcessResult:  # fmt: skip
     from crossgroup.group.erasure import suppress_decrypted
     from crossgroup.group.features import person_features, sector_slug
     from crossgroup.group.resolve import match_figures, resolve_persons
@@ -175,162 +178,98 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
             person_nodes.lazy(), activity, as_of=batch.as_of, taxonomy=taxonomy
         ).sort("person_id")
     sector_columns = {s: f"share_{sector_slug(s)}" for s in taxonomy.sector_names}
-    # A sector with too few participating maisons would name a maison: pool it (DESIGN §4.4).
-    sector_maisons = Counter(
-        sector for p in batch.packages if (sector := keys.registry.party(p.maison).sector)
-    )
-    released_sectors = released_sector_names(
-        taxonomy.sector_names, sector_maisons, min_maisons=group.min_maisons_per_sector
-    )
+    policy = release_policy(group, taxonomy, keys.registry, batch.maisons)
     with timer.stage("segment"):
-        model = configured_model(group, released_sectors).fit(features)
+        model = configured_model(group, policy).fit(features)
         segments = model.predict(features)
     with timer.stage("generalize"):
         gen = generalize(
             features,
             segments,
-            k=group.k,
+            policy=policy,
             labels=model.labels_,
             sector_columns=sector_columns,
             n_segments=model.n_segments_,
-            sector_maisons=sector_maisons,
-            min_maisons_per_sector=group.min_maisons_per_sector,
         )
-    with timer.stage("release"), staged_output(out_dir) as staging:
-        outcome = _release(
-            batch, keys, engine, work, staging, group, gen, model, features, figures,
-            person_nodes, sector_columns, timer, suppressed=suppressed, plan=plan, now=now,
-            sector_maisons=sector_maisons,
-        )  # fmt: skip
-    final = out_dir / "audit.jsonl"
-    outcome["reports"] = [out_dir / "reports" / p.name for p in outcome["reports"]]
+    with timer.stage("release"):
+        # build (pure frames) -> check (pure, privacy/) -> emit (the only writes)
+        release = build_release(
+            policy,
+            maisons=list(batch.maisons),
+            generalization=gen,
+            model=model,
+            features=features,
+            sector_columns=sector_columns,
+            person_nodes=person_nodes,
+            match_figures=figures,
+        )
+        exported = engine.to_polars("SELECT maison, maison_ref FROM identities")
+        check_release(
+            release.returns,
+            policy=policy,
+            exported_refs={
+                m: exported.filter(pl.col("maison") == m).get_column("maison_ref")
+                for m in release.returns
+            },
+            person_nodes=person_nodes,
+            reports=release.reports,
+        )
+        counts = _run_counts(batch, release, gen, model, figures, suppressed)
+        emitted = emit_release(
+            release,
+            policy=policy,
+            batch=batch,
+            keys=keys,
+            out_dir=out_dir,
+            work=work,
+            report_html=group_report_html(
+                batch_id=", ".join(sorted({str(p.manifest.batch_id) for p in batch.packages})),
+                as_of=str(batch.as_of),
+                cells=release.group_cells,
+                loss=release.reports["suppression"],
+                quality=release.reports["segment_quality"],
+                timings=timer.timings,
+            ),
+            record=_audit_record(batch, plan, counts, group),
+            timings=timer.so_far,  # the release stage up to the audit entry
+            now=now,
+        )
     return ProcessResult(
-        returns={m: out_dir / "returns" / m / p.name for m, p in outcome["returns"].items()},
-        reports=outcome["reports"],
-        audit_log=final,
-        audit_head=audit.head_digest(final),
+        returns=emitted.returns,
+        reports=emitted.reports,
+        audit_log=emitted.audit_log,
+        audit_head=emitted.audit_head,
         timings=dict(timer.timings),
-        counts=outcome["counts"],
+        counts={**counts, "inputs_after_run": plan},
         skipped=[(s.path.name, s.reason) for s in batch.skipped],
     )
 
 
-def _release(batch, keys, engine, work, staging, group, gen, model, features, figures,
-             person_nodes, sector_columns, timer, *, suppressed, plan, now,
-             sector_maisons) -> dict:  # fmt: skip
-    """Build, check, seal and report; every file lands in `staging` (moved in on success)."""
-    from crossgroup.crypto.package import seal_package
-
-    sectors = list(sector_columns)
-    released = gen.released.join(
-        rel.affinity_flags(features, sector_columns), on="person_id", how="left"
-    )
-    group_raw = rel.scope_cells(released, "group", sectors)
-    group_cells = rel.suppress(group_raw, group.k_aggregate)
-    exported = engine.to_polars("SELECT maison, maison_ref FROM identities")
-    glossary = rel.glossary(model.labels_, model.descriptions_)
-    withheld_ids = person_nodes.join(gen.released.select("person_id"), on="person_id", how="anti")
-    releases: dict[str, MaisonRelease] = {}
-    paths: dict[str, dict[str, Path]] = {}
-    for package in batch.packages:
-        m = package.maison
-        segments = rel.maison_segments(gen.released, person_nodes, m)
-        own = person_nodes.filter(pl.col("maison") == m).join(released, on="person_id")
-        withheld = withheld_ids.filter(pl.col("maison") == m).height
-        tables = {
-            "segments": segments,
-            "aggregates": rel.maison_aggregates(
-                own,
-                group_raw,  # suppressed per recipient: it knows its own counts exactly
-                sectors,
-                k=group.k,
-                k_aggregate=group.k_aggregate,
-                withheld=withheld,
-            ),
-            "glossary": glossary,
-        }
-        folder = work / "returns" / m
-        folder.mkdir(parents=True, exist_ok=True)
-        paths[m] = {}
-        for name, frame in tables.items():
-            paths[m][name] = folder / f"{name}.parquet"
-            frame.write_parquet(paths[m][name], compression="zstd", statistics=False)
-        # the checks read back exactly the files about to be sealed
-        releases[m] = MaisonRelease(m, *(pl.read_parquet(paths[m][t]) for t in tables))
-    loss = rel.loss_table(gen.loss, gen.persons, gen.persons_generalized, gen.persons_suppressed)
-    reports = {
-        "aggregates": group_cells,
-        "match_figures": rel.match_cells(figures, group.k_aggregate),
-        "segment_quality": rel.quality_table(model.quality_, model.labels_, group.k_aggregate),
-        "suppression": loss,
-    }
-    names = {m: _display_name(keys, m) for m in group.maisons}
-    check_release(
-        releases,
-        exported_refs={
-            m: exported.filter(pl.col("maison") == m).get_column("maison_ref") for m in releases
-        },
-        person_nodes=person_nodes,
-        k=group.k,
-        k_aggregate=group.k_aggregate,
-        maison_names=names,
-        reports=reports,
+def release_policy(group: GroupConfig, taxonomy: Taxonomy, registry, maisons) -> ReleasePolicy:
+    """The batch's policy: the pipeline's thresholds, and sector and maison names from the
+    public registry (a sector with too few participating maisons would name one)."""
+    sector_maisons = Counter(s for m in maisons if (s := registry.party(m).sector))
+    return ReleasePolicy.for_batch(
+        group,
+        taxonomy,
         sector_maisons=sector_maisons,
-        min_maisons_per_sector=group.min_maisons_per_sector,
+        maison_names={m: _display_name(registry, m) for m in group.maisons},
     )
-    returns: dict[str, Path] = {}
-    outputs = []
-    for package in batch.packages:
-        m = package.maison
-        target = staging / "returns" / m
-        target.mkdir(parents=True, exist_ok=True)
-        path, manifest = seal_package(
-            target,
-            kind="return",
-            sender=keys,
-            recipient=m,
-            tables=paths[m],
-            batch_id=package.manifest.batch_id,
-            as_of=batch.as_of,
-            matching_key_id=batch.matching_key_id,
-            summary={
-                "rows": releases[m].segments.height,
-                "k": group.k,
-                "k_aggregate": group.k_aggregate,
-            },
-        )
-        returns[m] = Path(path)
-        outputs.append(_output(staging, Path(path), package_id=manifest.package_id))
-    report_dir = staging / "reports"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    report_paths = []
-    for name, frame in reports.items():
-        report_paths.append(report_dir / f"{name}.parquet")
-        frame.write_parquet(report_paths[-1], compression="zstd", statistics=False)
-    html_path = report_dir / "group_report.html"
-    html_path.write_text(
-        rel.group_report_html(
-            batch_id=", ".join(sorted({str(p.manifest.batch_id) for p in batch.packages})),
-            as_of=str(batch.as_of),
-            cells=group_cells,
-            loss=loss,
-            quality=reports["segment_quality"],
-            timings=timer.timings,
-        ),
-        encoding="utf-8",
-    )
-    report_paths.append(html_path)
-    outputs += [_output(staging, p) for p in report_paths]
-    counts = {
+
+
+def _run_counts(batch: Batch, release: Release, gen, model, figures, suppressed) -> dict:
+    """The run's figures for the summary and the audit log: counts only, no identifier."""
+    cells = release.group_cells
+    return {
         "packages": len(batch.packages),
         "skipped": len(batch.skipped),
         "records": figures.get("records"),
         "persons": gen.persons,
         "persons_generalized": gen.persons_generalized,
         "persons_withheld": gen.persons_suppressed,
-        "returned_rows": {m: r.segments.height for m, r in releases.items()},
+        "returned_rows": {m: r.segments.height for m, r in release.returns.items()},
         "generalized_by_attribute": gen.summary()["by_attribute"],
-        "aggregate_cells_suppressed": int(group_cells.filter(pl.col("suppressed")).height),
+        "aggregate_cells_suppressed": int(cells.filter(pl.col("suppressed")).height),
         "segments": int(model.n_segments_),
         "records_suppressed": dict(suppressed),
         "ignored_tokens": figures.get("ignored_tokens", 0),
@@ -340,53 +279,40 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
         "split_components": figures.get("split_components", 0),
         "split_records": figures.get("split_records", 0),
     }
-    timings = timer.so_far()  # the release stage up to this entry
-    entry = audit.new_entry(
-        party=keys.party_id,
-        command="process",
-        inputs=[
-            {
-                "package_id": p.manifest.package_id,
-                "sender": p.maison,
-                "batch_id": str(p.manifest.batch_id),
-                "file": p.path.name,
-                "sha256": p.sha256,
-                "after_run": plan[p.path.name],
-            }
-            for p in batch.packages
-        ],
-        counts={
-            **counts,
-            "skipped_packages": [{"file": s.path.name, "reason": s.reason} for s in batch.skipped],
-        },
-        settings={
-            "k": group.k,
-            "k_aggregate": group.k_aggregate,
-            "max_records_per_token": group.max_records_per_token,
-            "n_segments": group.n_segments or "auto",
-            "random_state": group.random_state,
-            "as_of": str(batch.as_of),
-            "matching_key_id": batch.matching_key_id,
-            "memory_limit": group.memory_limit,
-            "threads": group.threads,
-        },
-        timings=timings,
-        outputs=outputs,
-        now=now,
-    )
-    out_dir = staging.parent
-    audit.append_entry(out_dir / "audit.jsonl", staging / "audit.jsonl", entry)
-    return {"returns": returns, "reports": report_paths,
-            "counts": {**counts, "inputs_after_run": plan}}  # fmt: skip
 
 
-def _output(staging: Path, path: Path, **extra) -> dict:
-    return {"file": str(path.relative_to(staging)), "sha256": audit.file_digest(path), **extra}
+def _audit_record(batch: Batch, plan: dict[str, str], counts: dict, group: GroupConfig) -> dict:
+    """The audit entry's inputs, counts and settings: ids, digests and figures only."""
+    inputs = [
+        {
+            "package_id": p.manifest.package_id,
+            "sender": p.maison,
+            "batch_id": str(p.manifest.batch_id),
+            "file": p.path.name,
+            "sha256": p.sha256,
+            "after_run": plan[p.path.name],
+        }
+        for p in batch.packages
+    ]
+    skipped = [{"file": s.path.name, "reason": s.reason} for s in batch.skipped]
+    settings = {
+        "k": group.k,
+        "k_aggregate": group.k_aggregate,
+        "max_records_per_token": group.max_records_per_token,
+        "n_segments": group.n_segments or "auto",
+        "random_state": group.random_state,
+        "as_of": str(batch.as_of),
+        "matching_key_id": batch.matching_key_id,
+        "memory_limit": group.memory_limit,
+        "threads": group.threads,
+    }
+    return {"inputs": inputs, "counts": {**counts, "skipped_packages": skipped},
+            "settings": settings}  # fmt: skip
 
 
-def _display_name(keys, maison: str) -> str:
+def _display_name(registry, maison: str) -> str:
     """A maison's display name from the registry ('' when unknown)."""
     with contextlib.suppress(Exception):
-        party = keys.registry.party(maison)
+        party = registry.party(maison)
         return str(getattr(party, "name", "") or getattr(party, "display_name", "") or "")
     return ""

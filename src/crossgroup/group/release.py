@@ -1,54 +1,86 @@
-"""What leaves the processor: per-maison return tables and the group report (DESIGN §4.4, §5.7).
+"""Build what a batch would release, as frames: nothing is checked or written here.
 
-Pure frame builders: a maison's `segments` (only its own refs), `aggregates` (long cells, each
-covering >= k_aggregate distinct persons or suppressed, with a `suppression` summary) and
-`glossary`; and the processor's report tables in the same cell format so one check covers
-everything. Aggregates are computed from the *released* (generalized) attributes, so they can
-never tell a maison more about its customers than the k-anonymous rows already do.
+The first of the processor's three closing steps (DESIGN §8): **build** (this module: pure
+frames per recipient and for the processor's own reports), **check** (`privacy.
+release_checks`), **emit** (`group.emit`: the one place that writes, seals, reports and
+audits). A maison's return holds its `segments` (only its own refs), `aggregates` (cells of
+`group.cells`, its own exact next to the whole batch's, suppressed for it) and `glossary`.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import polars as pl
 
+from crossgroup.group.cells import maison_aggregates, match_cells, scope_cells, suppress
+from crossgroup.group.generalize import Generalization
+from crossgroup.privacy.policy import ReleasePolicy
+from crossgroup.privacy.release_checks import MaisonRelease
+
 # A person has an affinity for a sector when it holds at least this share of their spend.
 AFFINITY_SHARE = 0.10
-NOT_RELEASED = "Not released"
-# Tables whose cells partition their scope: one suppressed cell could be recovered by
-# subtraction from the total, so a second (the next smallest) is suppressed with it.
-PARTITION_TABLES = {
-    "segment_mix": "segment_label",
-    "value_tiers": "value_tier",
-    "channel_mix": "channel_preference",
-    "breadth": "breadth",
-}
-# Yes/no splits of a published population (share = persons / base): the implied "no" cell
-# (base - persons) is as disclosive as the cell itself, and base == persons says everyone has
-# the attribute. match_breadth splits the published match_totals persons the same way.
-AFFINITY_TABLES = ("sector_affinity", "segment_sector_affinity")
-COMPLEMENT_TABLES = (*AFFINITY_TABLES, "match_breadth")
-# Partitions whose total is published: one withheld cell is recoverable by subtraction.
-SUBTRACTABLE_TABLES = (*PARTITION_TABLES, "match_breadth")
-REASONS = {
-    "small": "fewer than {k} persons",
-    "complement": "fewer than {k} persons without this attribute (recoverable from the total)",
-    "difference": "fewer than {k} persons outside your maison (recoverable from your own counts)",
-    "secondary": "suppressed so a smaller cell cannot be recovered by subtraction",
-    "size": "the segment's size is withheld",
-}
-CELL_SCHEMA = {
-    "table": pl.String,
-    "scope": pl.String,
-    "row_key": pl.String,
-    "col_key": pl.String,
-    "persons": pl.Int64,
-    "share": pl.Float64,
-    "suppressed": pl.Boolean,
-    "note": pl.String,
-}
+
+
+@dataclass(frozen=True)
+class Release:
+    """Every table a batch would release: one return per maison and the processor's reports."""
+
+    returns: dict[str, MaisonRelease]
+    reports: dict[str, pl.DataFrame]  # aggregates, match_figures, segment_quality, suppression
+
+    @property
+    def group_cells(self) -> pl.DataFrame:
+        return self.reports["aggregates"]
+
+
+def build_release(
+    policy: ReleasePolicy,
+    *,
+    maisons: list[str],
+    generalization: Generalization,
+    model,
+    features: pl.DataFrame,
+    sector_columns: Mapping[str, str],
+    person_nodes: pl.DataFrame,
+    match_figures: Mapping,
+) -> Release:
+    """The return of each maison in `maisons` and the processor's reports, all as frames.
+
+    `model` is the fitted `SegmentModel` (labels, descriptions, quality); `person_nodes`
+    (maison, maison_ref, person_id) links each maison's refs to resolved persons.
+    """
+    gen, k_aggregate = generalization, policy.k_aggregate
+    sectors = list(sector_columns)
+    released = gen.released.join(
+        affinity_flags(features, sector_columns), on="person_id", how="left"
+    )
+    group_raw = scope_cells(released, "group", sectors)
+    terms = glossary(model.labels_, model.descriptions_)
+    withheld_ids = person_nodes.join(gen.released.select("person_id"), on="person_id", how="anti")
+    returns = {}
+    for maison in maisons:
+        own = person_nodes.filter(pl.col("maison") == maison).join(released, on="person_id")
+        aggregates = maison_aggregates(
+            own,
+            group_raw,  # suppressed per recipient: it knows its own counts exactly
+            sectors,
+            k=policy.k,
+            k_aggregate=k_aggregate,
+            withheld=withheld_ids.filter(pl.col("maison") == maison).height,
+        )
+        segments = maison_segments(gen.released, person_nodes, maison)
+        returns[maison] = MaisonRelease(maison, segments, aggregates, terms)
+    reports = {
+        "aggregates": suppress(group_raw, k_aggregate),
+        "match_figures": match_cells(match_figures, k_aggregate),
+        "segment_quality": quality_table(model.quality_, model.labels_, k_aggregate),
+        "suppression": loss_table(
+            gen.loss, gen.persons, gen.persons_generalized, gen.persons_suppressed
+        ),
+    }
+    return Release(returns, reports)
 
 
 def maison_segments(
@@ -70,265 +102,6 @@ def affinity_flags(features: pl.DataFrame, sector_columns: Mapping[str, str]) ->
     )
 
 
-def _cells(frame: pl.DataFrame, table: str, scope: str, row_key: str, total: int) -> pl.DataFrame:
-    out = frame.group_by(row_key).agg(
-        pl.col("person_id").n_unique().cast(pl.Int64).alias("persons")
-    )
-    return out.select(
-        pl.lit(table).alias("table"),
-        pl.lit(scope).alias("scope"),
-        pl.col(row_key).cast(pl.String).fill_null(NOT_RELEASED).alias("row_key"),
-        pl.lit("").alias("col_key"),
-        "persons",
-        (pl.col("persons") / max(total, 1)).alias("share"),
-        pl.lit(total, dtype=pl.Int64).alias("base"),
-    )
-
-
-def scope_cells(persons: pl.DataFrame, scope: str, sectors: list[str]) -> pl.DataFrame:
-    """Unsuppressed cells of every aggregate table for one scope.
-
-    `persons`: person_id, released attributes and one affinity boolean per sector; a person
-    may appear on several rows (refs) and is counted once. `base` is the population a cell is
-    a share of (the scope, or the segment for segment_sector_affinity); `suppress` drops it.
-    """
-    persons = persons.unique("person_id")
-    total = persons.height
-    parts = [_cells(persons, t, scope, col, total) for t, col in PARTITION_TABLES.items()]
-    long = persons.unpivot(
-        index=["person_id", "segment_label"], on=sectors, variable_name="sector", value_name="aff"
-    ).filter(pl.col("aff"))
-    parts.append(
-        long.group_by("sector")
-        .agg(pl.len().cast(pl.Int64).alias("persons"))
-        .select(
-            pl.lit("sector_affinity").alias("table"),
-            pl.lit(scope).alias("scope"),
-            pl.col("sector").alias("row_key"),
-            pl.lit("").alias("col_key"),
-            "persons",
-            (pl.col("persons") / max(total, 1)).alias("share"),
-            pl.lit(total, dtype=pl.Int64).alias("base"),
-        )
-    )
-    seg_size = persons.group_by("segment_label").agg(pl.len().alias("size"))
-    parts.append(
-        long.group_by("segment_label", "sector")
-        .agg(pl.len().cast(pl.Int64).alias("persons"))
-        .join(seg_size, on="segment_label", how="left", nulls_equal=True)
-        .select(
-            pl.lit("segment_sector_affinity").alias("table"),
-            pl.lit(scope).alias("scope"),
-            pl.col("segment_label").fill_null(NOT_RELEASED).alias("row_key"),
-            pl.col("sector").alias("col_key"),
-            "persons",
-            (pl.col("persons") / pl.col("size")).alias("share"),
-            pl.col("size").cast(pl.Int64).alias("base"),
-        )
-    )
-    return pl.concat(parts).sort("table", "row_key", "col_key")
-
-
-def suppress(
-    cells: pl.DataFrame, k_aggregate: int, *, own: pl.DataFrame | None = None
-) -> pl.DataFrame:
-    """Suppress what could reveal fewer than k_aggregate persons, then append `suppression`
-    rows saying per table how many cells and persons were withheld.
-
-    A cell is withheld when it covers fewer than k_aggregate persons; when it is a yes/no
-    split (COMPLEMENT_TABLES) whose "no" side (base - persons) is below k_aggregate, or, for
-    affinity, empty (everyone has it); and, when `own` (the recipient's exact cells, from
-    `scope_cells`) is given, when fewer than k_aggregate of its persons are outside the
-    recipient (0 included: "nobody else"). In a partition with a published total, further
-    cells (smallest first) are withheld until at least two are and the withheld cells together
-    cover k_aggregate persons (and k_aggregate outside the recipient), so no withheld count is
-    recoverable by subtraction. An affinity row is withheld when its segment's size is.
-
-    The persons count of a table is given only when at least two cells were withheld for size
-    alone, so the summary never reveals a single withheld cell or a small complement.
-    """
-    k = int(k_aggregate)
-    rows = _with_own(_with_base(cells), own).to_dicts()
-    for r in rows:
-        r["reason"] = _primary_reason(r, k, own is not None)
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["table"], r["scope"]), []).append(r)
-    for (table, _scope), members in groups.items():
-        if table in SUBTRACTABLE_TABLES:
-            _complete_partition(members, k, own is not None)
-    for (table, scope), members in groups.items():
-        if table != "segment_sector_affinity":
-            continue
-        mix = {r["row_key"]: r for r in groups.get(("segment_mix", scope), [])}
-        for r in members:
-            if r["reason"] is None and mix.get(r["row_key"], {}).get("reason") is not None:
-                r["reason"] = "size"
-    frame = pl.DataFrame(
-        [
-            {
-                "table": r["table"],
-                "scope": r["scope"],
-                "row_key": r["row_key"],
-                "col_key": r["col_key"],
-                "persons": None if r["reason"] else r["persons"],
-                "share": None if r["reason"] else r["share"],
-                "suppressed": r["reason"] is not None,
-                "note": REASONS[r["reason"]].format(k=k) if r["reason"] else "",
-                "held": r["persons"] if r["reason"] else 0,
-                "reason": r["reason"] or "",
-            }
-            for r in rows
-        ],
-        schema={**CELL_SCHEMA, "held": pl.Int64, "reason": pl.String},
-    )
-    summary = (
-        frame.filter("suppressed")
-        .group_by("table", "scope")
-        .agg(
-            pl.len().alias("cells"),
-            pl.col("held").sum().alias("held"),
-            pl.col("reason").is_in(["small", "secondary"]).all().alias("plain"),
-        )
-        .sort("table", "scope")
-        .select(
-            pl.lit("suppression").alias("table"),
-            "scope",
-            pl.col("table").alias("row_key"),
-            pl.lit("").alias("col_key"),
-            pl.when((pl.col("cells") >= 2) & pl.col("plain"))
-            .then(pl.col("held"))
-            .otherwise(None)
-            .alias("persons"),
-            pl.lit(None, dtype=pl.Float64).alias("share"),
-            pl.lit(False).alias("suppressed"),
-            pl.format(
-                "{} cell(s) suppressed: fewer than {} persons, or recoverable by subtraction "
-                "(from the total, the complement or the recipient's own counts)",
-                pl.col("cells"),
-                pl.lit(k),
-            ).alias("note"),
-        )
-    )
-    published = frame.select(list(CELL_SCHEMA))
-    return pl.concat([published.cast(CELL_SCHEMA), summary.cast(CELL_SCHEMA)])
-
-
-def _with_base(cells: pl.DataFrame) -> pl.DataFrame:
-    """Cells with `base` (what the share is of); derived from the share when not given."""
-    if "base" in cells.columns:
-        return cells
-    share = pl.col("share")
-    derived = pl.when(share > 0).then((pl.col("persons") / share).round(0)).otherwise(None)
-    return cells.with_columns(base=derived.cast(pl.Int64))
-
-
-def _with_own(cells: pl.DataFrame, own: pl.DataFrame | None) -> pl.DataFrame:
-    """Add the recipient's exact count (own_persons) and, for affinity, its own base."""
-    if own is None:
-        return cells.with_columns(
-            own_persons=pl.lit(None, dtype=pl.Int64), own_base=pl.lit(None, dtype=pl.Int64)
-        )
-    own = _with_base(own)
-    key = ["table", "row_key", "col_key"]
-    counts = own.select(*key, pl.col("persons").cast(pl.Int64).alias("own_persons"))
-    total = own.filter(pl.col("table").is_in(list(PARTITION_TABLES))).get_column("base").max()
-    sizes = own.filter(pl.col("table") == "segment_mix").select(
-        "row_key", pl.col("persons").cast(pl.Int64).alias("own_segment")
-    )
-    out = (
-        cells.join(counts, on=key, how="left", nulls_equal=True)
-        .join(sizes, on="row_key", how="left", nulls_equal=True)
-        .with_columns(pl.col("own_persons").fill_null(0))
-    )
-    own_base = (
-        pl.when(pl.col("table") == "sector_affinity")
-        .then(pl.lit(int(total or 0), dtype=pl.Int64))
-        .when(pl.col("table") == "segment_sector_affinity")
-        .then(pl.col("own_segment").fill_null(0))
-        .otherwise(None)
-    )
-    return out.with_columns(own_base=own_base).drop("own_segment")
-
-
-def _primary_reason(r: dict, k: int, with_own: bool) -> str | None:
-    persons, base = r["persons"], r["base"]
-    if persons is None or persons < k:
-        return "small"
-    if r["table"] in COMPLEMENT_TABLES and base is not None:
-        rest = base - persons
-        if 0 < rest < k or (rest <= 0 and r["table"] in AFFINITY_TABLES):
-            return "complement"
-    if with_own:
-        if persons - r["own_persons"] < k:
-            return "difference"
-        if r["table"] in AFFINITY_TABLES and base is not None and r["own_base"] is not None:
-            others_without = (base - persons) - (r["own_base"] - r["own_persons"])
-            if others_without < k:
-                return "difference"
-    return None
-
-
-def _complete_partition(members: list[dict], k: int, with_own: bool) -> None:
-    """Withhold further cells (smallest first) until the withheld ones are safe together."""
-    while True:
-        held = [r for r in members if r["reason"]]
-        if not held:
-            return
-        open_ = sorted(
-            (r for r in members if not r["reason"]),
-            key=lambda r: (r["persons"], r["row_key"] or "", r["col_key"] or ""),
-        )
-        if not open_:
-            return
-        persons = sum(r["persons"] or 0 for r in held)
-        others = sum((r["persons"] or 0) - (r["own_persons"] or 0) for r in held)
-        if len(held) >= 2 and persons >= k and (not with_own or others >= k):
-            return
-        open_[0]["reason"] = "secondary"
-
-
-def withheld_row(scope: str, withheld: int, k: int) -> pl.DataFrame:
-    """The suppression row saying how many persons were left out of `segments` entirely."""
-    return pl.DataFrame(
-        {
-            "table": ["suppression"],
-            "scope": [scope],
-            "row_key": ["segments"],
-            "col_key": ["withheld rows"],
-            "persons": [withheld],
-            "share": [None],
-            "suppressed": [False],
-            "note": [f"profile shared by fewer than {k} persons even when fully generalized"],
-        },
-        schema=CELL_SCHEMA,
-    )
-
-
-def maison_aggregates(
-    own: pl.DataFrame,
-    group_cells: pl.DataFrame,
-    sectors: list[str],
-    *,
-    k: int,
-    k_aggregate: int,
-    withheld: int,
-) -> pl.DataFrame:
-    """A maison's `aggregates`: its own returned persons next to the whole batch's cells.
-
-    `group_cells` are the batch's unsuppressed cells (`scope_cells(..., "group", ...)`); they
-    are suppressed here for this recipient, which knows its own counts exactly: a group cell
-    is withheld when fewer than k_aggregate of its persons are outside this maison, even when
-    the maison's own cell is itself suppressed.
-    """
-    own_cells = scope_cells(own, "maison", sectors)
-    cells = suppress(own_cells, k_aggregate)
-    group = suppress(group_cells, k_aggregate, own=own_cells)
-    return pl.concat([cells, group, withheld_row("maison", withheld, k)]).sort(
-        "table", "scope", "row_key", "col_key"
-    )
-
-
 def glossary(labels: Mapping[int, str], descriptions: Mapping[int, str]) -> pl.DataFrame:
     segments = sorted(labels)
     return pl.DataFrame(
@@ -338,28 +111,6 @@ def glossary(labels: Mapping[int, str], descriptions: Mapping[int, str]) -> pl.D
             "description": [descriptions.get(s, "") for s in segments],
         }
     )
-
-
-def match_cells(figures: Mapping, k_aggregate: int) -> pl.DataFrame:
-    """Match figures as cells: breadth of persons and pairwise maison overlap, thresholded."""
-    rows = [("match_totals", "group", "records", "", int(figures.get("records", 0)))]
-    rows.append(("match_totals", "group", "persons", "", int(figures.get("persons", 0))))
-    for n, persons in figures.get("persons_by_maisons", {}).items():
-        rows.append(("match_breadth", "group", f"{n} maison(s)", "", persons))
-    for pair, persons in figures.get("pairwise_overlap", {}).items():
-        a, _, b = pair.partition("|")
-        rows.append(("pairwise_overlap", "group", a, b, persons))
-    frame = pl.DataFrame(
-        rows,
-        orient="row",
-        schema={k: CELL_SCHEMA[k] for k in ("table", "scope", "row_key", "col_key", "persons")},
-    )
-    total = max(int(figures.get("persons", 0)), 1)
-    share = pl.when(pl.col("table") == "match_totals").then(None)
-    frame = frame.with_columns(share=share.otherwise(pl.col("persons") / total))
-    # an overlap already withheld upstream (None) stays suppressed
-    frame = frame.with_columns(pl.col("persons").fill_null(0))
-    return suppress(frame, k_aggregate)
 
 
 def quality_table(quality: Mapping, labels: Mapping[int, str], k_aggregate: int) -> pl.DataFrame:
@@ -398,57 +149,4 @@ def loss_table(loss: pl.DataFrame, persons: int, generalized: int, withheld: int
     )
     return pl.concat([loss, totals.cast(loss.schema)]).with_columns(
         share_of_persons=(pl.col("coarsened") + pl.col("suppressed")) / max(persons, 1)
-    )
-
-
-def group_report_html(
-    *,
-    batch_id: str,
-    as_of: str,
-    cells: pl.DataFrame,
-    loss: pl.DataFrame,
-    quality: pl.DataFrame,
-    timings: Mapping[str, float],
-) -> str:
-    """A one-page processor report: segment mix chart plus the tables, all counts thresholded."""
-    from crossgroup.report import charts
-    from crossgroup.report.template import page
-
-    mix = cells.filter((pl.col("table") == "segment_mix") & ~pl.col("suppressed"))
-    chart = charts.bar_chart(
-        "group-segment-mix",
-        mix.get_column("row_key").to_list(),
-        {"Whole batch": mix.get_column("share").to_list()},
-        title="Segment mix, whole batch",
-        alt="; ".join(f"{r} {s:.0%}" for r, s in mix.select("row_key", "share").iter_rows()),
-    )
-    parts = [
-        f"<header class='page'><h1>Group processing report</h1>"
-        f"<p>Batch {html.escape(batch_id)}, as of {html.escape(as_of)}. Every count covers at "
-        "least k_aggregate persons or is suppressed.</p></header>",
-        f"<section class='panel'>{chart.svg}</section>",
-        _html_table("What k-anonymity cost", loss),
-        _html_table("Segment model quality", quality),
-        _html_table("Batch aggregates", cells),
-        _html_table(
-            "Stage timings (seconds)",
-            pl.DataFrame(
-                {"stage": list(timings), "seconds": [round(v, 3) for v in timings.values()]}
-            ),
-        ),
-    ]
-    return page(f"crossgroup group report, batch {batch_id}", "\n".join(parts))
-
-
-def _html_table(title: str, frame: pl.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{'' if v is None else html.escape(str(v))}</td>" for v in row)
-        + "</tr>"
-        for row in frame.iter_rows()
-    )
-    return (
-        f"<section class='panel'><h2>{html.escape(title)}</h2>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
     )

@@ -20,12 +20,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from crossgroup.config import GroupConfig
+from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
 from crossgroup.errors import InputError
 from crossgroup.group.features import BASE_COLUMNS, sector_slug
-from crossgroup.group.generalize import SECTOR_WORDS, group_word, sector_words
-
-__all__ = ["SECTOR_WORDS", "SegmentModel"]
+from crossgroup.privacy.policy import ReleasePolicy
 
 # Recency of a person with no activity in the export window: the whole window, in months.
 NO_ACTIVITY_RECENCY = 36
@@ -70,6 +68,7 @@ class SegmentModel(BaseEstimator):
         silhouette_size: int = 4_000,
         n_init: int = 3,
         released_sectors: dict[str, str] | None = None,
+        taxonomy: Taxonomy | None = None,
     ) -> None:
         self.n_segments = n_segments
         self.min_segments = min_segments
@@ -79,9 +78,11 @@ class SegmentModel(BaseEstimator):
         self.selection_size = selection_size
         self.silhouette_size = silhouette_size
         self.n_init = n_init
-        # sector name -> the name it may be released under (generalize.released_sector_names);
+        # sector name -> the name it may be released under (ReleasePolicy.released_sectors);
         # labels and descriptions then speak of that name only. None: every sector by name.
         self.released_sectors = released_sectors
+        # the sector vocabulary (label words); None: the shipped pipelines/taxonomy.toml
+        self.taxonomy = taxonomy
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -176,16 +177,26 @@ class SegmentModel(BaseEstimator):
             "persons": n,
         }
         self.profiles_ = _profiles(sample, segments, sectors)
-        self.labels_, self.descriptions_ = _describe(self.profiles_, sectors, self._groups())
+        self.labels_, self.descriptions_ = _describe(
+            self.profiles_, sectors, self._sector_names(sectors)
+        )
         return self
 
-    def _groups(self) -> dict[str, str]:
-        """share_<slug> column -> coarser released name, for sectors not released by name."""
-        return {
-            f"share_{sector_slug(sector)}": released
-            for sector, released in (self.released_sectors or {}).items()
-            if released != sector
-        }
+    def _sector_names(self, columns: list[str]) -> dict[str, tuple[str, str, str]]:
+        """share_<slug> column -> (pooling key, label word, display name) of the name its
+        sector is released under: sectors pooled under one coarser name share its key."""
+        taxonomy = self.taxonomy or load_taxonomy()
+        released = self.released_sectors or {}
+        sector_of = {f"share_{sector_slug(s)}": s for s in taxonomy.sector_names}
+        names = {}
+        for column in columns:
+            sector = sector_of.get(column)
+            if sector is None:
+                raise InputError(f"person features: {column} is not a sector of the taxonomy")
+            name = released.get(sector, sector)
+            key = column.removeprefix("share_") if name == sector else name
+            names[column] = (key, taxonomy.word(name), name)
+        return names
 
     def _kmeans(self, k: int, seed: int, n_init: int | None = None) -> KMeans:
         return KMeans(n_clusters=k, n_init=n_init or self.n_init, random_state=int(seed))
@@ -231,21 +242,19 @@ def _profiles(sample: pl.DataFrame, segments: np.ndarray, sectors: list[str]) ->
 
 
 def _facets(
-    p: dict, sectors: list[str], groups: dict[str, str] | None = None
+    p: dict, sectors: list[str], names: dict[str, tuple[str, str, str]]
 ) -> tuple[list[str], str]:
     """Ordered label facets (most telling first) and the description for one profile.
 
-    `groups`: share column -> coarser released name for sectors not released by name; their
-    shares are pooled under that name, so no label or description names them.
+    `names`: share column -> (pooling key, word, display name) from `_sector_names`; shares of
+    sectors released under one coarser name are pooled under it, so nothing names them.
     """
-    groups = groups or {}
     pooled: dict[str, float] = {}
     words: dict[str, tuple[str, str]] = {}
     for s in sectors:
-        g = groups.get(s)
-        key = s.removeprefix("share_") if g is None else g
+        key, word, display = names[s]
         pooled[key] = pooled.get(key, 0.0) + float(p[s] or 0.0)
-        words[key] = sector_words(key) if g is None else (group_word(g), g)
+        words[key] = (word, display)
     words[""] = ("", "")
     shares = sorted(((v, key) for key, v in pooled.items()), reverse=True)
     shares += [(0.0, "")] * max(0, 2 - len(shares))
@@ -293,12 +302,12 @@ def _facets(
 
 
 def _describe(
-    profiles: pl.DataFrame, sectors: list[str], groups: dict[str, str] | None = None
+    profiles: pl.DataFrame, sectors: list[str], names: dict[str, tuple[str, str, str]]
 ) -> tuple[dict, dict]:
     """Unique plain-words labels: add facets to colliding labels, then number what remains."""
     facets, descriptions = {}, {}
     for p in profiles.iter_rows(named=True):
-        facets[p["segment"]], descriptions[p["segment"]] = _facets(p, sectors, groups)
+        facets[p["segment"]], descriptions[p["segment"]] = _facets(p, sectors, names)
     used = dict.fromkeys(facets, 3)
 
     def label(s: int) -> str:
@@ -325,15 +334,15 @@ def _describe(
     return labels, {int(s): d for s, d in descriptions.items()}
 
 
-def configured_model(
-    group: GroupConfig, released_sectors: dict[str, str] | None = None
-) -> SegmentModel:
-    """The batch's SegmentModel, as `pipelines/group.toml` sets it (pipeline and evaluation)."""
+def configured_model(group: GroupConfig, policy: ReleasePolicy) -> SegmentModel:
+    """The batch's SegmentModel, as `pipelines/group.toml` sets it (pipeline and evaluation),
+    labelling segments only with the sector names the release policy allows."""
     return SegmentModel(
         n_segments=group.n_segments,
         min_segments=group.min_segments,
         max_segments=group.max_segments,
         sample_size=group.sample_size,
         random_state=group.random_state,
-        released_sectors=released_sectors,
+        released_sectors=policy.released_sectors,
+        taxonomy=policy.taxonomy,
     )

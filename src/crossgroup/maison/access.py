@@ -28,7 +28,7 @@ from crossgroup.crypto.tokens import maison_refs, normalize_emails, normalize_ph
 from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import private_workdir, staged_output
-from crossgroup.maison import export as ex
+from crossgroup.maison import export_rules as ex
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
 from crossgroup.maison.export_ledger import included_in, party_log, read_export_ledger
 from crossgroup.maison.inputs import load_customers, load_purchases
@@ -190,7 +190,7 @@ def customer_access(
     now: datetime | None = None,
 ) -> tuple[dict, list[dict]]:
     """The access record for one customer (JSON-ready) and the input files it read."""
-    ex._check_keys(keys, config.id)
+    ex.check_keys(keys, config.id)
     catch_all = taxonomy.sector(config.sector).catch_all
     ref = maison_refs(keys.local_secret, pl.Series([customer_id]))[0]
     with private_workdir(prefix="crossgroup-access-") as work:
@@ -202,8 +202,8 @@ def customer_access(
             ):
                 raise InputError(f"--customer-id: no such customer in customers file {customers}")
             load_purchases(engine, Path(purchases), fx)
-            engine.register("fx_rates", ex._fx_frame(fx))
-            engine.register("category_map", ex._category_frame(config))
+            engine.register("fx_rates", ex.fx_frame(fx))
+            engine.register("category_map", ex.category_frame(config))
             eligibility, activity, identifiers = _would_export(
                 engine, customer_id, as_of, keys, config, catch_all
             )

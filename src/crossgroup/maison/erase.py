@@ -30,9 +30,9 @@ from crossgroup.crypto.tokens import maison_refs
 from crossgroup.engine import Engine
 from crossgroup.errors import InputError
 from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
-from crossgroup.maison.export import _check_keys
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
 from crossgroup.maison.export_ledger import party_log
+from crossgroup.maison.export_rules import check_keys
 from crossgroup.maison.inputs import load_customers
 
 ERASURE_TABLE = "erased"
@@ -112,7 +112,7 @@ def erase_customers(
     Example: erase_customers(Path("crm/customers.parquet"), Path("withdrawn.csv"),
     keys=load_party(Path("keys/aurelle")), config=cfg, out_dir=Path("outbox"))
     """
-    recipient, matching_key_id = _check_keys(keys, config.id)
+    recipient, matching_key_id = check_keys(keys, config.id)
     audit.require_intact(party_log(keys))  # refuse before working, not after
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     batch_id = batch_id or f"erasure-{now:%Y%m%dT%H%M%S}"

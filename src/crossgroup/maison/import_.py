@@ -16,20 +16,19 @@ from typing import Any
 import polars as pl
 
 from crossgroup import audit
+from crossgroup.contracts import ANALYST_SEGMENTS, REF_BYTES, RETURN
 from crossgroup.crypto.keys import PartyKeys, load_party
 from crossgroup.crypto.package import accept_packages, open_package
-from crossgroup.crypto.tokens import TOKEN_BYTES, maison_refs
+from crossgroup.crypto.tokens import maison_refs
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
 from crossgroup.maison.export_ledger import party_log
 from crossgroup.report.maison_report import ReportContext, render_maison_report
 
-RETURN_TABLES = ("segments", "aggregates", "glossary")
 # How the processor words its thresholds in aggregate notes (group/release.py), used when the
 # manifest summary does not state them.
 K_NOTE = r"^profile shared by fewer than (\d+) persons"
 K_AGG_NOTE = r"^fewer than (\d+) persons$"
-AGGREGATE_COLUMNS = ("table", "scope", "row_key", "col_key", "persons", "share", "suppressed")
 
 
 @dataclass(frozen=True)
@@ -71,43 +70,39 @@ def read_customer_ids(path: Path) -> pl.Series:
 
 
 def relink_segments(segments: pl.DataFrame, crm_refs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Swap each returned maison_ref for its customer_id; return linked rows and dropped count.
+    """Swap each returned maison_ref for its customer_id: the analyst file (contracts.
+    ANALYST_SEGMENTS) and the number of returned rows dropped.
 
     `crm_refs` has `customer_id` and `maison_ref` recomputed from the maison's own CRM.
     """
-    linked = crm_refs.join(segments, on="maison_ref", how="inner").drop("maison_ref")
-    order = ["customer_id", *(c for c in segments.columns if c != "maison_ref")]
-    linked = linked.select(order).sort("customer_id")
+    linked = crm_refs.join(segments, on="maison_ref", how="inner")
+    linked = linked.select(ANALYST_SEGMENTS.names).sort("customer_id")
     return linked, segments.height - linked.height
 
 
 def check_return_tables(tables: dict[str, pl.DataFrame], package: Path) -> None:
-    """Refuse a return payload that does not follow the contract (DESIGN §4.4)."""
-    missing = [t for t in RETURN_TABLES if t not in tables]
+    """Refuse a return payload that does not follow the contract (contracts.RETURN)."""
+    missing = [t for t in RETURN if t not in tables]
     if missing:
         raise InputError(f"return package {package}: missing table(s) {', '.join(missing)}")
-    segments = tables["segments"]
-    for column in ("maison_ref", "segment", "segment_label", "generalized"):
-        if column not in segments.columns:
-            raise InputError(f"return package {package}: segments lacks column {column}")
-    if segments["maison_ref"].dtype != pl.Binary:
+    for name, contract in RETURN.items():
+        columns = tables[name].columns
+        lacking = [c for c in contract.names if c not in columns]
+        if lacking:
+            raise InputError(f"return package {package}: {name} lacks {', '.join(lacking)}")
+        extra = [c for c in columns if c not in contract.names]
+        if extra:
+            raise InputError(
+                f"return package {package}: {name} carries column(s) outside the contract: "
+                f"{', '.join(extra)}"
+            )
+    refs = tables["segments"]["maison_ref"]
+    if refs.dtype != pl.Binary:
         raise InputError(f"return package {package}: segments.maison_ref is not binary")
-    if segments.height and (segments["maison_ref"].bin.size() != TOKEN_BYTES).any():
+    if refs.len() and (refs.bin.size() != REF_BYTES).any():
         raise InputError(f"return package {package}: segments.maison_ref has a wrong length")
-    if segments.height != segments["maison_ref"].n_unique():
+    if refs.len() != refs.n_unique():
         raise InputError(f"return package {package}: segments repeats a maison_ref")
-    extra = {"customer_id", "email_token", "phone_token"} & set(segments.columns)
-    if extra:
-        raise InputError(
-            f"return package {package}: segments carries identifier column(s) "
-            f"{', '.join(sorted(extra))}, which a return must never hold"
-        )
-    lacking = [c for c in AGGREGATE_COLUMNS if c not in tables["aggregates"].columns]
-    if lacking:
-        raise InputError(f"return package {package}: aggregates lacks {', '.join(lacking)}")
-    for column in ("segment", "segment_label", "description"):
-        if column not in tables["glossary"].columns:
-            raise InputError(f"return package {package}: glossary lacks column {column}")
 
 
 def import_return(

@@ -13,23 +13,13 @@ import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from crossgroup.contracts import EXPORT, REF_BYTES
 from crossgroup.engine import Engine
 from crossgroup.errors import PrivacyCheckError
 
-TOKEN_BYTES = 16
-# Exact DuckDB types of every column allowed to leave a maison, in order.
-EXPORT_SCHEMA: dict[str, dict[str, str]] = {
-    "identities": {"maison_ref": "BLOB", "email_token": "BLOB", "phone_token": "BLOB"},
-    "activity": {
-        "maison_ref": "BLOB",
-        "month": "DATE",
-        "group_category": "VARCHAR",
-        "channel": "VARCHAR",
-        "orders": "INTEGER",
-        "amount_eur": "DOUBLE",
-    },
-}
-NOT_NULL = {("identities", "maison_ref"), ("activity", "maison_ref"), ("activity", "month")}
+# Exact DuckDB types of every column allowed to leave a maison, in order (contracts.EXPORT).
+EXPORT_SCHEMA: dict[str, dict[str, str]] = {name: t.sql_types for name, t in EXPORT.items()}
+NOT_NULL = {(name, column) for name, t in EXPORT.items() for column in t.not_null}
 
 # RE2 and Python `re` agree on these. An email is anything with a non-space on both sides
 # of an '@' (group categories never hold one). A phone is 7+ digits with usual separators,
@@ -94,8 +84,8 @@ def _value_problems(
             if (table, column) in NOT_NULL:
                 checks["null value(s)"] = f"{col} IS NULL"
             if dtype == "BLOB":
-                checks[f"value(s) not exactly {TOKEN_BYTES} bytes"] = (
-                    f"{col} IS NOT NULL AND octet_length({col}) <> {TOKEN_BYTES}"
+                checks[f"value(s) not exactly {REF_BYTES} bytes"] = (
+                    f"{col} IS NOT NULL AND octet_length({col}) <> {REF_BYTES}"
                 )
             elif dtype == "VARCHAR":
                 checks["value(s) look like an email"] = (
@@ -146,7 +136,7 @@ def _identifier_problems(
     probes = {
         "VARCHAR": "p.value = s.value",
         # only an identifier of exactly 16 bytes can equal a pseudonym
-        "BLOB": f"strlen(s.value) = {TOKEN_BYTES} AND p.value = encode(s.value)",
+        "BLOB": f"strlen(s.value) = {REF_BYTES} AND p.value = encode(s.value)",
     }
     problems = []
     try:

@@ -14,42 +14,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from crossgroup.contracts import REF_BYTES, RETURN
 from crossgroup.errors import PrivacyCheckError
-from crossgroup.group.features import sector_slug
-from crossgroup.group.generalize import (
-    GROUP_WORDS,
-    MIN_MAISONS_PER_SECTOR,
-    OTHER_SECTORS,
-    RETURNED_ATTRIBUTES,
-    SECTOR_FAMILIES,
-    group_word,
-    sector_words,
-)
+from crossgroup.privacy.policy import ReleasePolicy
 
-REF_BYTES = 16
-SEGMENTS_COLUMNS = (
-    "maison_ref",
-    "segment",
-    "segment_label",
-    *RETURNED_ATTRIBUTES,
-    "generalized",
-)
-AGGREGATES_COLUMNS = (
-    "table",
-    "scope",
-    "row_key",
-    "col_key",
-    "persons",
-    "share",
-    "suppressed",
-    "note",
-)
-GLOSSARY_COLUMNS = ("segment", "segment_label", "description")
-ALLOWED = {
-    "segments": SEGMENTS_COLUMNS,
-    "aggregates": AGGREGATES_COLUMNS,
-    "glossary": GLOSSARY_COLUMNS,
-}
 # The suppression table reports counts of what was withheld; it is exempt from k_aggregate.
 SUPPRESSION_TABLE = "suppression"
 
@@ -69,9 +37,8 @@ class MaisonRelease:
 
 def _schema_problems(where: str, name: str, frame: pl.DataFrame) -> list[str]:
     problems = []
-    allowed = ALLOWED.get(name)
-    if allowed is not None:
-        extra = [c for c in frame.columns if c not in allowed]
+    if name in RETURN:
+        extra = [c for c in frame.columns if c not in RETURN[name].names]
         if extra:
             problems.append(f"{where} {name}: columns outside the allow-list: {', '.join(extra)}")
     for col, dtype in frame.schema.items():
@@ -132,36 +99,35 @@ def _foreign_name_problems(
     return problems
 
 
-def _sector_patterns(
-    sector_maisons: Mapping[str, int] | None, min_maisons: int
-) -> tuple[str, str, str] | None:
+def _sector_patterns(policy: ReleasePolicy) -> tuple[str, str, str] | None:
     """Regexes (allowed display names, allowed label words, forbidden names) for sector names
     in released text, or None when nothing is forbidden.
 
-    Forbidden: every sector with fewer than `min_maisons` participating maisons (a known
-    sector absent from the mapping has none), by display name and label word, and every
-    family whose sectors together have 1..min_maisons-1 maisons. Allowed coarser names
-    (the other families, "Other sectors") are masked first, case-sensitively for display
-    names ("Beauty & Retail" the family, not "Beauty & retail" the two-sector label), since
-    "Wines, Hospitality & Other" contains a sector's name.
+    Forbidden: every sector with fewer than `min_maisons_per_sector` participating maisons (a
+    taxonomy sector absent from the mapping has none), by name and label word, and every
+    family whose sectors together have 1..min-1 maisons. Allowed coarser names (the other
+    families, the pooled name) are masked first, case-sensitively for display names ("Beauty
+    & Retail" the family, not "Beauty & retail" the two-sector label), since "Wines,
+    Hospitality & Other" contains a sector's name.
     """
-    if sector_maisons is None:
+    if policy.sector_maisons is None:
         return None
-    counts = {s: int(n or 0) for s, n in sector_maisons.items()}
-    for sector in SECTOR_FAMILIES:
+    taxonomy, least = policy.taxonomy, policy.min_maisons_per_sector
+    counts = {s: int(n or 0) for s, n in policy.sector_maisons.items()}
+    for sector in taxonomy.sector_names:
         counts.setdefault(sector, 0)
-    lonely = sorted(s for s, n in counts.items() if n < min_maisons)
-    family_total: dict[str, int] = {}
-    for sector, family in SECTOR_FAMILIES.items():
-        family_total[family] = family_total.get(family, 0) + counts.get(sector, 0)
-    short = sorted(f for f, n in family_total.items() if 0 < n < min_maisons)
-    allowed = sorted((set(family_total) | {OTHER_SECTORS}) - set(short))
-    names = [*lonely, *short, *(sector_words(sector_slug(s))[0] for s in lonely)]
-    names += [group_word(f) for f in short]
+    lonely = sorted(s for s, n in counts.items() if n < least)
+    family_total = dict.fromkeys(taxonomy.family_names, 0)
+    for sector in taxonomy.sector_names:
+        family_total[taxonomy.family_of(sector)] += counts[sector]
+    short = sorted(f for f, n in family_total.items() if 0 < n < least)
+    allowed = sorted((set(family_total) | {taxonomy.pooled.name}) - set(short))
+    names = [*lonely, *short, *(taxonomy.word(s) for s in lonely if s in taxonomy.sector_names)]
+    names += [taxonomy.word(f) for f in short]
     forbidden = _name_pattern(names)
     if forbidden is None:
         return None
-    words = sorted({GROUP_WORDS.get(f, group_word(f)) for f in allowed}, key=len, reverse=True)
+    words = sorted({taxonomy.word(f) for f in allowed}, key=len, reverse=True)
     display = sorted(allowed, key=len, reverse=True)
     return (
         "|".join(re.escape(w) for w in display),
@@ -171,10 +137,7 @@ def _sector_patterns(
 
 
 def _sector_name_problems(
-    where: str,
-    release: MaisonRelease,
-    patterns: tuple[str, str, str] | None,
-    min_maisons: int,
+    where: str, release: MaisonRelease, patterns: tuple[str, str, str] | None, min_maisons: int
 ) -> list[str]:
     """No returned lead sector, segment label or glossary text names a sector (or family)
     that fewer than `min_maisons` participating maisons occupy: it would name the maison."""
@@ -204,24 +167,19 @@ def _sector_name_problems(
 def release_problems(
     releases: Mapping[str, MaisonRelease],
     *,
+    policy: ReleasePolicy,
     exported_refs: Mapping[str, pl.Series],
     person_nodes: pl.DataFrame,
-    k: int,
-    k_aggregate: int,
-    maison_names: Mapping[str, str],
-    sector_maisons: Mapping[str, int] | None = None,
-    min_maisons_per_sector: int = MIN_MAISONS_PER_SECTOR,
 ) -> list[str]:
     """Every invariant violation in a release; [] when it may be sealed.
 
     `exported_refs`: each maison's maison_ref values from its own export; `person_nodes`:
-    (maison, maison_ref, person_id) for every node; `maison_names`: id -> display name of
-    every maison of the group (participating or not); `sector_maisons`: participating
-    maisons per sector (None: sector names are not checked).
+    (maison, maison_ref, person_id) for every node.
     """
-    sector_patterns = _sector_patterns(sector_maisons, min_maisons_per_sector)
+    k, k_aggregate, maison_names = policy.k, policy.k_aggregate, policy.maison_names
+    sector_patterns = _sector_patterns(policy)
     problems: list[str] = []
-    attributes = [c for c in SEGMENTS_COLUMNS if c != "maison_ref"]
+    attributes = [c for c in RETURN["segments"].names if c != "maison_ref"]
     combos = []
     for maison, release in releases.items():
         where = f"return for {maison}:"
@@ -246,7 +204,9 @@ def release_problems(
         others = [m for m in maison_names if m != maison]
         pattern = _name_pattern(others + [maison_names[m] for m in others])
         problems += _foreign_name_problems(where, release.tables(), pattern)
-        problems += _sector_name_problems(where, release, sector_patterns, min_maisons_per_sector)
+        problems += _sector_name_problems(
+            where, release, sector_patterns, policy.min_maisons_per_sector
+        )
     # (6) every returned combination is shared by >= k distinct persons in the whole batch
     if combos:
         columns = [c for c in attributes if all(c in f.columns for f in combos)]
@@ -277,27 +237,16 @@ def report_problems(tables: Mapping[str, pl.DataFrame], *, k_aggregate: int) -> 
 def check_release(
     releases: Mapping[str, MaisonRelease],
     *,
+    policy: ReleasePolicy,
     exported_refs: Mapping[str, pl.Series],
     person_nodes: pl.DataFrame,
-    k: int,
-    k_aggregate: int,
-    maison_names: Mapping[str, str],
     reports: Mapping[str, pl.DataFrame] | None = None,
-    sector_maisons: Mapping[str, int] | None = None,
-    min_maisons_per_sector: int = MIN_MAISONS_PER_SECTOR,
 ) -> None:
     """Refuse the release (PrivacyCheckError, exit 3) if any invariant fails."""
     problems = release_problems(
-        releases,
-        exported_refs=exported_refs,
-        person_nodes=person_nodes,
-        k=k,
-        k_aggregate=k_aggregate,
-        maison_names=maison_names,
-        sector_maisons=sector_maisons,
-        min_maisons_per_sector=min_maisons_per_sector,
+        releases, policy=policy, exported_refs=exported_refs, person_nodes=person_nodes
     )
-    problems += report_problems(reports or {}, k_aggregate=k_aggregate)
+    problems += report_problems(reports or {}, k_aggregate=policy.k_aggregate)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PrivacyCheckError(f"release refused by the privacy checks: {problems[0]}{more}")

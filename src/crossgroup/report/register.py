@@ -1,9 +1,9 @@
 """The record of processing activities (GDPR art. 30), generated so it cannot drift.
 
-Every fact that the code decides is imported from where the code decides it: the export
-allow-list (`privacy.export_checks`), the returned columns (`privacy.release_checks`), the
-columns read at the maison (`maison.inputs`), the window (`maison.export`), the crypto suite
-(`crypto`), and k, k_aggregate and retention from the pipeline file. Only the words that
+Every fact that the code decides is imported from where the code decides it: the exported
+and returned columns and the window (`contracts`), the columns read at the maison
+(`maison.inputs`), the crypto suite (`crypto`), and k, k_aggregate and retention from the
+pipeline file. Only the words that
 explain them live here; a column without words makes the register say so (and a test fail).
 """
 
@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from crossgroup.config import GroupConfig, load_maison, maison_config_path, read_toml
-from crossgroup.crypto._envelope import CHUNK_SIZE, FORMAT_VERSION, suite_name
+from crossgroup.contracts import EXPORT, REF_BYTES, RETURN, WINDOW_YEARS
 from crossgroup.crypto.keys import KEM_CLASSIC, KEM_HYBRID, Registry, hybrid_kem_available
-from crossgroup.crypto.tokens import SPEC_VERSION, TOKEN_BYTES
+from crossgroup.crypto.package import CHUNK_SIZE, FORMAT_VERSION, suite_name
+from crossgroup.crypto.tokens import SPEC_VERSION
 from crossgroup.errors import InputError
-from crossgroup.maison.export import WINDOW_YEARS
 from crossgroup.maison.inputs import CUSTOMER_COLUMNS, PURCHASE_COLUMNS
-from crossgroup.privacy.export_checks import EXPORT_SCHEMA
-from crossgroup.privacy.release_checks import AGGREGATES_COLUMNS, SEGMENTS_COLUMNS
 
 REGISTER_FORMAT = "crossgroup-register/1"
-UNDOCUMENTED = "(undocumented column: describe it in privacy/register.py COLUMN_MEANING)"
+UNDOCUMENTED = "(undocumented column: describe it in report/register.py COLUMN_MEANING)"
 COLUMN_MEANING = {
     "customer_id": "the maison's customer number",
     "email": "e-mail address",
@@ -63,6 +61,7 @@ COLUMN_MEANING = {
     "share": "share of persons in the cell",
     "suppressed": "whether the cell was suppressed",
     "note": "why a cell was suppressed",
+    "description": "what a segment means, in plain words",
 }
 PURPOSE = (
     "Cross-brand preference analytics: learn generalized preference segments of customers "
@@ -109,7 +108,7 @@ def _security(registry: Registry | None) -> dict:
     kem = kems[0] if len(kems) == 1 else (KEM_HYBRID if hybrid_kem_available() else KEM_CLASSIC)
     return {
         "pseudonymization": (
-            f"HMAC-SHA256 truncated to {TOKEN_BYTES * 8} bits; e-mail and phone keys derived "
+            f"HMAC-SHA256 truncated to {REF_BYTES * 8} bits; e-mail and phone keys derived "
             f"with HKDF-SHA256 from the group matching secret per identifier type and epoch "
             f"(spec {SPEC_VERSION}); maison_ref keyed by each maison's own local secret; the "
             "processor holds neither secret"
@@ -147,11 +146,8 @@ def build_register(
                 "customers": _columns(CUSTOMER_COLUMNS),
                 "purchases": _columns(PURCHASE_COLUMNS),
             },
-            "sent_to_processor": {t: _columns(cols) for t, cols in EXPORT_SCHEMA.items()},
-            "returned_to_each_maison": {
-                "segments": _columns(SEGMENTS_COLUMNS),
-                "aggregates": _columns(AGGREGATES_COLUMNS),
-            },
+            "sent_to_processor": {t: _columns(c.names) for t, c in EXPORT.items()},
+            "returned_to_each_maison": {t: _columns(c.names) for t, c in RETURN.items()},
             "window_years": WINDOW_YEARS,
         },
         "recipients": [

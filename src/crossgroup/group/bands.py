@@ -1,0 +1,178 @@
+"""The generalized bands of the return contract and their coarser levels (DESIGN §4.4, §5.6).
+
+Person features become bands computed group-wide (value tier, breadth, recency, frequency,
+channel preference, lead sector); each attribute has a documented hierarchy, default band ->
+coarser band -> suppressed, that k-anonymity (`group/generalize.py`) climbs when a
+combination is too rare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from crossgroup.privacy.policy import ReleasePolicy
+
+# Group-wide spend quantiles separating Entry | Core | High | Top.
+VALUE_TIER_QUANTILES = (0.40, 0.75, 0.90)
+# A channel holding at least this share of a person's activity is that person's preference.
+CHANNEL_DOMINANCE = 0.75
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """One returned attribute: its default bands, their coarser bands, and the utility cost
+    of coarsening or suppressing it on one row (cheapest first in the greedy search)."""
+
+    name: str
+    values: tuple[str, ...]
+    coarse: Mapping[str, str] = field(default_factory=dict)
+    coarsen_cost: float = 1.0
+    suppress_cost: float = 2.0
+    # Coarse-level values no default value coarsens to but rows may start at (lead_sector of
+    # a sector released under its family or "Other sectors"); they coarsen to suppressed.
+    extra_coarse: tuple[str, ...] = ()
+
+    def codes(self) -> tuple[list[str | None], np.ndarray]:
+        """Labels by code (0 = suppressed) and the next-level code of each code (255: none)."""
+        coarse_values = list(
+            dict.fromkeys(
+                [*(self.coarse[v] for v in self.values if v in self.coarse), *self.extra_coarse]
+            )
+        )
+        labels: list[str | None] = [None, *self.values, *coarse_values]
+        index = {v: i for i, v in enumerate(labels) if v is not None}
+        step = np.zeros(len(labels), dtype=np.uint8)
+        step[0] = 255
+        for v in self.values:
+            step[index[v]] = index[self.coarse[v]] if v in self.coarse else 0
+        return labels, step
+
+
+def return_hierarchies(
+    n_segments: int, sectors: Sequence[str], policy: ReleasePolicy
+) -> list[Hierarchy]:
+    """The returned attributes and their generalization hierarchy, in contract order.
+
+    Costs encode what analysts value most: the segment (and its label) and lead sector are
+    the last things given up; channel and breadth bands the first. Sectors the policy
+    releases under a coarser name start at that coarse level; only the sectors released under
+    their own name are default-level values, and they coarsen to their family (or the pooled
+    name).
+    """
+    released = policy.released_sectors
+    named = tuple(s for s in sectors if released.get(s, s) == s)
+    pooled = tuple(dict.fromkeys(released[s] for s in sectors if released.get(s, s) != s))
+    return [
+        Hierarchy(
+            "segment",
+            tuple(str(s) for s in range(1, n_segments + 1)),
+            coarsen_cost=6.0,
+            suppress_cost=6.0,
+        ),
+        Hierarchy(
+            "value_tier",
+            ("Entry", "Core", "High", "Top"),
+            {"Entry": "Entry-Core", "Core": "Entry-Core", "High": "High-Top", "Top": "High-Top"},
+            1.5,
+            3.0,
+        ),
+        Hierarchy(
+            "breadth",
+            ("1 maison", "2 maisons", "3+ maisons"),
+            {"2 maisons": "2+ maisons", "3+ maisons": "2+ maisons"},
+            1.0,
+            2.5,
+        ),
+        Hierarchy(
+            "recency_band",
+            ("0-3 months", "3-12 months", "1-3 years"),
+            {"0-3 months": "0-12 months", "3-12 months": "0-12 months"},
+            1.0,
+            2.0,
+        ),
+        Hierarchy(
+            "frequency_band",
+            ("1 order", "2-4 orders", "5+ orders"),
+            {"2-4 orders": "2+ orders", "5+ orders": "2+ orders"},
+            1.0,
+            2.0,
+        ),
+        Hierarchy(
+            "channel_preference",
+            ("Boutique", "Online", "Omnichannel"),
+            {"Online": "Online or omnichannel", "Omnichannel": "Online or omnichannel"},
+            0.8,
+            1.6,
+        ),
+        Hierarchy(
+            "lead_sector",
+            named,
+            {s: policy.family_of(s) for s in named},
+            2.0,
+            4.0,
+            extra_coarse=pooled,
+        ),
+    ]
+
+
+def assign_bands(
+    features: pl.DataFrame,
+    segments: np.ndarray | pl.Series,
+    *,
+    sector_columns: Mapping[str, str],
+    released_sectors: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """Default bands per person, group-wide: person_id, segment and the six band columns.
+
+    `sector_columns` maps each group sector (taxonomy order) to its spend-share feature column;
+    ties for the lead sector go to the first sector in that order. `released_sectors` maps a
+    sector to the name it may be released under (`ReleasePolicy.released_sectors`); the lead
+    sector is given under that name.
+    """
+    if len(segments) != features.height:
+        raise ValueError("one segment per person is required")
+    spend = pl.col("total_spend_eur")
+    cuts = [features.get_column("total_spend_eur").quantile(q) for q in VALUE_TIER_QUANTILES]
+    cuts = [0.0 if c is None else float(c) for c in cuts]
+    sectors = list(sector_columns)
+    shares = [pl.col(sector_columns[s]).fill_null(0.0) for s in sectors]
+    released = dict(released_sectors or {})
+    sector_of = {i: released.get(s, s) for i, s in enumerate(sectors)}
+    return features.select(
+        "person_id",
+        pl.Series("segment", np.asarray(segments), dtype=pl.Int32),
+        value_tier=pl.when(spend >= cuts[2])
+        .then(pl.lit("Top"))
+        .when(spend >= cuts[1])
+        .then(pl.lit("High"))
+        .when(spend >= cuts[0])
+        .then(pl.lit("Core"))
+        .otherwise(pl.lit("Entry")),
+        breadth=pl.when(pl.col("n_maisons") >= 3)
+        .then(pl.lit("3+ maisons"))
+        .when(pl.col("n_maisons") == 2)
+        .then(pl.lit("2 maisons"))
+        .otherwise(pl.lit("1 maison")),
+        recency_band=pl.when(pl.col("recency_months") < 3)
+        .then(pl.lit("0-3 months"))
+        .when(pl.col("recency_months") < 12)
+        .then(pl.lit("3-12 months"))
+        .otherwise(pl.lit("1-3 years")),
+        frequency_band=pl.when(pl.col("orders") >= 5)
+        .then(pl.lit("5+ orders"))
+        .when(pl.col("orders") >= 2)
+        .then(pl.lit("2-4 orders"))
+        .otherwise(pl.lit("1 order")),
+        channel_preference=pl.when(pl.col("boutique_share") >= CHANNEL_DOMINANCE)
+        .then(pl.lit("Boutique"))
+        .when(pl.col("online_share") >= CHANNEL_DOMINANCE)
+        .then(pl.lit("Online"))
+        .otherwise(pl.lit("Omnichannel")),
+        lead_sector=pl.concat_list(shares)
+        .list.arg_max()
+        .replace_strict(sector_of, return_dtype=pl.String),
+    )

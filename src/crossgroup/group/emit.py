@@ -1,0 +1,124 @@
+"""Emit a checked release: the one place in the processor's tail that writes (DESIGN §8).
+
+Everything lands in a staging folder beside `out_dir` and moves in only when all of it was
+written: one sealed return package per maison, the processor's report tables and page, and
+the audit entry that lists the digest of each. Plaintext return tables are written only to
+the private working directory, for sealing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from crossgroup import audit
+from crossgroup.crypto.package import seal_package
+from crossgroup.errors import PrivacyCheckError
+from crossgroup.group.ingest import Batch
+from crossgroup.group.release import Release
+from crossgroup.io import staged_output
+from crossgroup.privacy.policy import ReleasePolicy
+
+AUDIT_LOG = "audit.jsonl"
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """Final paths of what a run wrote, and the audit entry that records it."""
+
+    returns: dict[str, Path]
+    reports: list[Path]
+    audit_log: Path
+    audit_head: str
+
+
+def emit_release(
+    release: Release,
+    *,
+    policy: ReleasePolicy,
+    batch: Batch,
+    keys,
+    out_dir: Path,
+    work: Path,
+    report_html: str,
+    record: dict[str, Any],
+    timings,
+    now: dt.datetime | None = None,
+) -> Emitted:
+    """Seal the returns, write the reports and append the run's audit entry, all or nothing.
+
+    `record` holds the audit entry's inputs, counts and settings; `timings()` the stage
+    times so far, read just before the entry is written.
+    """
+    out_dir = Path(out_dir)
+    with staged_output(out_dir) as staging:
+        returns = {
+            package.maison: _seal_return(release, policy, batch, package, keys, staging, work)
+            for package in batch.packages
+        }
+        reports = _write_reports(release, report_html, staging / "reports")
+        outputs = [_output(staging, path, package_id=pid) for path, pid in returns.values()]
+        outputs += [_output(staging, path) for path in reports]
+        entry = audit.new_entry(
+            party=keys.party_id, command="process", outputs=outputs, timings=timings(), now=now,
+            **record,
+        )  # fmt: skip
+        audit.append_entry(out_dir / AUDIT_LOG, staging / AUDIT_LOG, entry)
+    log = out_dir / AUDIT_LOG
+    return Emitted(
+        returns={m: out_dir / path.relative_to(staging) for m, (path, _) in returns.items()},
+        reports=[out_dir / path.relative_to(staging) for path in reports],
+        audit_log=log,
+        audit_head=audit.head_digest(log),
+    )
+
+
+def _seal_return(release, policy, batch, package, keys, staging: Path, work: Path):
+    """Write one maison's checked tables in the private workdir and seal them for it."""
+    maison = package.maison
+    folder = work / "returns" / maison
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {}
+    for name, frame in release.returns[maison].tables().items():
+        tables[name] = folder / f"{name}.parquet"
+        frame.write_parquet(tables[name], compression="zstd", statistics=False)
+        # what is sealed must be exactly what the release checks passed
+        if not pl.read_parquet(tables[name]).equals(frame):
+            raise PrivacyCheckError(f"return for {maison}: {name} changed when written")
+    target = staging / "returns" / maison
+    target.mkdir(parents=True, exist_ok=True)
+    path, manifest = seal_package(
+        target,
+        kind="return",
+        sender=keys,
+        recipient=maison,
+        tables=tables,
+        batch_id=package.manifest.batch_id,
+        as_of=batch.as_of,
+        matching_key_id=batch.matching_key_id,
+        summary={
+            "rows": release.returns[maison].segments.height,
+            "k": policy.k,
+            "k_aggregate": policy.k_aggregate,
+        },
+    )
+    return Path(path), manifest.package_id
+
+
+def _write_reports(release: Release, report_html: str, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, frame in release.reports.items():
+        paths.append(folder / f"{name}.parquet")
+        frame.write_parquet(paths[-1], compression="zstd", statistics=False)
+    paths.append(folder / "group_report.html")
+    paths[-1].write_text(report_html, encoding="utf-8")
+    return paths
+
+
+def _output(staging: Path, path: Path, **extra) -> dict:
+    return {"file": str(path.relative_to(staging)), "sha256": audit.file_digest(path), **extra}

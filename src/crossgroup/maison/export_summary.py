@@ -1,0 +1,117 @@
+"""The export's two summaries: counts for the cleartext manifest, and the local one.
+
+The package's manifest is readable by anyone holding the file, so its `summary` carries only
+counts of what is inside the package (`manifest_summary`). The full summary (drop reasons,
+placeholder and CRM-level counts, unmapped labels, EUR total) stays at the maison, on the
+console and in `<package>.summary.json`. Unmapped labels are free text from the CRM, so even
+the local summary names one only when more than `placeholder_max_customers` exported
+customers share it, it does not look like an email or phone number, and it equals no input
+customer_id or order_id (`unmapped_summary`); every other label is only counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from crossgroup.engine import Engine
+from crossgroup.privacy.export_checks import looks_identifying
+
+DROP_REASONS = (
+    "no_consent",
+    "restricted",
+    "consent_time_unknown",
+    "consent_after_as_of",
+    "no_purchase_in_window",
+)
+# What the cleartext manifest summary may hold: counts of what is in the package, nothing
+# else (section -> keys, None for a plain count). See `manifest_summary`.
+MANIFEST_SUMMARY_KEYS: dict[str, tuple[str, ...] | None] = {
+    "customers": ("exported",),
+    "identities": ("with_email_token", "with_phone_token", "without_token"),
+    "activity_rows": None,
+    "unmapped_categories": ("rows",),
+}
+MISSING_CATEGORY = "(missing)"
+
+
+def labels_equal_to_ids(engine: Engine, labels: list[str]) -> set[str]:
+    """The labels equal to an input customer_id or order_id (trimmed): a small probe table
+    joined to one scan of each identifier column, as in the payload's identifier check."""
+    if not labels:
+        return set()
+    probe = pl.DataFrame({"label": labels}, schema={"label": pl.String})
+    engine.register("_unmapped_labels", probe)
+    found: set[str] = set()
+    for column, relation in (("customer_id", "customers"), ("order_id", "purchases")):
+        hits = engine.to_polars(
+            f"SELECT DISTINCT u.label FROM {relation} s "
+            f"JOIN _unmapped_labels u ON u.label = trim(s.{column})"
+        )
+        found |= set(hits["label"])
+    return found
+
+
+def customer_counts(engine: Engine) -> dict[str, int]:
+    rows = engine.to_polars("SELECT status, count(*) AS n FROM customer_status GROUP BY 1")
+    return dict(rows.iter_rows())
+
+
+def purchase_summary(counts: pl.DataFrame, exported: int) -> dict[str, int]:
+    def total(expr: pl.Expr) -> int:
+        return int(counts.filter(expr)["rows"].sum())
+
+    in_window = pl.col("window") == "in_window"
+    return {
+        "read": total(pl.lit(True)),
+        "in_window": total(in_window),
+        "before_window": total(pl.col("window") == "before_window"),
+        "future_dated": total(pl.col("window") == "future_dated"),
+        "in_window_not_eligible": total(in_window & (pl.col("customer") != "eligible")),
+        "unknown_customer": total(pl.col("customer") == "unknown_customer"),
+        "exported": exported,
+    }
+
+
+def unmapped_summary(
+    unmapped: pl.DataFrame, *, min_customers: int, id_labels: set[str]
+) -> dict[str, Any]:
+    """Unmapped rows, the labels safe to name (see the module rules), the rest counted."""
+    labels, withheld = [], {"labels": 0, "rows": 0}
+    for category, rows, customers in unmapped.iter_rows():
+        if category is None:
+            labels.append({"category": MISSING_CATEGORY, "rows": int(rows)})
+        elif _nameable(category, customers, min_customers, id_labels):
+            labels.append({"category": category, "rows": int(rows)})
+        else:
+            withheld["labels"] += 1
+            withheld["rows"] += int(rows)
+    total = int(unmapped["rows"].sum()) if unmapped.height else 0
+    return {"rows": total, "labels": labels, "withheld": withheld}
+
+
+def _nameable(category: str, customers: int, min_customers: int, id_labels: set[str]) -> bool:
+    return (
+        customers >= min_customers and not looks_identifying(category) and category not in id_labels
+    )
+
+
+def manifest_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The part of the export summary that goes into the cleartext manifest.
+
+    Only counts of what the package holds (`MANIFEST_SUMMARY_KEYS`): no drop reasons, no
+    count of non-consenting or CRM-wide customers, no label, no amount.
+    """
+    out: dict[str, Any] = {}
+    for section, keys in MANIFEST_SUMMARY_KEYS.items():
+        value = summary[section]
+        out[section] = int(value) if keys is None else {k: int(value[k]) for k in keys}
+    return out
+
+
+def customers_summary(read: int, status: dict[str, int], exported: int) -> dict[str, Any]:
+    eligible = status.get("eligible", 0)
+    dropped = {reason: status.get(reason, 0) for reason in DROP_REASONS}
+    dropped["no_purchase_in_window"] = eligible - exported
+    return {"read": read, "eligible": eligible, "exported": exported, "dropped": dropped}

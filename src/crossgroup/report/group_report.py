@@ -1,0 +1,61 @@
+"""The processor's one-page group report: segment mix chart plus its tables, all thresholded."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+import polars as pl
+
+from crossgroup.report import charts
+from crossgroup.report.template import page
+
+
+def group_report_html(
+    *,
+    batch_id: str,
+    as_of: str,
+    cells: pl.DataFrame,
+    loss: pl.DataFrame,
+    quality: pl.DataFrame,
+    timings: Mapping[str, float],
+) -> str:
+    """A one-page processor report: segment mix chart plus the tables, all counts thresholded."""
+    mix = cells.filter((pl.col("table") == "segment_mix") & ~pl.col("suppressed"))
+    chart = charts.bar_chart(
+        "group-segment-mix",
+        mix.get_column("row_key").to_list(),
+        {"Whole batch": mix.get_column("share").to_list()},
+        title="Segment mix, whole batch",
+        alt="; ".join(f"{r} {s:.0%}" for r, s in mix.select("row_key", "share").iter_rows()),
+    )
+    parts = [
+        f"<header class='page'><h1>Group processing report</h1>"
+        f"<p>Batch {html.escape(batch_id)}, as of {html.escape(as_of)}. Every count covers at "
+        "least k_aggregate persons or is suppressed.</p></header>",
+        f"<section class='panel'>{chart.svg}</section>",
+        _html_table("What k-anonymity cost", loss),
+        _html_table("Segment model quality", quality),
+        _html_table("Batch aggregates", cells),
+        _html_table(
+            "Stage timings (seconds)",
+            pl.DataFrame(
+                {"stage": list(timings), "seconds": [round(v, 3) for v in timings.values()]}
+            ),
+        ),
+    ]
+    return page(f"crossgroup group report, batch {batch_id}", "\n".join(parts))
+
+
+def _html_table(title: str, frame: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{'' if v is None else html.escape(str(v))}</td>" for v in row)
+        + "</tr>"
+        for row in frame.iter_rows()
+    )
+    return (
+        f"<section class='panel'><h2>{html.escape(title)}</h2>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
+    )
