@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from crossgroup.config import (
+    Family,
     demo_maisons,
     load_fx,
     load_group,
@@ -85,3 +86,236 @@ def test_missing_and_invalid_toml_are_input_errors(tmp_path: Path):
     with pytest.raises(InputError) as e:
         load_fx(negative)
     assert "positive" in str(e.value) and "ISO 4217" in str(e.value)
+
+
+# ------------------------------------------------------------ sector vocabulary (taxonomy)
+
+SHIPPED = Path(__file__).resolve().parents[1] / "pipelines"
+SECTOR_VOCABULARY = {  # sector: (label word, family), as released before issue 11
+    "Watches & Jewelry": ("Jewelry", "Jewelry & Fashion"),
+    "Fashion & Leather Goods": ("Fashion", "Jewelry & Fashion"),
+    "Perfumes & Cosmetics": ("Beauty", "Beauty & Retail"),
+    "Wines & Spirits": ("Wine & spirits", "Wines, Hospitality & Other"),
+    "Selective Retailing": ("Retail", "Beauty & Retail"),
+    "Hospitality & Other": ("Hospitality", "Wines, Hospitality & Other"),
+}
+FAMILY_WORDS = {
+    "Jewelry & Fashion": "Jewelry-fashion",
+    "Beauty & Retail": "Beauty-retail",
+    "Wines, Hospitality & Other": "Wine-hospitality",
+}
+
+
+def test_shipped_taxonomy_holds_the_sector_vocabulary():
+    taxonomy = load_taxonomy(SHIPPED / "taxonomy.toml")
+    assert {s.name: (s.word, s.family) for s in taxonomy.sectors} == SECTOR_VOCABULARY
+    assert taxonomy.family_names == tuple(FAMILY_WORDS)
+    assert taxonomy.families == tuple(Family(n, w) for n, w in FAMILY_WORDS.items())
+    assert taxonomy.pooled == Family("Other sectors", "Other-sectors")
+    for sector, (word, family) in SECTOR_VOCABULARY.items():
+        assert taxonomy.word(sector) == word
+        assert taxonomy.family_of(sector) == family
+    for family, word in FAMILY_WORDS.items():
+        assert taxonomy.word(family) == word
+    assert taxonomy.word("Other sectors") == "Other-sectors"
+    for unknown in ("Cars", "Jewelry", "other sectors"):
+        with pytest.raises(KeyError):
+            taxonomy.word(unknown)
+    with pytest.raises(KeyError):
+        taxonomy.family_of("Jewelry & Fashion")
+
+
+def test_every_shipped_configuration_file_loads():
+    taxonomy = load_taxonomy(SHIPPED / "taxonomy.toml")
+    load_fx(SHIPPED / "fx.toml")
+    group = load_group(SHIPPED / "group.toml")
+    maisons = sorted(SHIPPED.glob("maisons/*.toml"))
+    assert {p.stem for p in maisons} == set(group.maisons)
+    for path in maisons:
+        load_maison(path, taxonomy)
+
+
+def shipped_taxonomy(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """The shipped taxonomy with each (old, new) text edit applied once."""
+    text = (SHIPPED / "taxonomy.toml").read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) >= 1, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refusal(load, path: Path) -> str:
+    with pytest.raises(InputError) as e:
+        load(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("edits", "fragment"),
+    [
+        (
+            [('word = "Fashion"\n', "")],
+            "sector 'Fashion & Leather Goods' needs a word",
+        ),
+        (
+            [('word = "Beauty"\nfamily = "Beauty & Retail"\n', 'word = "Beauty"\n')],
+            "sector 'Perfumes & Cosmetics' needs a family",
+        ),
+        (
+            [('family = "Beauty & Retail"', 'family = "Beauty and Retail"')],
+            "sector 'Perfumes & Cosmetics' has family 'Beauty and Retail', which is not a "
+            "declared [[family]]",
+        ),
+        (
+            [('name = "Beauty & Retail"', 'name = "Selective Retailing"')]
+            + [('family = "Beauty & Retail"', 'family = "Selective Retailing"')] * 2,
+            "name 'Selective Retailing' is used more than once (family, sector)",
+        ),
+        (
+            [('name = "Other sectors"', 'name = "Jewelry & Fashion"')],
+            "name 'Jewelry & Fashion' is used more than once (family, [pooled])",
+        ),
+        (
+            [('word = "Retail"', 'word = "  "')],
+            "sector 'Selective Retailing' needs a word",
+        ),
+        (
+            [('word = "Retail"', 'word = "beauty"')],
+            "word 'Beauty' is used more than once (sector 'Perfumes & Cosmetics', "
+            "sector 'Selective Retailing')",
+        ),
+        (
+            [('word = "Other-sectors"', 'word = "Jewelry-Fashion"')],
+            "word 'Jewelry-fashion' is used more than once (family 'Jewelry & Fashion', "
+            "[pooled] 'Other sectors')",
+        ),
+        (
+            [('word = "Beauty-retail"', 'word = "Beauty & retail"')],
+            "family 'Beauty & Retail' word 'Beauty & retail' must not contain '&'",
+        ),
+        (
+            [("[[sector]]", '[[family]]\nname = "Unused"\nword = "Unused"\n\n[[sector]]')],
+            "family 'Unused' holds no sector",
+        ),
+        (
+            [("[pooled]", "[other]")],
+            "no [pooled] table",
+        ),
+    ],
+)
+def test_each_taxonomy_rule_is_refused(tmp_path: Path, edits, fragment):
+    assert fragment in refusal(load_taxonomy, shipped_taxonomy(tmp_path, *edits))
+
+
+def test_taxonomy_lists_every_problem_in_one_line(tmp_path: Path):
+    path = shipped_taxonomy(
+        tmp_path,
+        ('word = "Fashion"\n', ""),
+        ('family = "Beauty & Retail"', 'family = "Beauty and Retail"'),
+        ('word = "Hospitality"', 'word = "Jewelry"'),
+        ('word = "Wine-hospitality"', 'word = ""'),
+        ('name = "Other sectors"\nword = "Other-sectors"\n', ""),
+    )
+    message = refusal(load_taxonomy, path)
+    for fragment in (
+        "sector 'Fashion & Leather Goods' needs a word",
+        "has family 'Beauty and Retail', which is not a declared [[family]]",
+        "word 'Jewelry' is used more than once",
+        "family 'Wines, Hospitality & Other' needs a word",
+        "[pooled] has no name",
+        "[pooled] needs a word",
+    ):
+        assert fragment in message
+
+
+# ------------------------------------------------------------ unknown keys, every file kind
+
+
+def test_unknown_taxonomy_keys_are_named_with_their_table(tmp_path: Path):
+    path = shipped_taxonomy(
+        tmp_path,
+        ("[[family]]", "version = 2\n\n[[family]]"),
+        ('word = "Jewelry-fashion"', 'word = "Jewelry-fashion"\nwrod = "x"'),
+        ('word = "Other-sectors"', 'word = "Other-sectors"\nmin_maisons = 3'),
+        ('word = "Retail"', 'word = "Retail"\ncatchall = "Other"'),
+    )
+    message = refusal(load_taxonomy, path)
+    for fragment in (
+        "unknown top-level key version",
+        "unknown key [[family]] wrod (in family 'Jewelry & Fashion')",
+        "unknown key [pooled] min_maisons",
+        "unknown key [[sector]] catchall (in sector 'Selective Retailing')",
+    ):
+        assert fragment in message
+
+
+def test_unknown_fx_keys_are_named(tmp_path: Path):
+    path = tmp_path / "fx.toml"
+    path.write_text('base = "EUR"\n[eur_per_unit]\nEUR = 1.0\n[monthly."2026-01"]\nUSD = 0.9\n')
+    message = refusal(load_fx, path)
+    assert "unknown top-level key base" in message
+    assert "unknown top-level key monthly" in message
+
+
+def test_unknown_maison_keys_are_named_and_categories_stay_free_form(tmp_path: Path):
+    base = (SHIPPED / "maisons" / "aurelle.toml").read_text(encoding="utf-8")
+    free = tmp_path / "free.toml"
+    free.write_text(base + '"any label, even sector = x" = "Watches"\n', encoding="utf-8")
+    assert load_maison(free).categories["any label, even sector = x"] == "Watches"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        base.replace("placeholder_max_customers", "placeholder_max_customer").replace(
+            "[categories]", "[categorie]"
+        ),
+        encoding="utf-8",
+    )
+    message = refusal(load_maison, bad)
+    assert "unknown top-level key placeholder_max_customer" in message
+    assert "unknown top-level key categorie" in message
+
+
+def test_misspelt_privacy_setting_is_refused_not_run_with_its_default(tmp_path: Path):
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace("[privacy]\n", '[privacy]\ngroup_figures = "dp"\n'))
+    assert refusal(load_group, path) == f"{path}: unknown key [privacy] group_figures"
+
+
+def test_unknown_group_keys_are_named_with_their_table(tmp_path: Path):
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    edits = {
+        "k_aggregate = 50": "k_agregate = 50",
+        "[batch]\n": "[batch]\nmaison = []\n",
+        "sample_size = ": "sample = 1\nsample_size = ",
+        "threads = 2": 'threads = 2\nkind = "spark"\nmaster = "local[2]"',
+        "returns_days = 90": "return_days = 90",
+        "[retention]": '[register]\ncontact = "dpo@example.org"\nemail = "x"\n\n[retention]',
+    }
+    for old, new in edits.items():
+        assert old in base, old
+        base = base.replace(old, new, 1)
+    path = tmp_path / "group.toml"
+    path.write_text(base + "\n[privcy]\nk = 5\n", encoding="utf-8")
+    message = refusal(load_group, path)
+    for fragment in (
+        "unknown top-level key privcy",
+        "unknown key [batch] maison",
+        "unknown key [privacy] k_agregate",
+        "unknown key [segmentation] sample",
+        "unknown key [engine] kind",
+        "unknown key [engine] master",
+        "unknown key [retention] return_days",
+        "unknown key [register] email",
+    ):
+        assert fragment in message
+    assert "contact" not in message
+
+
+def test_group_table_that_is_not_a_table_is_refused(tmp_path: Path):
+    path = tmp_path / "group.toml"
+    path.write_text('privacy = 5\n[batch]\nmaisons = ["aurelle", "kessler"]\n')
+    assert "[privacy] must be a table" in refusal(load_group, path)

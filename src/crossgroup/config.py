@@ -1,8 +1,10 @@
 """Typed, frozen configuration loaded from the TOML files in `pipelines/` (DESIGN §4.2).
 
 Validation happens at load and lists every problem at once, so a data engineer fixes a file
-in one pass. Defaults are resolved from `$CROSSGROUP_PIPELINES`, then `./pipelines`, then the
-`pipelines/` folder of the source checkout.
+in one pass. A key no loader knows is one of those problems, named with its table: a
+misspelt setting must never run silently with its default. Defaults are resolved from
+`$CROSSGROUP_PIPELINES`, then `./pipelines`, then the `pipelines/` folder of the source
+checkout.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from crossgroup.errors import InputError
@@ -49,20 +53,73 @@ def _fail_if(problems: list[str], path: Path) -> None:
         raise InputError(f"{path}: " + "; ".join(problems))
 
 
+def _unknown_keys(
+    table: dict[str, Any], known: frozenset[str], where: str = "", entry: str = ""
+) -> list[str]:
+    """One problem per key of `table` not in `known`, so a misspelt setting never passes.
+
+    `where` is the table ("[privacy]", "[[sector]]"; "" for the top level); `entry` says which
+    table of an array ("sector 'Watches & Jewelry'").
+    """
+    if not where:
+        return [f"unknown top-level key {key}" for key in table if key not in known]
+    suffix = f" (in {entry})" if entry else ""
+    return [f"unknown key {where} {key}{suffix}" for key in table if key not in known]
+
+
+def _table(raw: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
+    """`raw[key]` when it is a table (absent: empty); anything else is a problem."""
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        problems.append(f"[{key}] must be a table")
+        return {}
+    return value
+
+
+def _tables(raw: dict[str, Any], key: str, problems: list[str]) -> list[dict[str, Any]]:
+    """`raw[key]` when it is an array of [[key]] tables (absent: empty)."""
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        problems.append(f"{key} must be written as [[{key}]] tables")
+        return []
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """`value` if it is a string with something in it, else None."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
 @dataclass(frozen=True)
 class Sector:
     name: str
     categories: tuple[str, ...]
     catch_all: str
+    word: str  # short label word: "Jewelry" makes the segment label "Jewelry-led"
+    family: str  # the family it is released under when too few maisons share it
+
+
+@dataclass(frozen=True)
+class Family:
+    """A coarser released name (a sector family, or the pooled name) and its label word."""
+
+    name: str
+    word: str
 
 
 @dataclass(frozen=True)
 class Taxonomy:
     sectors: tuple[Sector, ...]
+    families: tuple[Family, ...]
+    pooled: Family  # the last-resort name of pooled sectors: "Other sectors"
 
     @property
     def sector_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.sectors)
+
+    @property
+    def family_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.families)
 
     def sector(self, name: str) -> Sector:
         for s in self.sectors:
@@ -70,37 +127,162 @@ class Taxonomy:
                 return s
         raise KeyError(name)
 
+    def family_of(self, sector_name: str) -> str:
+        """The family a sector pools into: "Wines & Spirits" -> "Wines, Hospitality & Other".
+
+        KeyError for a name that is not a sector.
+        """
+        return self.sector(sector_name).family
+
+    def word(self, name: str) -> str:
+        """The label word of a sector, a family or the pooled name.
+
+        word("Watches & Jewelry") == "Jewelry"; word("Other sectors") == "Other-sectors";
+        KeyError for any other name.
+        """
+        for item in (*self.sectors, *self.families, self.pooled):
+            if item.name == name:
+                return item.word
+        raise KeyError(name)
+
     def category_sector(self) -> dict[str, str]:
         """Every group category (catch-alls included) mapped to its sector."""
         return {c: s.name for s in self.sectors for c in (*s.categories, s.catch_all)}
 
 
+# The keys each table of taxonomy.toml may hold; any other key is refused by name.
+TAXONOMY_KEYS = frozenset({"family", "pooled", "sector"})
+FAMILY_KEYS = frozenset({"name", "word"})  # [[family]] and [pooled]
+SECTOR_KEYS = frozenset({"name", "word", "family", "categories", "catch_all"})
+
+
+def _name_and_word(
+    table: dict[str, Any],
+    known: frozenset[str],
+    where: str,
+    kind: str,
+    number: int | None,
+    problems: list[str],
+) -> tuple[str, str | None, str | None]:
+    """Check the keys, name and word of one [[family]], [pooled] or [[sector]] table.
+
+    Returns the label messages use for it ("sector 'Watches & Jewelry'", "family #2" when it
+    has no name), its name and its word (None when missing).
+    """
+    name, word = _text(table.get("name")), _text(table.get("word"))
+    label = f"{kind} {name!r}" if name is not None else f"{kind} #{number}" if number else kind
+    problems += _unknown_keys(table, known, where, label if number else "")
+    if name is None:
+        problems.append(f"{label} has no name")
+    if word is None:
+        problems.append(f"{label} needs a word (its short label word)")
+    return label, name, word
+
+
+def _duplicates(
+    entries: list[tuple[str, str]], what: str, rule: str, fold: bool = False
+) -> list[str]:
+    """One problem per value (name or word) given to more than one entry."""
+    holders: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}
+    for label, value in entries:
+        key = value.casefold() if fold else value
+        holders.setdefault(key, []).append(label)
+        shown.setdefault(key, value)
+    return [
+        f"{what} {shown[key]!r} is used more than once ({', '.join(labels)}): {rule}"
+        for key, labels in holders.items()
+        if len(labels) > 1
+    ]
+
+
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
+    """Load the sectors, their categories and the names they are released under (§4.4).
+
+    Every released name (sector, family, pooled) is distinct, and so is every label word
+    (ignoring case): a label or a released value can never mean two things.
+    """
     path = path or pipelines_dir() / "taxonomy.toml"
     raw = read_toml(path)
-    problems: list[str] = []
+    problems = _unknown_keys(raw, TAXONOMY_KEYS)
+    names: list[tuple[str, str]] = []  # (kind, released name) of every entry
+    words: list[tuple[str, str]] = []  # (label, label word) of every entry
+
+    coarse = [
+        ("[[family]]", "family", i + 1, table)
+        for i, table in enumerate(_tables(raw, "family", problems))
+    ]
+    if isinstance(raw.get("pooled"), dict):
+        coarse.append(("[pooled]", "[pooled]", None, raw["pooled"]))
+    else:
+        problems.append(
+            "[pooled] must be a table"
+            if "pooled" in raw
+            else "no [pooled] table (the last-resort name of pooled sectors)"
+        )
+    families, pooled = [], None
+    for where, kind, number, table in coarse:
+        label, name, word = _name_and_word(table, FAMILY_KEYS, where, kind, number, problems)
+        if name is not None:
+            names.append((kind, name))
+        if word is not None:
+            words.append((label, word))
+            if "&" in word:
+                problems.append(
+                    f"{label} word {word!r} must not contain '&' "
+                    "(it would read as a two-sector label)"
+                )
+        if name is not None and word is not None:
+            if number:
+                families.append(Family(name, word))
+            else:
+                pooled = Family(name, word)
+    declared = [n for kind, n in names if kind == "family"]
+
     sectors = []
+    used: set[str] = set()
     seen: set[str] = set()
-    for i, s in enumerate(raw.get("sector", [])):
-        name, cats, catch_all = s.get("name"), s.get("categories"), s.get("catch_all")
-        if not isinstance(name, str) or not name:
-            problems.append(f"sector #{i + 1} has no name")
-            continue
+    sector_tables = _tables(raw, "sector", problems)
+    for i, table in enumerate(sector_tables):
+        label, name, word = _name_and_word(
+            table, SECTOR_KEYS, "[[sector]]", "sector", i + 1, problems
+        )
+        if name is not None:
+            names.append(("sector", name))
+        if word is not None:
+            words.append((label, word))
+        cats, catch_all = table.get("categories"), table.get("catch_all")
+        family = _text(table.get("family"))
+        complete = name is not None and word is not None
         if not isinstance(cats, list) or not cats or not all(isinstance(c, str) for c in cats):
-            problems.append(f"sector {name!r} needs a non-empty list of categories")
-            continue
+            problems.append(f"{label} needs a non-empty list of categories")
+            cats, complete = [], False
         if not isinstance(catch_all, str) or not catch_all:
-            problems.append(f"sector {name!r} needs a catch_all category")
-            continue
-        for c in (*cats, catch_all):
+            problems.append(f"{label} needs a catch_all category")
+            catch_all, complete = None, False
+        if family is None:
+            problems.append(f"{label} needs a family (the name of a [[family]])")
+            complete = False
+        elif family not in declared:
+            problems.append(f"{label} has family {family!r}, which is not a declared [[family]]")
+            complete = False
+        else:
+            used.add(family)
+        for c in (*cats, *([catch_all] if catch_all else [])):
             if c in seen:
                 problems.append(f"category {c!r} appears in more than one place")
             seen.add(c)
-        sectors.append(Sector(name, tuple(cats), catch_all))
-    if not sectors and not problems:
+        if complete:
+            sectors.append(Sector(name, tuple(cats), catch_all, word, family))
+    if not sector_tables and isinstance(raw.get("sector", []), list):
         problems.append("no [[sector]] tables")
+
+    problems += [f"family {f!r} holds no sector" for f in dict.fromkeys(declared) if f not in used]
+    problems += _duplicates(names, "name", "released names must all differ")
+    problems += _duplicates(words, "word", "label words must all differ, ignoring case", True)
     _fail_if(problems, path)
-    return Taxonomy(tuple(sectors))
+    assert pooled is not None  # no [pooled] is a problem above
+    return Taxonomy(tuple(sectors), tuple(families), pooled)
 
 
 @dataclass(frozen=True)
@@ -108,11 +290,14 @@ class FxTable:
     eur_per_unit: dict[str, float]
 
 
+FX_KEYS = frozenset({"eur_per_unit"})  # [eur_per_unit] maps ISO 4217 codes to rates
+
+
 def load_fx(path: Path | None = None) -> FxTable:
     path = path or pipelines_dir() / "fx.toml"
     raw = read_toml(path)
     rates = raw.get("eur_per_unit")
-    problems = []
+    problems = _unknown_keys(raw, FX_KEYS)
     if not isinstance(rates, dict) or not rates:
         problems.append("needs a non-empty [eur_per_unit] table")
         rates = {}
@@ -134,11 +319,15 @@ class MaisonConfig:
     placeholder_max_customers: int = 3
 
 
+# The keys a maison config may hold; [categories] maps the maison's own labels freely.
+MAISON_KEYS = frozenset({"id", "name", "sector", "categories", "placeholder_max_customers"})
+
+
 def load_maison(path: Path, taxonomy: Taxonomy | None = None) -> MaisonConfig:
     """Load and check a maison config against the taxonomy."""
     taxonomy = taxonomy or load_taxonomy()
     raw = read_toml(path)
-    problems = []
+    problems = _unknown_keys(raw, MAISON_KEYS)
     mid, name, sector = raw.get("id"), raw.get("name"), raw.get("sector")
     if not isinstance(mid, str) or not PARTY_ID.match(mid):
         problems.append("id must be 2-32 lower-case letters, digits or '-'")
@@ -189,12 +378,40 @@ class GroupConfig:
     retention: dict[str, int] = field(default_factory=dict)
 
 
+# `[retention]` settings, in days (group/retention.py).
+RETENTION_SETTINGS = (
+    "input_packages_days",
+    "returns_days",
+    "suppression_ledger_days",
+    "replay_ledger_days",
+)
+# The tables of group.toml and the keys each may hold; any other table or key is refused by
+# name, so a misspelt privacy setting can never run silently with its default.
+GROUP_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "batch": frozenset({"maisons"}),
+        "privacy": frozenset(
+            {"k", "k_aggregate", "max_records_per_token", "min_maisons_per_sector"}
+        ),
+        "segmentation": frozenset(
+            {"n_segments", "min_segments", "max_segments", "sample_size", "random_state"}
+        ),
+        "engine": frozenset({"memory_limit", "threads"}),
+        "retention": frozenset(RETENTION_SETTINGS),
+        "register": frozenset({"contact", "transfers"}),  # read by privacy/register.py
+    }
+)
+
+
 def load_group(path: Path | None = None) -> GroupConfig:
     path = path or pipelines_dir() / "group.toml"
     raw = read_toml(path)
-    problems = []
-    batch, privacy = raw.get("batch", {}), raw.get("privacy", {})
-    seg, engine = raw.get("segmentation", {}), raw.get("engine", {})
+    problems = _unknown_keys(raw, frozenset(GROUP_KEYS))
+    tables = {name: _table(raw, name, problems) for name in GROUP_KEYS}
+    for name, known in GROUP_KEYS.items():
+        problems += _unknown_keys(tables[name], known, f"[{name}]")
+    batch, privacy = tables["batch"], tables["privacy"]
+    seg, engine = tables["segmentation"], tables["engine"]
     maisons = batch.get("maisons", [])
     if not maisons or not all(isinstance(m, str) and PARTY_ID.match(m) for m in maisons):
         problems.append("[batch] maisons must list party ids")
@@ -220,9 +437,9 @@ def load_group(path: Path | None = None) -> GroupConfig:
     hi = positive_int(seg, "max_segments", 10)
     if lo > hi:
         problems.append("min_segments must not exceed max_segments")
-    retention = raw.get("retention", {})
+    retention = tables["retention"]
     for key, v in retention.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        if key in RETENTION_SETTINGS and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
             problems.append(f"retention {key} must be a whole number of days")
     _fail_if(problems, path)
     return GroupConfig(
