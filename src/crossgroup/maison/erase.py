@@ -24,6 +24,7 @@ import polars as pl
 
 from crossgroup import audit
 from crossgroup.config import MaisonConfig
+from crossgroup.contracts import ERASURE
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import Manifest, seal_package
 from crossgroup.crypto.tokens import maison_refs
@@ -35,7 +36,7 @@ from crossgroup.maison.export_ledger import party_log
 from crossgroup.maison.export_rules import check_keys
 from crossgroup.maison.inputs import load_customers
 
-ERASURE_TABLE = "erased"
+(ERASURE_TABLE,) = ERASURE  # the one table of an erasure package (contracts.ERASURE)
 # what the cleartext manifest summary of an erasure package holds: nothing (module doc)
 MANIFEST_SUMMARY: dict = {}
 
@@ -94,7 +95,7 @@ def erasure_identities(
     )
     table = everyone.join(tokens, on="customer_id", how="left").sort("maison_ref")
     missing = int(ids.is_in(customers["customer_id"].implode()).not_().sum())
-    return table.select("maison_ref", "email_token", "phone_token"), missing
+    return table.select(ERASURE[ERASURE_TABLE].names), missing
 
 
 def erase_customers(
