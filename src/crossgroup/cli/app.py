@@ -107,8 +107,10 @@ def main() -> None:
         raise SystemExit(2) from None  # the help was printed, as for a bare `crossgroup`
     except ClickException as e:
         fail(usage_line(e), e.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
+    except KeyboardInterrupt:  # Typer turns one during a command into exit code 130 itself
         fail("interrupted", 130)
+    except typer.Abort:
+        fail("aborted", 1)
     except Exception as e:
         if os.environ.get("CROSSGROUP_DEBUG"):
             raise
