@@ -210,7 +210,7 @@ def run_demo(
         with steps.step("Processing the batch", "process") as detail:
             processed = process_batch(
                 group_dir / "inbox",
-                keys_dir / "processor",
+                load_party(keys_dir / "processor"),
                 group_dir,
                 group=group,
                 taxonomy=taxonomy,
@@ -231,7 +231,7 @@ def run_demo(
                     maison_id=maison,
                     package=package,
                     customers=folder / "customers.parquet",
-                    keys_dir=keys_dir / maison,
+                    keys=load_party(keys_dir / maison),
                     out_dir=folder / "analyst",
                     write_csv=True,
                 )

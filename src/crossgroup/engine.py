@@ -15,11 +15,15 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from crossgroup.errors import CrossgroupError
+from crossgroup.errors import InputError
 
 
-class EngineError(CrossgroupError):
-    """A SQL step failed inside the engine."""
+class EngineError(InputError):
+    """A SQL step failed inside the engine (exit code 2).
+
+    Stages run on inputs that passed the contract checks, so a failing step almost always
+    means input the contract did not foresee; the message names the step, never the data.
+    """
 
 
 @dataclass(frozen=True)

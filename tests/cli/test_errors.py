@@ -4,7 +4,8 @@ import pytest
 import typer
 
 from crossgroup.cli import app as app_module
-from crossgroup.errors import InputError, SecurityError
+from crossgroup.engine import EngineError
+from crossgroup.errors import CheckFailed, InputError, PrivacyCheckError, SecurityError
 
 
 @pytest.fixture
@@ -49,3 +50,44 @@ def test_unexpected_errors_do_not_print_values(failing_command, run_cli, monkeyp
 
 def test_usage_errors_exit_2(run_cli):
     assert run_cli("no-such-command").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (EngineError("step 'matches' failed in DuckDB: Conversion Error"), 2),
+        (CheckFailed("link-quality targets missed"), 1),
+        (PrivacyCheckError("release refused by the privacy checks"), 3),
+    ],
+)
+def test_every_project_error_has_its_documented_exit_code(failing_command, run_cli, error, code):
+    failing_command(error)
+    result = run_cli("boom")
+    assert result.exit_code == code
+    assert result.stderr.strip().splitlines() == [f"crossgroup: error: {error}"]
+
+
+def test_details_are_indented_lines_under_the_one_line_message(failing_command, run_cli):
+    failing_command(SecurityError("audit log a.jsonl is NOT intact: 2 problem(s)",
+                                  details=["line 2: edited", "line 3: deleted"]))  # fmt: skip
+    result = run_cli("boom")
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        "crossgroup: error: audit log a.jsonl is NOT intact: 2 problem(s)",
+        "  line 2: edited",
+        "  line 3: deleted",
+    ]
+
+
+def test_usage_errors_are_one_line_pointing_at_help(run_cli, tmp_path):
+    result = run_cli("synth", "--out", tmp_path / "s", "--no-such-option")
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("crossgroup: error: No such option: --no-such-option")
+    assert line.endswith("see crossgroup synth --help")
+
+
+def test_a_group_without_a_subcommand_shows_its_help_and_exits_2(run_cli):
+    result = run_cli("keys")
+    assert result.exit_code == 2
+    assert "init" in result.stdout + result.stderr

@@ -114,7 +114,7 @@ def world(tmp_path_factory):
         matching_key_id=processor.registry.matching_key_id,
     )  # fmt: skip
     import_return(
-        maison_id=MAISON, package=package, customers=crm, keys_dir=keys / MAISON,
+        maison_id=MAISON, package=package, customers=crm, keys=load_party(keys / MAISON),
         out_dir=root / "maison" / "analyst",
     )  # fmt: skip
     return {

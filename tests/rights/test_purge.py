@@ -18,6 +18,7 @@ from process_batch import build_batch
 
 from crossgroup import audit
 from crossgroup.config import load_group
+from crossgroup.crypto.keys import load_party
 from crossgroup.group.erasure import SUPPRESSION_LEDGER
 from crossgroup.group.pipeline import process_batch
 
@@ -44,7 +45,7 @@ def processed(template, tmp_path_factory):
     pipeline.write_text(pipeline.read_text() + RETENTION, encoding="utf-8")
     copy = root / "inbox-copy"
     shutil.copytree(root / "inbox", copy)
-    process_batch(root / "inbox", root / "keys" / "processor", root / "out",
+    process_batch(root / "inbox", load_party(root / "keys" / "processor"), root / "out",
                   group=load_group(pipeline))  # fmt: skip
     return root
 
@@ -68,7 +69,7 @@ def files(folder: Path) -> list[str]:
 def test_inputs_are_deleted_after_a_run_without_retention(template, tmp_path):
     root = tmp_path / "b"
     shutil.copytree(template.keys.parent, root)
-    process_batch(root / "inbox", root / "keys" / "processor", root / "out",
+    process_batch(root / "inbox", load_party(root / "keys" / "processor"), root / "out",
                   group=load_group(root / "group.toml"))  # fmt: skip
     assert not list((root / "inbox").glob("*.cgpkg"))
     assert not (root / "out" / "retained").exists()
@@ -145,8 +146,8 @@ def test_ledgers_are_purged_and_old_packages_are_refused_not_replayed(
     shutil.copytree(root / "inbox-copy", root / "inbox", dirs_exist_ok=True)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=61)
     with pytest.raises(SecurityError, match="older than the replay ledger"):
-        process_batch(root / "inbox", party, root / "out2", group=load_group(root / "group.toml"),
-                      now=later)  # fmt: skip
+        process_batch(root / "inbox", load_party(party), root / "out2",
+                      group=load_group(root / "group.toml"), now=later)  # fmt: skip
     assert not (root / "out2").exists() or not files(root / "out2")
 
 
@@ -157,7 +158,7 @@ def test_package_from_the_future_is_refused(template, tmp_path):
     shutil.copytree(template.keys.parent, root)
     earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
     with pytest.raises(SecurityError, match="in the future"):
-        process_batch(root / "inbox", root / "keys" / "processor", root / "out",
+        process_batch(root / "inbox", load_party(root / "keys" / "processor"), root / "out",
                       group=load_group(root / "group.toml"), now=earlier)  # fmt: skip
 
 

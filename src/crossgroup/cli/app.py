@@ -1,16 +1,22 @@
 """The `crossgroup` Typer application and its error contract.
 
-Exit codes (DESIGN §7): 0 success, 2 bad input or configuration, 3 security refusal.
-Every CrossgroupError becomes one line on stderr, never a traceback. An unexpected error also
-prints one line; set CROSSGROUP_DEBUG=1 to see the traceback.
+Exit codes (DESIGN §7): 0 success, 2 bad input or configuration, 3 security refusal; 1 for a
+check that did not pass (`evaluate --check`) and for an unexpected error. Every
+CrossgroupError becomes one line on stderr (plus its indented details, if any), never a
+traceback; so does a usage error (unknown or missing option, a value Typer cannot convert).
+An unexpected error also prints one line; set CROSSGROUP_DEBUG=1 to see the traceback.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 
 import typer
+
+# Typer (pinned in pyproject.toml) vendors Click; these are the errors it raises while parsing.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from crossgroup.errors import CrossgroupError
 
@@ -76,19 +82,35 @@ def _register() -> None:
 _register()
 
 
-def fail(message: str, exit_code: int) -> None:
-    """Print one error line to stderr and exit."""
+def fail(message: str, exit_code: int, details: Iterable[str] = ()) -> None:
+    """Print one error line (and any indented details) to stderr and exit."""
     typer.echo(f"crossgroup: error: {message}", err=True)
+    for line in details:
+        typer.echo(f"  {line}", err=True)
     raise SystemExit(exit_code)
+
+
+def usage_line(error: ClickException) -> str:
+    """A Click usage error as one line that points at the command's --help."""
+    message = " ".join(error.format_message().split()).rstrip(".")
+    ctx = getattr(error, "ctx", None)
+    return f"{message}; see {ctx.command_path} --help" if ctx is not None else message
 
 
 def main() -> None:
     try:
-        app()
+        # standalone_mode=False: Typer raises usage errors instead of printing its usage box
+        code = app(prog_name="crossgroup", standalone_mode=False)
     except CrossgroupError as e:
-        fail(str(e), e.exit_code)
-    except KeyboardInterrupt:
+        fail(str(e), e.exit_code, e.details)
+    except NoArgsIsHelpError:
+        raise SystemExit(2) from None  # the help was printed, as for a bare `crossgroup`
+    except ClickException as e:
+        fail(usage_line(e), e.exit_code)
+    except KeyboardInterrupt:  # Typer turns one during a command into exit code 130 itself
         fail("interrupted", 130)
+    except typer.Abort:
+        fail("aborted", 1)
     except Exception as e:
         if os.environ.get("CROSSGROUP_DEBUG"):
             raise
@@ -96,4 +118,5 @@ def main() -> None:
             f"unexpected {type(e).__name__}; rerun with CROSSGROUP_DEBUG=1 for details",
             1,
         )
-    sys.exit(0)
+    # --help and typer.Exit return their exit code; a command returns None
+    sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from crossgroup.errors import SecurityError
+
 audit_app = typer.Typer(
     help="Check the hash-chained audit logs every party keeps.\n\n"
     "Example: crossgroup audit verify --log keys/aurelle/audit.jsonl",
@@ -43,13 +45,9 @@ def verify(
     reg = load_registry(registry) if registry is not None else None
     problems = audit.verify_log(log, registry=reg, expect_head=expect_head)
     if problems:
-        typer.echo(
-            f"crossgroup: error: audit log {log} is NOT intact: {len(problems)} problem(s)",
-            err=True,
+        raise SecurityError(
+            f"audit log {log} is NOT intact: {len(problems)} problem(s)", details=problems
         )
-        for problem in problems:
-            typer.echo(f"  {problem}", err=True)
-        raise typer.Exit(3)
     checks = ["chain"]
     if audit.head_path(log).is_file():
         checks.append("head" + (" signature" if reg is not None else ""))

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from crossgroup.cli.keys import PassphraseEnv, passphrase_from_env
-from crossgroup.cli.options import MaisonConfigOption
-from crossgroup.errors import InputError
-
-BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+from crossgroup.cli.options import (
+    MaisonConfigOption,
+    MaisonKeysOption,
+    MaisonOption,
+    PassphraseEnvOption,
+    load_keys,
+    load_maison_config,
+    short_id_option,
+)
 
 
 def erase(
-    maison: Annotated[str, typer.Option("--maison", help="Maison id, e.g. aurelle.")],
+    maison: MaisonOption,
     customers: Annotated[
         Path, typer.Option("--customers", help="Customers .parquet or .csv (current CRM).")
     ],
@@ -27,13 +30,13 @@ def erase(
             help="Customer ids to erase: .txt (one a line), .csv or .parquet (customer_id).",
         ),
     ],
-    keys: Annotated[Path, typer.Option("--keys", help="The maison's key directory.")],
+    keys: MaisonKeysOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for the sealed erasure package.")],
     config: MaisonConfigOption = None,
     batch_id: Annotated[
-        str | None, typer.Option("--batch-id", help="Package batch id (default: erasure-<time>).")
+        str | None, short_id_option("--batch-id", "Package batch id (default: erasure-<time>).")
     ] = None,
-    passphrase_env: PassphraseEnv = None,
+    passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Seal an erasure package: the refs and tokens of customers who withdrew or asked
     to be forgotten, for the processor to drop now and in every later batch.
@@ -46,16 +49,10 @@ def erase(
     Example: crossgroup erase --maison aurelle --customers crm/customers.parquet
     --ids withdrawn.csv --keys keys/aurelle --out outbox
     """
-    from crossgroup.config import load_maison, maison_config_path
-    from crossgroup.crypto.keys import load_party
     from crossgroup.maison.erase import erase_customers
 
-    if batch_id is not None and not BATCH_ID.match(batch_id):
-        raise InputError("--batch-id must be 1-64 letters, digits, '.', '_' or '-'")
-    cfg = load_maison(config or maison_config_path(maison))
-    if cfg.id != maison:
-        raise InputError(f"maison config {config} is for {cfg.id!r}, not {maison!r}")
-    party = load_party(keys, passphrase=passphrase_from_env(passphrase_env))
+    cfg = load_maison_config(maison, config)
+    party = load_keys(keys, passphrase_env)
     result = erase_customers(customers, ids, keys=party, config=cfg, out_dir=out, batch_id=batch_id)
     s = result.summary
     typer.echo(

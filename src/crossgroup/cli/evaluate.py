@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from crossgroup.cli.options import PipelineOption, TaxonomyOption
+from crossgroup.errors import CheckFailed
 
 
 def evaluate(
@@ -31,7 +32,11 @@ def evaluate(
     ] = None,
     check: Annotated[
         bool,
-        typer.Option("--check", help="Exit with code 1 when a link-quality target is missed."),
+        typer.Option(
+            "--check",
+            help="Exit with code 1 (not 2 or 3: nothing was refused) when a link-quality "
+            "target is missed.",
+        ),
     ] = False,
 ) -> None:
     """Pairwise link precision/recall and segment agreement (ARI) on synthetic data.
@@ -74,4 +79,7 @@ def evaluate(
             (staging / out.name).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         typer.echo(f"figures written to {out}")
     if check and not links["meets_targets"]:
-        raise SystemExit(1)
+        raise CheckFailed(
+            f"link-quality targets missed (precision {links['precision']:.5f}, target "
+            f"{PRECISION_TARGET}; recall {links['recall_recoverable']:.5f}, target {RECALL_TARGET})"
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,26 +10,35 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crossgroup.cli.options import FxOption, MaisonConfigOption, TaxonomyOption
-from crossgroup.config import load_fx, load_maison, load_taxonomy, maison_config_path
-from crossgroup.errors import InputError
-
-BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+from crossgroup.cli.options import (
+    AsOfOption,
+    FxOption,
+    MaisonConfigOption,
+    MaisonKeysOption,
+    MaisonOption,
+    PassphraseEnvOption,
+    TaxonomyOption,
+    load_keys,
+    load_maison_config,
+    short_id_option,
+)
+from crossgroup.config import load_fx, load_taxonomy
 
 
 def export(
-    maison: Annotated[str, typer.Option("--maison", help="Maison id, e.g. aurelle.")],
+    maison: MaisonOption,
     customers: Annotated[Path, typer.Option("--customers", help="Customers .parquet or .csv.")],
     purchases: Annotated[Path, typer.Option("--purchases", help="Purchases .parquet or .csv.")],
-    as_of: Annotated[str, typer.Option("--as-of", help="As-of date, YYYY-MM-DD.")],
-    keys: Annotated[Path, typer.Option("--keys", help="The maison's key directory.")],
+    as_of: AsOfOption,
+    keys: MaisonKeysOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for the sealed package.")],
     config: MaisonConfigOption = None,
     taxonomy: TaxonomyOption = None,
     fx: FxOption = None,
     batch_id: Annotated[
-        str | None, typer.Option("--batch-id", help="Batch id (default: as-of month, YYYY-MM).")
+        str | None, short_id_option("--batch-id", "Batch id (default: as-of month, YYYY-MM).")
     ] = None,
+    passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Export consented customers' last 3 years of purchases as one sealed package.
 
@@ -47,26 +54,17 @@ def export(
     --customers crm/customers.parquet --purchases crm/purchases.parquet
     --keys keys/aurelle --out outbox
     """
-    from crossgroup.crypto.keys import load_party
     from crossgroup.maison.export import export_maison
 
-    try:
-        as_of_date = date.fromisoformat(as_of)
-    except ValueError:
-        raise InputError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from None
-    if batch_id is not None and not BATCH_ID.match(batch_id):
-        raise InputError("--batch-id must be 1-64 letters, digits, '.', '_' or '-'")
     tax = load_taxonomy(taxonomy)
-    cfg = load_maison(config or maison_config_path(maison), tax)
-    if cfg.id != maison:
-        raise InputError(f"maison config {config} is for {cfg.id!r}, not {maison!r}")
-    party = load_party(keys)
+    cfg = load_maison_config(maison, config, tax)
+    party = load_keys(keys, passphrase_env)
     err = Console(stderr=True)
     with err.status("Starting export") as status:
         result = export_maison(
             customers,
             purchases,
-            as_of=as_of_date,
+            as_of=as_of,
             keys=party,
             config=cfg,
             taxonomy=tax,

@@ -10,19 +10,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crossgroup.config import PARTY_ID
-from crossgroup.errors import InputError
+from crossgroup.cli.options import (
+    MaisonKeysOption,
+    MaisonOption,
+    PassphraseEnvOption,
+    load_keys,
+)
 
 
 def import_(
-    maison: Annotated[str, typer.Option("--maison", help="Maison id, e.g. aurelle.")],
+    maison: MaisonOption,
     package: Annotated[Path, typer.Option("--package", help="The return package (.cgpkg).")],
     customers: Annotated[
         Path, typer.Option("--customers", help="CRM extract (.parquet or .csv) with customer_id.")
     ],
-    keys: Annotated[Path, typer.Option("--keys", help="The maison's key directory.")],
+    keys: MaisonKeysOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for the analyst files.")],
     csv: Annotated[bool, typer.Option("--csv", help="Also write segments.csv.")] = False,
+    passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Verify and decrypt a return package, relink it to customer_id, write the analyst files.
 
@@ -37,14 +42,13 @@ def import_(
     """
     from crossgroup.maison.import_ import import_return
 
-    if not PARTY_ID.match(maison):
-        raise InputError("--maison must be a party id (lower-case letters, digits, '-')")
+    party = load_keys(keys, passphrase_env)
     with Console(stderr=True).status("Verifying and relinking the return package"):
         result = import_return(
             maison_id=maison,
             package=package,
             customers=customers,
-            keys_dir=keys,
+            keys=party,
             out_dir=out,
             write_csv=csv,
         )

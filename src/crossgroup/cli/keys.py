@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from crossgroup.errors import InputError
+from crossgroup.cli.options import PassphraseEnvOption, passphrase_from_env
 
 keys_app = typer.Typer(
     name="keys",
@@ -18,34 +17,12 @@ keys_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-PassphraseEnv = Annotated[
-    str | None,
-    typer.Option(
-        "--passphrase-env",
-        help=(
-            "Name of an environment variable holding the passphrase (never pass it in argv). "
-            "Without this option, a protected key directory is unlocked with the variable "
-            "CROSSGROUP_PASSPHRASE."
-        ),
-    ),
-]
-
-
-def passphrase_from_env(var: str | None) -> str | None:
-    """The passphrase held by environment variable `var`, so it never appears in argv."""
-    if var is None:
-        return None
-    value = os.environ.get(var)
-    if not value:
-        raise InputError(f"--passphrase-env {var}: that environment variable is not set or empty")
-    return value
-
 
 @keys_app.command("init")
 def init(
     dir: Annotated[Path, typer.Option("--dir", help="Key directory to create.")],
     maisons: Annotated[str, typer.Option("--maisons", help="Maison ids, comma-separated.")],
-    passphrase_env: PassphraseEnv = None,
+    passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Generate the matching secret, every party's keys and the public registry.
 
@@ -65,7 +42,7 @@ def init(
 @keys_app.command("rotate")
 def rotate(
     dir: Annotated[Path, typer.Option("--dir", help="Key directory made by `keys init`.")],
-    passphrase_env: PassphraseEnv = None,
+    passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Start a new matching-key epoch; old epochs stay read-only for old packages.
 

@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from crossgroup.cli.keys import PassphraseEnv, passphrase_from_env
+from crossgroup.cli.options import PassphraseEnvOption, load_keys
 
 
 def open_(
     package: Annotated[Path, typer.Option("--package", help="The .cgpkg file.")],
     keys: Annotated[Path, typer.Option("--keys", help="The recipient's key directory.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for manifest.json and tables.")],
-    passphrase_env: PassphraseEnv = None,
+    passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Verify a package against the registry, decrypt it, and write its manifest and tables.
 
@@ -27,12 +27,11 @@ def open_(
     Example: crossgroup open --package inbox/export-aurelle-to-processor-2026-09.cgpkg
     --keys demo-keys/processor --out audit/aurelle
     """
-    from crossgroup.crypto.keys import load_party
     from crossgroup.crypto.ledger import accepted_ids
     from crossgroup.crypto.package import open_package
     from crossgroup.io import private_workdir, staged_output
 
-    party = load_party(keys, passphrase=passphrase_from_env(passphrase_env))
+    party = load_keys(keys, passphrase_env)
     with private_workdir() as work:
         # Reading without acting: the ledger guards consumers (process, import), not audits.
         opened = open_package(package, party, work, check_replay=False)

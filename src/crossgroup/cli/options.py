@@ -1,12 +1,127 @@
-"""Options several commands share, declared once so their names and help never drift apart."""
+"""Options several commands share, declared once so their names, help and checks never drift.
+
+Each typed option parses its value while Typer reads the command line, before the command does
+any work; a bad value raises InputError, which the app prints as one line with exit code 2.
+`load_keys` is the one place a command loads a party's private keys.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from crossgroup.config import PARTY_ID
+from crossgroup.errors import InputError
+
+if TYPE_CHECKING:
+    from crossgroup.config import MaisonConfig, Taxonomy
+    from crossgroup.crypto.keys import PartyKeys
+
+# A batch or request id travels in manifests and file names: short, no path separators.
+SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+# -- parse functions: the one check per kind of value, each naming the option it read ----------
+
+
+def parse_date(value: str | date, option: str) -> date:
+    """A YYYY-MM-DD date. Example: parse_date("2026-09-30", "--as-of")."""
+    if isinstance(value, date):  # a default declared as a date
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_party_id(value: str, option: str) -> str:
+    """A party id as the registry spells it (config.PARTY_ID). Example: "aurelle"."""
+    if not PARTY_ID.match(value):
+        raise InputError(
+            f"{option} {value!r} is not a party id (2-32 lower-case letters, digits or '-', "
+            "starting with a letter)"
+        )
+    return value
+
+
+def parse_short_id(value: str, option: str) -> str:
+    """A batch or request id: 1-64 letters, digits, '.', '_' or '-'. Example: "2026-09"."""
+    if not SHORT_ID.match(value):
+        raise InputError(
+            f"{option} must be 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def parse_folder(value: str | Path, option: str) -> Path:
+    """An existing folder to read from (an inbox, a returns folder)."""
+    path = Path(value)
+    if not path.is_dir():
+        raise InputError(f"{option} {path} is not a folder")
+    return path
+
+
+def parse_env_name(value: str, option: str) -> str:
+    """The name of a set, non-empty environment variable (its value is read later, never shown)."""
+    if not os.environ.get(value):
+        raise InputError(f"{option} {value}: that environment variable is not set or empty")
+    return value
+
+
+def _parser(parse: Callable[[Any, str], Any], option: str) -> Callable[[Any], Any]:
+    def parse_option(value: Any) -> Any:
+        return parse(value, option)
+
+    return parse_option
+
+
+# -- option declarations -----------------------------------------------------------------------
+
+
+def date_option(name: str, help: str) -> Any:
+    """A YYYY-MM-DD date option (--as-of, purge --now), parsed by `parse_date`."""
+    return typer.Option(name, parser=_parser(parse_date, name), metavar="YYYY-MM-DD", help=help)
+
+
+def short_id_option(name: str, help: str) -> Any:
+    """A batch or request id option, checked by `parse_short_id`."""
+    return typer.Option(name, parser=_parser(parse_short_id, name), help=help)
+
+
+def folder_option(name: str, help: str) -> Any:
+    """An existing folder the command reads, checked by `parse_folder`."""
+    return typer.Option(name, parser=_parser(parse_folder, name), help=help)
+
+
+AsOfOption = Annotated[date, date_option("--as-of", "As-of date, YYYY-MM-DD.")]
+MaisonOption = Annotated[
+    str,
+    typer.Option(
+        "--maison", parser=_parser(parse_party_id, "--maison"), help="Maison id, e.g. aurelle."
+    ),
+]
+MaisonKeysOption = Annotated[Path, typer.Option("--keys", help="The maison's key directory.")]
+ProcessorKeysOption = Annotated[Path, typer.Option("--keys", help="The processor's key directory.")]
+PassphraseEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--passphrase-env",
+        parser=_parser(parse_env_name, "--passphrase-env"),
+        metavar="VAR",
+        help=(
+            "Name of an environment variable holding the passphrase (never pass it in argv). "
+            "Without this option, a protected key directory is unlocked with the variable "
+            "CROSSGROUP_PASSPHRASE."
+        ),
+    ),
+]
 MaisonConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Maison config (pipelines/maisons/<ID>.toml).")
 ]
@@ -18,3 +133,36 @@ PipelineOption = Annotated[
     Path | None,
     typer.Option("--pipeline", help="Batch settings (default: pipelines/group.toml)."),
 ]
+
+
+# -- the one boundary that loads what a command needs ------------------------------------------
+
+
+def passphrase_from_env(var: str | None) -> str | None:
+    """The passphrase held by environment variable `var`, so it never appears in argv."""
+    if var is None:
+        return None
+    return os.environ.get(parse_env_name(var, "--passphrase-env"))
+
+
+def load_keys(path: Path, passphrase_env: str | None = None) -> PartyKeys:
+    """Load one party's keys for a command: the only place the CLI reads private key files.
+
+    Without `passphrase_env`, a protected directory is unlocked with CROSSGROUP_PASSPHRASE.
+    Example: load_keys(Path("keys/aurelle"), "AURELLE_PASSPHRASE")
+    """
+    from crossgroup.crypto.keys import load_party
+
+    return load_party(path, passphrase=passphrase_from_env(passphrase_env))
+
+
+def load_maison_config(
+    maison: str, path: Path | None = None, taxonomy: Taxonomy | None = None
+) -> MaisonConfig:
+    """The maison's config (default pipelines/maisons/<ID>.toml), refused if it is another's."""
+    from crossgroup.config import load_maison, maison_config_path
+
+    config = load_maison(path or maison_config_path(maison), taxonomy)
+    if config.id != maison:
+        raise InputError(f"maison config {path} is for {config.id!r}, not {maison!r}")
+    return config

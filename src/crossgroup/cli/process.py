@@ -10,12 +10,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crossgroup.cli.options import PipelineOption, TaxonomyOption
+from crossgroup.cli.options import (
+    PassphraseEnvOption,
+    PipelineOption,
+    ProcessorKeysOption,
+    TaxonomyOption,
+    folder_option,
+    load_keys,
+)
 
 
 def process(
-    inbox: Annotated[Path, typer.Option("--inbox", help="Folder of export packages (.cgpkg).")],
-    keys: Annotated[Path, typer.Option("--keys", help="The processor's key directory.")],
+    inbox: Annotated[Path, folder_option("--inbox", "Folder of export packages (.cgpkg).")],
+    keys: ProcessorKeysOption,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for returns/, reports/ and audit.jsonl.")
     ],
@@ -36,6 +43,7 @@ def process(
             help="Parent folder of the private working directory (default: system temp).",
         ),
     ] = None,
+    passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Verify, decrypt, match, segment and generalize a batch; seal one return per maison.
 
@@ -49,10 +57,11 @@ def process(
     from crossgroup.group.pipeline import process_batch
 
     group = load_group(pipeline)
+    party = load_keys(keys, passphrase_env)
     err = Console(stderr=True)
     result = process_batch(
         inbox,
-        keys,
+        party,
         out,
         group=group,
         skip_invalid=skip_invalid,

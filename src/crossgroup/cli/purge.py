@@ -8,20 +8,26 @@ from typing import Annotated
 
 import typer
 
-from crossgroup.errors import InputError
+from crossgroup.cli.options import (
+    PassphraseEnvOption,
+    ProcessorKeysOption,
+    date_option,
+    load_keys,
+)
 
 
 def purge(
     out: Annotated[Path, typer.Option("--out", help="The processor's output folder.")],
-    keys: Annotated[Path, typer.Option("--keys", help="The processor's key directory.")],
+    keys: ProcessorKeysOption,
     pipeline: Annotated[
         Path | None,
         typer.Option("--pipeline", help="Retention settings (default: pipelines/group.toml)."),
     ] = None,
     now: Annotated[
-        str | None,
-        typer.Option("--now", help="Purge as of this date, YYYY-MM-DD (default: today)."),
+        dt.date | None,
+        date_option("--now", "Purge as of this date, YYYY-MM-DD (default: today)."),
     ] = None,
+    passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Delete returns, reports, retained inputs and ledger entries past their retention.
 
@@ -33,13 +39,10 @@ def purge(
     from crossgroup.config import load_group
     from crossgroup.group.retention import purge as run_purge
 
-    when = None
-    if now is not None:
-        try:
-            when = dt.datetime.combine(dt.date.fromisoformat(now), dt.time(), tzinfo=dt.UTC)
-        except ValueError:
-            raise InputError(f"--now {now!r} is not a date (YYYY-MM-DD)") from None
-    result = run_purge(out, keys, load_group(pipeline), now=when)
+    group = load_group(pipeline)
+    party = load_keys(keys, passphrase_env)
+    when = None if now is None else dt.datetime.combine(now, dt.time(), tzinfo=dt.UTC)
+    result = run_purge(out, party, group, now=when)
     for row in result.deleted:
         typer.echo(f"deleted {row['what']}: {row['file']} ({row['age_days']} days old)")
     for name, figures in result.ledgers.items():

@@ -10,18 +10,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from crossgroup.cli.options import date_option
 from crossgroup.config import demo_maisons
 from crossgroup.errors import InputError
 from crossgroup.io import staged_output
 from crossgroup.synth import world
 from crossgroup.synth.writer import SynthSummary, check_arguments, write_world
-
-
-def _as_of(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"--as-of must be a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def synth(
@@ -36,8 +30,8 @@ def synth(
         int, typer.Option("--seed", help="Random seed: same seed and arguments, same bytes.")
     ] = world.DEFAULT_SEED,
     as_of: Annotated[
-        str, typer.Option("--as-of", help="Extract date (YYYY-MM-DD); history covers 5 years.")
-    ] = world.DEFAULT_AS_OF.isoformat(),
+        date, date_option("--as-of", "Extract date (YYYY-MM-DD); history covers 5 years.")
+    ] = world.DEFAULT_AS_OF,
     chunk_persons: Annotated[
         int,
         typer.Option(
@@ -57,7 +51,6 @@ def synth(
 
     Example:  crossgroup synth --out synthetic --persons 10000 --seed 7 --as-of 2026-09-30
     """
-    as_of_date = _as_of(as_of)
     configs = demo_maisons()
     if not 1 <= maisons <= len(configs):
         raise InputError(
@@ -83,11 +76,11 @@ def synth(
             configs[:maisons],
             persons=persons,
             seed=seed,
-            as_of=as_of_date,
+            as_of=as_of,
             chunk_persons=chunk_persons,
             on_chunk=on_chunk,
         )
-    _print_summary(summary, out, as_of_date)
+    _print_summary(summary, out, as_of)
 
 
 def _print_summary(summary: SynthSummary, out: Path, as_of: date) -> None:

@@ -22,6 +22,7 @@ import polars as pl
 
 from crossgroup import audit
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
+from crossgroup.crypto.keys import PartyKeys
 from crossgroup.engine import Engine
 from crossgroup.group.emit import emit_release
 from crossgroup.group.generalize import generalize
@@ -81,7 +82,7 @@ class ProcessResult:
 
 def process_batch(
     inbox: Path,
-    keys_dir: Path,
+    keys: PartyKeys,
     out_dir: Path,
     *,
     group: GroupConfig,
@@ -96,14 +97,12 @@ def process_batch(
     An inbox holding only erasure packages updates the suppression ledger and the retained
     inputs and writes no return.
     """
-    from crossgroup.crypto.keys import load_party
     from crossgroup.group.erasure import apply_erasures
     from crossgroup.group.retention import retained_packages, utc_now
 
     taxonomy = taxonomy or load_taxonomy()
     now = utc_now(now)
-    keys = load_party(keys_dir)
-    require_processor_keys(keys, keys_dir)
+    require_processor_keys(keys, keys.directory)
     timer = StageTimer(progress)
     with timer.stage("verify"):
         batch = verify_inbox(inbox, keys, group, skip_invalid=skip_invalid, now=now)

@@ -15,12 +15,16 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crossgroup import audit
 from crossgroup.config import GroupConfig
 from crossgroup.crypto.ledger import LEDGER
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import write_private_bytes
+
+if TYPE_CHECKING:
+    from crossgroup.crypto.keys import PartyKeys
 
 RETAINED = "retained"
 SETTINGS = ("input_packages_days", "returns_days", "suppression_ledger_days", "replay_ledger_days")
@@ -205,21 +209,19 @@ def purge_ledgers(party_dir: Path, group: GroupConfig, now: dt.datetime) -> dict
 
 
 def purge(
-    out_dir: Path, keys_dir: Path, group: GroupConfig, *, now: dt.datetime | None = None
+    out_dir: Path, keys: PartyKeys, group: GroupConfig, *, now: dt.datetime | None = None
 ) -> PurgeResult:
     """Remove every output, retained input and ledger entry past its retention period.
 
     Each deletion is its own audit entry in DIR/audit.jsonl (file digest, age, period).
-    Example: purge(Path("processed"), Path("keys/processor"), load_group())
+    Example: purge(Path("processed"), load_party(Path("keys/processor")), load_group())
     """
-    from crossgroup.crypto.keys import load_party
     from crossgroup.group.ingest import require_processor_keys
 
     out_dir, now = Path(out_dir), utc_now(now)
     if not out_dir.is_dir():
         raise InputError(f"output folder not found: {out_dir}")
-    keys = load_party(keys_dir)
-    require_processor_keys(keys, keys_dir)
+    require_processor_keys(keys, keys.directory)
     result = PurgeResult()
     for path, what, age, days in expired_files(out_dir, group, now):
         row = {"file": str(path.relative_to(out_dir)), "sha256": audit.file_digest(path),

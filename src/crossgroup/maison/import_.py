@@ -17,7 +17,7 @@ import polars as pl
 
 from crossgroup import audit
 from crossgroup.contracts import ANALYST_SEGMENTS, REF_BYTES, RETURN
-from crossgroup.crypto.keys import PartyKeys, load_party
+from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import accept_packages, open_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.errors import InputError, SecurityError
@@ -110,20 +110,21 @@ def import_return(
     maison_id: str,
     package: Path,
     customers: Path,
-    keys_dir: Path,
+    keys: PartyKeys,
     out_dir: Path,
     write_csv: bool = False,
     imported_on: date | None = None,
 ) -> ImportResult:
     """Verify, decrypt and relink one return package; write segments.parquet and report.html."""
     package, customers, out_dir = Path(package), Path(customers), Path(out_dir)
-    keys = load_party(Path(keys_dir))
     if keys.party_id != maison_id:
         raise InputError(
-            f"--keys {keys_dir} holds the keys of {keys.party_id!r}, not {maison_id!r}"
+            f"--keys {keys.directory} holds the keys of {keys.party_id!r}, not {maison_id!r}"
         )
     if keys.local_secret is None:
-        raise InputError(f"--keys {keys_dir} holds no local secret: not a maison key directory")
+        raise InputError(
+            f"--keys {keys.directory} holds no local secret: not a maison key directory"
+        )
     if not package.is_file():
         raise InputError(f"return package not found: {package}")
     audit.require_intact(party_log(keys))  # refuse before working, not after
