@@ -22,6 +22,7 @@ import polars as pl
 
 from crossgroup import audit
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
+from crossgroup.crypto.keys import require_processor_keys
 from crossgroup.engine import Engine
 from crossgroup.group import release as rel
 from crossgroup.group.generalize import generalize, released_sector_names
@@ -29,7 +30,6 @@ from crossgroup.group.ingest import (
     Batch,
     build_views,
     decrypt_batch,
-    require_processor_keys,
     verify_inbox,
 )
 from crossgroup.io import private_workdir, staged_output
@@ -196,11 +196,15 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
             sector_maisons=sector_maisons,
             min_maisons_per_sector=group.min_maisons_per_sector,
         )
-    with timer.stage("release"), staged_output(out_dir) as staging:
+    with (
+        timer.stage("release"),
+        contextlib.ExitStack() as audit_lock,  # taken by _release, let go once moved in
+        staged_output(out_dir) as staging,
+    ):
         outcome = _release(
             batch, keys, engine, work, staging, group, gen, model, features, figures,
             person_nodes, sector_columns, timer, suppressed=suppressed, plan=plan, now=now,
-            sector_maisons=sector_maisons,
+            sector_maisons=sector_maisons, audit_lock=audit_lock,
         )  # fmt: skip
     final = out_dir / "audit.jsonl"
     outcome["reports"] = [out_dir / "reports" / p.name for p in outcome["reports"]]
@@ -217,7 +221,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group, t
 
 def _release(batch, keys, engine, work, staging, group, gen, model, features, figures,
              person_nodes, sector_columns, timer, *, suppressed, plan, now,
-             sector_maisons) -> dict:  # fmt: skip
+             sector_maisons, audit_lock) -> dict:  # fmt: skip
     """Build, check, seal and report; every file lands in `staging` (moved in on success)."""
     from crossgroup.crypto.package import seal_package
 
@@ -341,7 +345,11 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
         "split_records": figures.get("split_records", 0),
     }
     timings = timer.so_far()  # the release stage up to this entry
-    entry = audit.new_entry(
+    # the entry lands with the outputs it lists: the log stays locked until they are moved in
+    log = staging.parent / "audit.jsonl"
+    audit_lock.enter_context(audit.locked(log))
+    audit.record(
+        log,
         party=keys.party_id,
         command="process",
         inputs=[
@@ -372,10 +380,10 @@ def _release(batch, keys, engine, work, staging, group, gen, model, features, fi
         },
         timings=timings,
         outputs=outputs,
+        signer=keys.signing_key,
         now=now,
+        staging=staging,
     )
-    out_dir = staging.parent
-    audit.append_entry(out_dir / "audit.jsonl", staging / "audit.jsonl", entry)
     return {"returns": returns, "reports": report_paths,
             "counts": {**counts, "inputs_after_run": plan}}  # fmt: skip
 

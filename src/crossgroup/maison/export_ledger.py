@@ -11,8 +11,6 @@ which an access request needs. No activity, token or customer_id is kept.
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from crossgroup import audit
+from crossgroup import audit, jsonl
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.tokens import TOKEN_BYTES
 from crossgroup.errors import InputError, SecurityError
@@ -108,7 +106,7 @@ def record_export(
         "refs_count": len(data) // TOKEN_BYTES,
         "refs_sha256": audit.file_digest(refs_path),
     }  # fmt: skip
-    _append_line(directory / LEDGER, line)
+    jsonl.append(directory / LEDGER, [line])
     audit.record(
         party_log(keys),
         party=keys.party_id,
@@ -131,31 +129,14 @@ def record_export(
     return line
 
 
-def _append_line(path: Path, line: dict) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _checked_line(line: dict) -> dict:
+    line["package_id"], line["refs_file"], line["refs_sha256"]  # a KeyError: damaged line
+    return line
 
 
 def read_export_ledger(party_dir: Path) -> list[dict]:
     """Every export this maison recorded, oldest first; a damaged line is a refusal."""
-    path = Path(party_dir) / LEDGER
-    if not path.is_file():
-        return []
-    lines = []
-    for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            line = json.loads(text)
-            str(line["package_id"]), str(line["refs_file"]), str(line["refs_sha256"])
-        except (ValueError, KeyError, TypeError):
-            raise SecurityError(f"export ledger {path} is damaged at line {n}") from None
-        lines.append(line)
-    return lines
+    return jsonl.read(Path(party_dir) / LEDGER, "export ledger", _checked_line)
 
 
 def included_in(party_dir: Path, line: dict, maison_ref: bytes) -> bool | None:
