@@ -9,29 +9,31 @@ from pathlib import Path
 import pytest
 
 from crossgroup import audit
-from crossgroup.errors import InputError
+from crossgroup.errors import SecurityError
+
+
+def fields(n: int) -> dict:
+    return {
+        "party": "processor",
+        "command": "process",
+        "inputs": [{"package_id": f"pkg-{n}", "sha256": "ab" * 32}],
+        "counts": {"persons": 100 + n},
+        "settings": {"k": 10},
+        "timings": {"verify": 0.1 * n},
+        "outputs": [{"file": "returns/aurelle/x.cgpkg", "sha256": "cd" * 32}],
+        "now": datetime(2026, 6, 30, 12, n, tzinfo=UTC),
+    }
 
 
 def body(n: int) -> dict:
-    return audit.new_entry(
-        party="processor",
-        command="process",
-        inputs=[{"package_id": f"pkg-{n}", "sha256": "ab" * 32}],
-        counts={"persons": 100 + n},
-        settings={"k": 10},
-        timings={"verify": 0.1 * n},
-        outputs=[{"file": "returns/aurelle/x.cgpkg", "sha256": "cd" * 32}],
-        now=datetime(2026, 6, 30, 12, n, tzinfo=UTC),
-    )
+    return audit.new_entry(**fields(n))
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
     path = tmp_path / "audit.jsonl"
     for n in range(1, 5):
-        staged = tmp_path / "staged.jsonl"
-        audit.append_entry(path, staged, body(n))
-        staged.replace(path)
+        audit.record(path, **fields(n))
     return path
 
 
@@ -89,15 +91,39 @@ def test_reordered_entries_are_detected(log: Path):
     assert audit.verify_chain(log)
 
 
-def test_append_refuses_a_broken_chain(log: Path, tmp_path: Path):
+def test_record_refuses_a_broken_chain_as_a_security_refusal(log: Path):
     rows = lines(log)
     del rows[0]
     rewrite(log, rows)
-    with pytest.raises(InputError, match="not intact"):
-        audit.append_entry(log, tmp_path / "next.jsonl", body(5))
+    before = log.read_bytes()
+    with pytest.raises(SecurityError, match="not intact"):
+        audit.record(log, **fields(5))
+    assert log.read_bytes() == before
 
 
 def test_garbage_line_is_a_problem_not_a_crash(log: Path):
     with open(log, "a") as f:
         f.write("not json\n")
     assert any("not valid JSON" in p for p in audit.verify_chain(log))
+
+
+def test_staged_record_lands_only_when_moved_in_and_needs_the_lock(log: Path, tmp_path: Path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    before = log.read_bytes()
+    with pytest.raises(RuntimeError, match="hold"):
+        audit.record(log, **fields(5), staging=staging)
+    with audit.locked(log):
+        entry = audit.record(log, **fields(5), staging=staging)
+        assert log.read_bytes() == before  # the live log is untouched until the move
+        for name in ("audit.jsonl", "audit.jsonl.head"):
+            (staging / name).replace(log.parent / name)
+    assert audit.read_entries(log)[-1] == entry and entry["seq"] == 5
+    assert audit.verify_log(log) == []
+
+
+def test_unreadable_line_refuses_record_with_a_security_error(log: Path):
+    with open(log, "a") as f:
+        f.write("not json\n")
+    with pytest.raises(SecurityError, match="line 5"):
+        audit.record(log, **fields(5))

@@ -3,25 +3,25 @@
 Each entry carries `prev`, the SHA-256 of the previous entry's canonical JSON, and `seq`, so
 an edited, deleted, inserted or reordered entry breaks the chain; `entry_hash` covers the
 entry itself, so an edit of the newest entry is caught too. A head file beside the log
-(`audit.jsonl.head`: entry count and newest digest, signed by the party's Ed25519 key when
-written by `record`) catches a truncated log and, checked against the registry, a log
-rewritten whole. The log holds counts, settings, timings and digests only: callers pass
-package ids and file digests, never tokens, refs or customer values. The processor's log
+(`audit.jsonl.head`: entry count and newest digest, signed by the party's Ed25519 key)
+catches a truncated log and, checked against the registry, a log rewritten whole. Every
+party, maison or processor, writes its log through `record` only (locked, chained, head
+rewritten and signed). The log holds counts, settings, timings and digests only: callers
+pass package ids and file digests, never tokens, refs or customer values. The processor's log
 (`crossgroup process`) can also be anchored by the head digest that command prints.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crossgroup import jsonl
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import write_private_bytes
 
@@ -48,22 +48,8 @@ def file_digest(path: Path) -> str:
 
 
 def read_entries(path: Path) -> list[dict]:
-    """Parse the log; an unreadable line is an InputError naming its line number."""
-    if not path.is_file():
-        return []
-    entries = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                raise InputError(f"{path}: line {n} is not valid JSON") from None
-            if not isinstance(entry, dict):
-                raise InputError(f"{path}: line {n} is not a JSON object")
-            entries.append(entry)
-    return entries
+    """Parse the log ([] when absent); an unreadable line is a SecurityError naming it."""
+    return jsonl.read(Path(path), "audit log")
 
 
 def new_entry(
@@ -99,28 +85,6 @@ def chain_entry(previous: list[dict], body: Mapping[str, Any]) -> dict:
     entry["prev"] = entry_digest(previous[-1]) if previous else GENESIS
     entry.pop("entry_hash", None)
     entry["entry_hash"] = entry_digest(entry)
-    return entry
-
-
-def append_entry(source: Path, target: Path, body: Mapping[str, Any]) -> dict:
-    """Write `source`'s entries plus the new one to `target` (a staged copy), return it.
-
-    The caller moves `target` over `source` atomically once the whole run has succeeded; a
-    broken chain in `source` refuses the run rather than extending a log already tampered.
-    """
-    problems = verify_chain(source)
-    if problems:
-        raise InputError(f"{source}: audit log is not intact ({problems[0]}); not appending")
-    previous = read_entries(source)
-    entry = chain_entry(previous, body)
-    data = source.read_bytes() if source.is_file() else b""
-    if data and not data.endswith(b"\n"):
-        data += b"\n"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as f:
-        f.write(data + canonical_json(entry) + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
     return entry
 
 
@@ -207,7 +171,7 @@ def verify_chain(path: Path) -> list[str]:
     """Every problem found in the log's chain, in order ([] when intact)."""
     try:
         entries = read_entries(path)
-    except InputError as e:
+    except SecurityError as e:
         return [str(e)]
     return chain_problems(entries)
 
@@ -283,7 +247,7 @@ def verify_log(
         raise InputError(f"audit log not found: {path}")
     try:
         entries = read_entries(path)
-    except InputError as e:
+    except SecurityError as e:
         return [str(e)]
     problems = chain_problems(entries)
     hp = head_path(path)
@@ -319,16 +283,18 @@ def require_intact(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(log_path: Path) -> Iterator[None]:
-    """One writer at a time per log (two commands of one party may run together)."""
-    lock = log_path.with_name(f".{log_path.name}.lock")
-    fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+def locked(log_path: Path) -> Iterator[None]:
+    """Hold a log's lock (two commands of one party may run together: one chain).
+
+    `record` takes it itself; a caller staging the log holds it from before `record` until
+    the staging folder is moved in, e.g. entered on an ExitStack outside `staged_output`.
+    """
+    with jsonl.locked(Path(log_path)):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+
+
+def _line(entry: Mapping[str, Any]) -> str:
+    return canonical_json(entry).decode()
 
 
 def record(
@@ -343,32 +309,44 @@ def record(
     timings: Mapping[str, float] | None = None,
     signer: Any | None = None,
     now: datetime | None = None,
+    staging: Path | None = None,
 ) -> dict:
-    """Append one entry to a party's log and rewrite its head, atomically; return the entry.
+    """Append one entry to a party's log and rewrite its head, under the log's lock.
 
-    Pass counts, settings, file names and digests only: never a token, ref or customer value.
-    `signer` (the party's Ed25519 signing key) signs the head, so truncating the log or
-    rewriting it whole is caught by `crossgroup audit verify --registry`.
+    The only way any party writes its log. Pass counts, settings, file names and digests
+    only: never a token, ref or customer value. `signer` (the party's Ed25519 signing key)
+    signs the head, so truncating the log or rewriting it whole is caught by
+    `crossgroup audit verify --registry`. A log that is not intact is refused (SecurityError).
+    With `staging`, the extended log and its head are written into that folder instead, for
+    the caller to move into the log's folder together with the outputs the entry lists; the
+    caller holds `locked(log_path)` from before this call until that move is done.
     Example: record(keys.directory / "audit.jsonl", party="aurelle", command="export",
     counts={"customers_exported": 812}, signer=keys.signing_key)
     """
     log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if staging is not None and not jsonl.is_locked(log_path):
+        raise RuntimeError(f"record(staging=...) needs the caller to hold locked({log_path})")
     body = new_entry(
         party=party, command=command, inputs=list(inputs or []), counts=counts,
         settings=settings or {}, timings=timings or {}, outputs=list(outputs or []), now=now,
     )  # fmt: skip
-    with _locked(log_path):
+    with jsonl.locked(log_path):
         require_intact(log_path)
-        staged = log_path.with_name(f".{log_path.name}.staged")
-        try:
-            entry = append_entry(log_path, staged, body)
-            os.chmod(staged, 0o600)
-            os.replace(staged, log_path)
-        finally:
-            staged.unlink(missing_ok=True)
-        head = make_head(party, read_entries(log_path), signer)
-        write_private_bytes(head_path(log_path), json.dumps(head, indent=2).encode() + b"\n")
+        entries = read_entries(log_path)
+        entry = chain_entry(entries, body)
+        line = canonical_json(entry) + b"\n"
+        written = [*entries, json.loads(line)]  # the head digests the entry as it reads back
+        head = json.dumps(make_head(party, written, signer), indent=2).encode() + b"\n"
+        if staging is None:
+            jsonl.append(log_path, [entry], encode=_line)
+            write_private_bytes(head_path(log_path), head)
+        else:
+            data = log_path.read_bytes() if log_path.is_file() else b""
+            if data and not data.endswith(b"\n"):
+                data += b"\n"
+            staged = Path(staging) / log_path.name
+            write_private_bytes(staged, data + line)
+            write_private_bytes(head_path(staged), head)
     return entry
 
 

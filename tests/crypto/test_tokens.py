@@ -11,9 +11,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from crossgroup.contracts import REF_BYTES
 from crossgroup.crypto.keys import MatchingKey, matching_key_id
 from crossgroup.crypto.tokens import (
-    TOKEN_BYTES,
     email_token_key,
     hmac_tokens,
     maison_ref_key,
@@ -87,7 +87,7 @@ def test_hmac_tokens_keeps_nulls_order_and_hashes_distinct_values_once(monkeypat
     assert tokens.name == "email" and tokens.len() == 5
     assert tokens[1] is None and tokens[4] is None
     assert tokens[0] == tokens[3] != tokens[2]
-    assert all(len(t) == TOKEN_BYTES for t in tokens.drop_nulls())
+    assert all(len(t) == REF_BYTES for t in tokens.drop_nulls())
 
 
 def test_gmail_rules_are_opt_in():

@@ -15,15 +15,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from process_batch import MAISONS, build_batch, seal_exports
 
 from crossgroup.config import load_group
-from crossgroup.crypto.keys import load_party
+from crossgroup.crypto.keys import load_party, require_processor_keys
 from crossgroup.engine import Engine
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.group.ingest import (
-    build_views,
-    decrypt_batch,
-    require_processor_keys,
-    verify_inbox,
-)
+from crossgroup.group.ingest import build_views, decrypt_batch, verify_inbox
 
 
 @pytest.fixture(scope="module")

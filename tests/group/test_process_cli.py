@@ -3,6 +3,7 @@ on what leaves the processor (decrypted returns, reports, audit log, disk), not 
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -86,10 +87,11 @@ def processed(run_cli, batch, tmp_path):
 def test_only_encrypted_returns_reports_and_audit_remain(processed, tmp_path):
     _batch, out, result, _ = processed
     names = files(out)
-    assert "audit.jsonl" in names
+    assert "audit.jsonl" in names and "audit.jsonl.head" in names
+    assert (out / ".audit.jsonl.lock").read_bytes() == b""  # the writers' lock holds nothing
     for name in names:
         assert (
-            name == "audit.jsonl"
+            name in ("audit.jsonl", "audit.jsonl.head", ".audit.jsonl.lock")
             or (name.startswith("returns/") and name.endswith(".cgpkg"))
             or name.startswith("reports/")
         ), name
@@ -156,6 +158,17 @@ def test_audit_entry_records_packages_counts_timings_and_digests(processed):
     assert all(len(i["sha256"]) == 64 for i in entry["inputs"])
     assert set(entry["timings"]) >= {"verify", "decrypt", "resolve", "segment", "generalize"}
     assert {o["file"] for o in entry["outputs"]} >= {"reports/group_report.html"}
+
+
+def test_processor_audit_head_is_signed_and_verifies_with_the_registry(run_cli, processed):
+    batch, out, _, _ = processed
+    head = json.loads(audit.head_path(out / "audit.jsonl").read_text())
+    assert head["party"] == "processor" and head["entries"] == 1 and head["signature"]
+    assert head["head"] == audit.head_digest(out / "audit.jsonl")
+    result = run_cli("audit", "verify", "--log", out / "audit.jsonl",
+                     "--registry", batch.keys / "registry.toml")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "head signature" in result.stdout
 
 
 def test_replayed_batch_is_refused_and_writes_nothing(run_cli, template, processed, tmp_path):

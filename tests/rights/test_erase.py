@@ -16,7 +16,7 @@ import pytest
 
 from crossgroup import audit
 from crossgroup.config import load_maison, maison_config_path
-from crossgroup.crypto.keys import load_party
+from crossgroup.crypto.keys import load_party, load_registry
 from crossgroup.crypto.package import open_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.maison.erase import erasure_identities
@@ -191,6 +191,8 @@ def test_stale_export_records_are_counted_as_suppressed(world):
     entries = audit.read_entries(world["root"] / "out" / "audit.jsonl")
     assert [e["command"] for e in entries] == ["process", "erasure", "process"]
     assert audit.verify_chain(world["root"] / "out" / "audit.jsonl") == []
+    registry = load_registry(world["root"] / "keys" / "registry.toml")  # the head is signed
+    assert audit.verify_log(world["root"] / "out" / "audit.jsonl", registry=registry) == []
     assert entries[1]["counts"]["customers_listed"] == {"aurelle": 2}
     assert entries[1]["counts"]["retained_packages_deleted"] == 1
     assert entries[2]["counts"]["records_suppressed"] == {"aurelle": 1, "kessler": 0, "vautrin": 0}

@@ -18,7 +18,7 @@ from process_batch import build_batch
 
 from crossgroup import audit
 from crossgroup.config import load_group
-from crossgroup.crypto.keys import load_party
+from crossgroup.crypto.keys import load_party, load_registry
 from crossgroup.group.erasure import SUPPRESSION_LEDGER
 from crossgroup.group.pipeline import process_batch
 
@@ -110,8 +110,10 @@ def test_retained_inputs_then_returns_are_purged_each_with_an_audit_entry(
     assert all(e["counts"]["removed"] == "retained input" for e in purged)
     r = purge(run_cli, root, 31)
     assert r.exit_code == 0, r.stderr
-    assert files(root / "out") == ["audit.jsonl"]
+    assert files(root / "out") == [".audit.jsonl.lock", "audit.jsonl", "audit.jsonl.head"]
     assert audit.verify_chain(root / "out" / "audit.jsonl") == []
+    registry = load_registry(root / "keys" / "registry.toml")  # purge entries sign the head
+    assert audit.verify_log(root / "out" / "audit.jsonl", registry=registry) == []
     assert len(audit.read_entries(root / "out" / "audit.jsonl")) == 1 + 3 + 3 + 5
 
 
@@ -173,9 +175,8 @@ def test_bad_now_is_exit_2_and_maison_keys_exit_3(run_cli, processed, tmp_path):
 
 
 def test_processor_suppression_key_is_allowed_but_a_disguised_secret_is_not(template, tmp_path):
-    from crossgroup.crypto.keys import load_party
+    from crossgroup.crypto.keys import load_party, require_processor_keys
     from crossgroup.errors import InputError, SecurityError
-    from crossgroup.group.ingest import require_processor_keys
 
     root = tmp_path / "k"
     shutil.copytree(template.keys, root)

@@ -9,6 +9,7 @@ processor directory never holds either.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import tempfile
@@ -461,3 +462,54 @@ def load_party(party_dir: Path, *, passphrase: str | None = None) -> PartyKeys:
         info.id, info.role, party_dir, registry, sign, decryption, current, local, matching_keys,
         suppression,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------- invariant 4
+
+
+def require_processor_keys(keys: PartyKeys, party_dir: Path | None = None) -> None:
+    """Invariant 4: the processor holds no matching secret and no local secret.
+
+    Checks what was loaded and also scans the directory, since a secret file copied into a
+    processor directory would not be loaded, yet would sit on the processor's machine.
+    """
+    if getattr(keys, "role", None) != "processor":
+        raise SecurityError(
+            f"the key directory belongs to {keys.party_id} ({keys.role}), not the processor: "
+            "the processor must hold no matching or local secret (DESIGN §5.4)"
+        )
+    if getattr(keys, "matching", None) is not None or getattr(keys, "local_secret", None):
+        raise SecurityError("the processor key directory holds a matching or local secret")
+    own_key = Path(party_dir) / SUPPRESSION_KEY_FILE if party_dir else None
+    for path in sorted(Path(party_dir).rglob("*")) if party_dir else []:
+        if not path.is_file():
+            continue
+        kind = _secret_envelope_kind(path)
+        if path.suffix == ".secret" or (kind is not None and not (
+            path == own_key and kind == "suppression"
+        )):  # fmt: skip
+            raise SecurityError(
+                f"the processor key directory holds a secret file ({path.name}): "
+                "the processor must hold no matching or local secret (DESIGN §5.4)"
+            )
+
+
+def _secret_envelope_kind(path: Path) -> str | None:
+    """The kind of a secret envelope ('' when unreadable as one), None for any other file.
+
+    Only the processor's own suppression key, at its own path, is allowed: it can recognise
+    erased refs and tokens but compute none (group/erasure.py).
+    """
+    try:
+        if path.stat().st_size > 1 << 16:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if _keyfiles.SECRET_FORMAT.encode() not in data:
+        return None
+    try:
+        kind = json.loads(data).get("kind")
+    except (ValueError, AttributeError):
+        return ""
+    return kind if isinstance(kind, str) else ""

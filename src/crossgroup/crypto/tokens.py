@@ -23,7 +23,6 @@ from crossgroup.crypto import _primitives
 if TYPE_CHECKING:
     from crossgroup.crypto.keys import MatchingKey
 
-TOKEN_BYTES = REF_BYTES  # the contract's identifier size (contracts.REF_BYTES)
 SPEC_VERSION = "v1"
 
 # Unicode White_Space (trimmed at both ends); spelled out so other tooling trims the same set.
@@ -64,6 +63,13 @@ def maison_ref_key(local_secret: bytes) -> bytes:
     return _primitives.hkdf_sha256(
         local_secret, info=f"crossgroup/{SPEC_VERSION}/maison-ref".encode()
     )
+
+
+def suppression_ledger_key(suppression_key: bytes, kind: str, maison: str) -> bytes:
+    """The processor's HMAC key for one identifier kind of one maison's erasures:
+    HKDF-SHA256(suppression key, info='crossgroup/v1/suppression/<kind>/<maison>')."""
+    info = f"crossgroup/{SPEC_VERSION}/suppression/{kind}/{maison}".encode()
+    return _primitives.hkdf_sha256(suppression_key, info=info)
 
 
 # ---------------------------------------------------------------- email
@@ -251,7 +257,7 @@ def hmac_tokens(key: bytes, values: pl.Series) -> pl.Series:
 
 def _digest_series(key: bytes, distinct: pl.Series) -> pl.Series:
     offsets, data = _arrow_buffers(distinct)
-    digests = _primitives.hmac_sha256_batch(key, offsets, data, out_len=TOKEN_BYTES)
+    digests = _primitives.hmac_sha256_batch(key, offsets, data, out_len=REF_BYTES)
     return _to_binary_series("t", digests)
 
 

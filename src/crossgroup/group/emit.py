@@ -8,6 +8,7 @@ the private working directory, for sealing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,9 @@ def emit_release(
     times so far, read just before the entry is written.
     """
     out_dir = Path(out_dir)
-    with staged_output(out_dir) as staging:
+    log = out_dir / AUDIT_LOG
+    # the log stays locked from its entry until the outputs it lists are moved in with it
+    with contextlib.ExitStack() as audit_lock, staged_output(out_dir) as staging:
         returns = {
             package.maison: _seal_return(release, policy, batch, package, keys, staging, work)
             for package in batch.packages
@@ -63,12 +66,11 @@ def emit_release(
         reports = _write_reports(release, report_html, staging / "reports")
         outputs = [_output(staging, path, package_id=pid) for path, pid in returns.values()]
         outputs += [_output(staging, path) for path in reports]
-        entry = audit.new_entry(
-            party=keys.party_id, command="process", outputs=outputs, timings=timings(), now=now,
-            **record,
+        audit_lock.enter_context(audit.locked(log))
+        audit.record(
+            log, party=keys.party_id, command="process", outputs=outputs, timings=timings(),
+            signer=keys.signing_key, now=now, staging=staging, **record,
         )  # fmt: skip
-        audit.append_entry(out_dir / AUDIT_LOG, staging / AUDIT_LOG, entry)
-    log = out_dir / AUDIT_LOG
     return Emitted(
         returns={m: out_dir / path.relative_to(staging) for m, (path, _) in returns.items()},
         reports=[out_dir / path.relative_to(staging) for path in reports],

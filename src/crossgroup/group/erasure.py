@@ -13,38 +13,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from crossgroup import audit
-from crossgroup.crypto import _primitives
-from crossgroup.crypto.tokens import hmac_tokens
-from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import write_private_bytes
+from crossgroup import audit, jsonl
+from crossgroup.contracts import ERASURE, REF_BYTES
+from crossgroup.crypto.tokens import hmac_tokens, suppression_ledger_key
+from crossgroup.errors import InputError
 
-ERASURE_TABLE = "erased"
+(ERASURE_TABLE,) = ERASURE  # the one table of an erasure package (contracts.ERASURE)
 # export column -> ledger kind: one HMAC key per kind and maison
 LEDGER_KINDS = {"maison_ref": "ref", "email_token": "email", "phone_token": "phone"}
 SUPPRESSION_LEDGER = "suppression-ledger.jsonl"
-REF_BYTES = 16
-
-
-def ledger_key(suppression_key: bytes, kind: str, maison: str) -> bytes:
-    """The HMAC key for one identifier kind of one maison: erasures are scoped per maison."""
-    info = f"crossgroup/v1/suppression/{kind}/{maison}".encode()
-    return _primitives.hkdf_sha256(suppression_key, info=info)
 
 
 def identifier_digests(suppression_key: bytes, maison: str, frame: pl.DataFrame) -> pl.DataFrame:
     """One hex digest column per identifier column of `frame` (null stays null)."""
     return frame.select(
         [
-            hmac_tokens(ledger_key(suppression_key, kind, maison), frame[column])
+            hmac_tokens(suppression_ledger_key(suppression_key, kind, maison), frame[column])
             .bin.encode("hex")
             .alias(column)
             for column, kind in LEDGER_KINDS.items()
@@ -77,26 +67,13 @@ def without_refs(frame: pl.DataFrame, refs: pl.Series) -> pl.DataFrame:
 # ---------------------------------------------------------------- the ledger file
 
 
+def _ledger_row(entry: dict) -> dict:
+    return {"digest": str(entry["digest"]), "added": dt.date.fromisoformat(entry["added"])}
+
+
 def read_ledger(party_dir: Path) -> pl.DataFrame:
     """digest (hex) and added (date) per entry; a damaged ledger is a refusal, never empty."""
-    path = Path(party_dir) / SUPPRESSION_LEDGER
-    rows: list[dict] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except OSError as e:
-        raise SecurityError(f"suppression ledger {path} cannot be read: {e.strerror}") from None
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            rows.append(
-                {"digest": str(entry["digest"]), "added": dt.date.fromisoformat(entry["added"])}
-            )
-        except (ValueError, KeyError, TypeError):
-            raise SecurityError(f"suppression ledger {path} is damaged at line {n}") from None
+    rows = jsonl.read(Path(party_dir) / SUPPRESSION_LEDGER, "suppression ledger", _ledger_row)
     return pl.DataFrame(rows, schema={"digest": pl.String, "added": pl.Date})
 
 
@@ -110,11 +87,13 @@ def merge_ledger(ledger: pl.DataFrame, digests: pl.Series, added: dt.date) -> pl
 def write_ledger(party_dir: Path, ledger: pl.DataFrame) -> Path:
     """Replace the ledger atomically (mode 0600): digests and dates only."""
     path = Path(party_dir) / SUPPRESSION_LEDGER
-    text = "".join(
-        json.dumps({"digest": d, "added": a.isoformat()}, sort_keys=True) + "\n"
-        for d, a in ledger.select("digest", "added").iter_rows()
+    jsonl.rewrite(
+        path,
+        (
+            {"digest": d, "added": a.isoformat()}
+            for d, a in ledger.select("digest", "added").iter_rows()
+        ),
     )
-    write_private_bytes(path, text.encode())
     return path
 
 
@@ -166,18 +145,18 @@ class ErasureOutcome:
 
 
 def read_erasure_table(path: Path, package_name: str) -> pl.DataFrame:
-    """The `erased` table, checked against its contract (16-byte refs, binary tokens)."""
+    """The `erased` table, checked against its contract (contracts.ERASURE)."""
     frame = pl.read_parquet(path)
-    expected = set(LEDGER_KINDS)
-    if set(frame.columns) != expected or any(frame[c].dtype != pl.Binary for c in expected):
+    columns = ERASURE[ERASURE_TABLE].names
+    if set(frame.columns) != set(columns) or any(frame[c].dtype != pl.Binary for c in columns):
         raise InputError(
             f"erasure package {package_name}: table {ERASURE_TABLE} must have exactly the "
-            f"binary columns {', '.join(LEDGER_KINDS)}"
+            f"binary columns {', '.join(columns)}"
         )
     refs = frame["maison_ref"]
     if refs.null_count() or (refs.bin.size() != REF_BYTES).any():
         raise InputError(
-            f"erasure package {package_name}: maison_ref must be 16 bytes on every row"
+            f"erasure package {package_name}: maison_ref must be {REF_BYTES} bytes on every row"
         )
     return frame
 
@@ -208,28 +187,29 @@ def apply_erasures(
 
     started = time.perf_counter()
     key = require_suppression_key(keys)
-    ledger = read_ledger(keys.directory)
-    before = ledger.height
-    listed: dict[str, int] = {}
-    for i, package in enumerate(erasures):
-        target = work / "erasures" / str(i)
-        target.mkdir(parents=True)
-        opened = open_package(package.path, keys, target, kind="erasure")
-        if ERASURE_TABLE not in opened.tables:
-            raise InputError(f"erasure package {package.path.name} lacks table {ERASURE_TABLE}")
-        erased = read_erasure_table(opened.tables[ERASURE_TABLE], package.path.name)
-        listed[package.maison] = listed.get(package.maison, 0) + erased.height
-        ledger = merge_ledger(ledger, erased_digests(key, package.maison, erased), now.date())
-    digests = ledger["digest"]
-    doomed = []
-    for path in retained:
-        opened = open_retained(path, keys, work / "retained" / path.parent.name / path.stem)
-        if opened.manifest.sender not in listed:
-            continue
-        identities = pl.read_parquet(opened.tables["identities"])
-        if suppressed_refs(key, opened.manifest.sender, identities, digests).len():
-            doomed.append(path)
-    ledger_path = write_ledger(keys.directory, ledger)
+    with jsonl.locked(Path(keys.directory) / SUPPRESSION_LEDGER):  # read, merge, rewrite
+        ledger = read_ledger(keys.directory)
+        before = ledger.height
+        listed: dict[str, int] = {}
+        for i, package in enumerate(erasures):
+            target = work / "erasures" / str(i)
+            target.mkdir(parents=True)
+            opened = open_package(package.path, keys, target, kind="erasure")
+            if ERASURE_TABLE not in opened.tables:
+                raise InputError(f"erasure package {package.path.name} lacks table {ERASURE_TABLE}")
+            erased = read_erasure_table(opened.tables[ERASURE_TABLE], package.path.name)
+            listed[package.maison] = listed.get(package.maison, 0) + erased.height
+            ledger = merge_ledger(ledger, erased_digests(key, package.maison, erased), now.date())
+        digests = ledger["digest"]
+        doomed = []
+        for path in retained:
+            opened = open_retained(path, keys, work / "retained" / path.parent.name / path.stem)
+            if opened.manifest.sender not in listed:
+                continue
+            identities = pl.read_parquet(opened.tables["identities"])
+            if suppressed_refs(key, opened.manifest.sender, identities, digests).len():
+                doomed.append(path)
+        ledger_path = write_ledger(keys.directory, ledger)
     deleted = []
     for path in doomed:
         deleted.append({"file": str(path.relative_to(out_dir)), "sha256": audit.file_digest(path),
@@ -246,8 +226,10 @@ def apply_erasures(
 
 
 def log_erasures(out_dir, keys, erasures, outcome, ledger_path, now, seconds) -> dict:
-    """One audit entry for the erasure step: package ids, counts and digests only."""
-    body = audit.new_entry(
+    """One audit entry for the erasure step in DIR/audit.jsonl, head signed by the processor:
+    package ids, counts and digests only."""
+    return audit.record(
+        Path(out_dir) / "audit.jsonl",
         party=keys.party_id,
         command="erasure",
         inputs=[
@@ -272,20 +254,6 @@ def log_erasures(out_dir, keys, erasures, outcome, ledger_path, now, seconds) ->
             {"file": SUPPRESSION_LEDGER, "sha256": audit.file_digest(ledger_path)},
             *outcome.retained_deleted,
         ],
+        signer=keys.signing_key,
         now=now,
     )
-    return append_audit(out_dir, body)
-
-
-def append_audit(out_dir: Path, body: dict) -> dict:
-    """Append one entry to DIR/audit.jsonl atomically (staged copy, then replace)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log = out_dir / "audit.jsonl"
-    staged = out_dir / ".audit.jsonl.tmp"
-    try:
-        entry = audit.append_entry(log, staged, body)
-        os.replace(staged, log)
-    finally:
-        staged.unlink(missing_ok=True)
-    return entry

@@ -1,4 +1,4 @@
-"""The processor's intake: check its own keys, verify every package, then decrypt (DESIGN §3).
+"""The processor's intake: verify every package, then decrypt (DESIGN §3).
 
 Nothing is decrypted until every package in the inbox has been verified and the batch is
 coherent (one matching-key epoch, one as-of date, senders of this pipeline, one package per
@@ -8,7 +8,6 @@ maison). Plaintext goes only into the caller's private working directory.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,12 +15,11 @@ from pathlib import Path
 from crossgroup.audit import file_digest
 from crossgroup.config import PARTY_ID, GroupConfig
 from crossgroup.contracts import EXPORT, REF_BYTES
-from crossgroup.crypto.keys import SUPPRESSION_KEY_FILE
 from crossgroup.engine import Engine
 from crossgroup.errors import CrossgroupError, InputError, SecurityError
+from crossgroup.group.retention import check_package_age
 
 PACKAGE_SUFFIX = ".cgpkg"
-SECRET_FORMAT = "crossgroup-secret/v1"  # noqa: S105 - the envelope format name, not a secret
 
 
 @dataclass(frozen=True)
@@ -62,54 +60,6 @@ class Batch:
         return tuple(p.maison for p in self.packages)
 
 
-def require_processor_keys(keys, party_dir: Path | None = None) -> None:
-    """Invariant 4: the processor holds no matching secret and no local secret.
-
-    Checks what was loaded and also scans the directory, since a secret file copied into a
-    processor directory would not be loaded, yet would sit on the processor's machine.
-    """
-    if getattr(keys, "role", None) != "processor":
-        raise SecurityError(
-            f"the key directory belongs to {keys.party_id} ({keys.role}), not the processor: "
-            "the processor must hold no matching or local secret (DESIGN §5.4)"
-        )
-    if getattr(keys, "matching", None) is not None or getattr(keys, "local_secret", None):
-        raise SecurityError("the processor key directory holds a matching or local secret")
-    own_key = Path(party_dir) / SUPPRESSION_KEY_FILE if party_dir else None
-    for path in sorted(Path(party_dir).rglob("*")) if party_dir else []:
-        if not path.is_file():
-            continue
-        kind = _secret_envelope_kind(path)
-        if path.suffix == ".secret" or (kind is not None and not (
-            path == own_key and kind == "suppression"
-        )):  # fmt: skip
-            raise SecurityError(
-                f"the processor key directory holds a secret file ({path.name}): "
-                "the processor must hold no matching or local secret (DESIGN §5.4)"
-            )
-
-
-def _secret_envelope_kind(path: Path) -> str | None:
-    """The kind of a secret envelope ('' when unreadable as one), None for any other file.
-
-    Only the processor's own suppression key, at its own path, is allowed: it can recognise
-    erased refs and tokens but compute none (group/erasure.py).
-    """
-    try:
-        if path.stat().st_size > 1 << 16:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if SECRET_FORMAT.encode() not in data:
-        return None
-    try:
-        kind = json.loads(data).get("kind")
-    except (ValueError, AttributeError):
-        return ""
-    return kind if isinstance(kind, str) else ""
-
-
 def inbox_packages(inbox: Path) -> list[Path]:
     if not inbox.is_dir():
         raise InputError(f"inbox folder not found: {inbox}")
@@ -139,7 +89,6 @@ def verify_inbox(
     `check_replay=False` is for evaluation, which reads a batch without acting on it.
     """
     from crossgroup.crypto.package import require_one_matching_key, verify_package
-    from crossgroup.group.retention import check_package_age
 
     accepted: list[InboxPackage] = []
     erasures: list[InboxPackage] = []

@@ -22,7 +22,7 @@ import polars as pl
 
 from crossgroup import audit
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
-from crossgroup.crypto.keys import PartyKeys
+from crossgroup.crypto.keys import PartyKeys, require_processor_keys
 from crossgroup.engine import Engine
 from crossgroup.group.emit import emit_release
 from crossgroup.group.generalize import generalize
@@ -30,7 +30,6 @@ from crossgroup.group.ingest import (
     Batch,
     build_views,
     decrypt_batch,
-    require_processor_keys,
     verify_inbox,
 )
 from crossgroup.group.release import Release, build_release

@@ -10,24 +10,19 @@ replayable, so a package created longer ago than the replay window is refused at
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from crossgroup import audit
+from crossgroup import audit, jsonl
 from crossgroup.config import GroupConfig
+from crossgroup.crypto.keys import PartyKeys, require_processor_keys
 from crossgroup.crypto.ledger import LEDGER
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import write_private_bytes
-
-if TYPE_CHECKING:
-    from crossgroup.crypto.keys import PartyKeys
+from crossgroup.group.erasure import SUPPRESSION_LEDGER
 
 RETAINED = "retained"
-SETTINGS = ("input_packages_days", "returns_days", "suppression_ledger_days", "replay_ledger_days")
 CLOCK_SKEW = dt.timedelta(days=1)
 
 
@@ -154,43 +149,26 @@ def expired_files(out_dir: Path, group: GroupConfig, now: dt.datetime) -> list[t
     ]
 
 
-def _log_purge(out_dir: Path, party: str, counts: dict, outputs: list[dict], now) -> dict:
-    from crossgroup.group.erasure import append_audit
-
-    body = audit.new_entry(party=party, command="purge", inputs=[], counts=counts,
-                           settings={}, timings={}, outputs=outputs, now=now)  # fmt: skip
-    return append_audit(out_dir, body)
-
-
-def _purge_jsonl(path: Path, keep, what: str) -> tuple[int, int]:
-    """Rewrite a JSON-lines ledger keeping the lines `keep` accepts; (dropped, kept)."""
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except FileNotFoundError:
-        return 0, 0
-    kept = []
-    for n, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line)
-            ok = keep(entry)
-        except (ValueError, KeyError, TypeError):
-            raise SecurityError(f"{what} {path} is damaged at line {n}") from None
-        if ok:
-            kept.append(line + "\n")
-    if len(kept) < len(lines):
-        write_private_bytes(path, "".join(kept).encode())
-    return len(lines) - len(kept), len(kept)
+def _log_purge(out_dir: Path, keys, counts: dict, outputs: list[dict], now) -> dict:
+    """One `purge` entry in DIR/audit.jsonl, its head signed by the processor."""
+    return audit.record(
+        Path(out_dir) / "audit.jsonl",
+        party=keys.party_id,
+        command="purge",
+        counts=counts,
+        outputs=outputs,
+        signer=keys.signing_key,
+        now=now,
+    )
 
 
 def purge_ledgers(party_dir: Path, group: GroupConfig, now: dt.datetime) -> dict[str, dict]:
     """Drop suppression and replay ledger entries past their periods (absent: keep)."""
-    from crossgroup.group.erasure import SUPPRESSION_LEDGER
-
     result = {}
     days = retention_days(group, "suppression_ledger_days")
     if days is not None:
         cutoff = now.date() - dt.timedelta(days=days)
-        dropped, kept = _purge_jsonl(
+        dropped, kept = jsonl.keep_only(
             Path(party_dir) / SUPPRESSION_LEDGER,
             lambda e: dt.date.fromisoformat(e["added"]) > cutoff,
             "suppression ledger",
@@ -199,7 +177,7 @@ def purge_ledgers(party_dir: Path, group: GroupConfig, now: dt.datetime) -> dict
     days = retention_days(group, "replay_ledger_days")
     if days is not None:
         window = dt.timedelta(days=days)
-        dropped, kept = _purge_jsonl(
+        dropped, kept = jsonl.keep_only(
             Path(party_dir) / LEDGER,
             lambda e: now - dt.datetime.fromisoformat(e["accepted_at"]) < window,
             "replay ledger",
@@ -216,8 +194,6 @@ def purge(
     Each deletion is its own audit entry in DIR/audit.jsonl (file digest, age, period).
     Example: purge(Path("processed"), load_party(Path("keys/processor")), load_group())
     """
-    from crossgroup.group.ingest import require_processor_keys
-
     out_dir, now = Path(out_dir), utc_now(now)
     if not out_dir.is_dir():
         raise InputError(f"output folder not found: {out_dir}")
@@ -227,7 +203,7 @@ def purge(
         row = {"file": str(path.relative_to(out_dir)), "sha256": audit.file_digest(path),
                "action": "deleted"}  # fmt: skip
         path.unlink()
-        _log_purge(out_dir, keys.party_id, {"removed": what, "age_days": age,
+        _log_purge(out_dir, keys, {"removed": what, "age_days": age,
                    "retention_days": days}, [row], now)  # fmt: skip
         result.deleted.append({**row, "what": what, "age_days": age})
     for folder in sorted((out_dir / RETAINED).glob("*")):
@@ -237,7 +213,7 @@ def purge(
     for name, figures in result.ledgers.items():
         if figures["dropped"]:
             path = Path(keys.directory) / name
-            _log_purge(out_dir, keys.party_id,
+            _log_purge(out_dir, keys,
                        {"ledger": name, "entries_dropped": figures["dropped"],
                         "entries_kept": figures["kept"], "retention_days": figures["days"]},
                        [{"file": name, "sha256": audit.file_digest(path)}], now)  # fmt: skip

@@ -11,8 +11,6 @@ which an access request needs. No activity, token or customer_id is kept.
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +19,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from crossgroup import audit
+from crossgroup import audit, jsonl
+from crossgroup.contracts import REF_BYTES
 from crossgroup.crypto.keys import PartyKeys
-from crossgroup.crypto.tokens import TOKEN_BYTES
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import write_private_bytes
 
@@ -44,7 +42,7 @@ def refs_bytes(refs: pl.Series) -> bytes:
     Vectorized: the sorted column's Arrow data buffer already is the concatenation.
     """
     distinct = refs.drop_nulls().unique().sort()
-    if (distinct.bin.size() != TOKEN_BYTES).any():
+    if (distinct.bin.size() != REF_BYTES).any():
         raise InputError("export ledger: a maison_ref has the wrong length")
     arr = distinct.to_arrow().cast(pa.large_binary())
     if isinstance(arr, pa.ChunkedArray):
@@ -105,10 +103,10 @@ def record_export(
         "counts": {"customers_exported": customers["exported"],
                    "activity_rows": summary["activity_rows"]},
         "refs_file": f"{REFS_DIR}/{refs_path.name}",
-        "refs_count": len(data) // TOKEN_BYTES,
+        "refs_count": len(data) // REF_BYTES,
         "refs_sha256": audit.file_digest(refs_path),
     }  # fmt: skip
-    _append_line(directory / LEDGER, line)
+    jsonl.append(directory / LEDGER, [line])
     audit.record(
         party_log(keys),
         party=keys.party_id,
@@ -131,31 +129,14 @@ def record_export(
     return line
 
 
-def _append_line(path: Path, line: dict) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _checked_line(line: dict) -> dict:
+    line["package_id"], line["refs_file"], line["refs_sha256"]  # a KeyError: damaged line
+    return line
 
 
 def read_export_ledger(party_dir: Path) -> list[dict]:
     """Every export this maison recorded, oldest first; a damaged line is a refusal."""
-    path = Path(party_dir) / LEDGER
-    if not path.is_file():
-        return []
-    lines = []
-    for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            line = json.loads(text)
-            str(line["package_id"]), str(line["refs_file"]), str(line["refs_sha256"])
-        except (ValueError, KeyError, TypeError):
-            raise SecurityError(f"export ledger {path} is damaged at line {n}") from None
-        lines.append(line)
-    return lines
+    return jsonl.read(Path(party_dir) / LEDGER, "export ledger", _checked_line)
 
 
 def included_in(party_dir: Path, line: dict, maison_ref: bytes) -> bool | None:
@@ -169,12 +150,12 @@ def included_in(party_dir: Path, line: dict, maison_ref: bytes) -> bool | None:
         data = refs_path.read_bytes()
     except FileNotFoundError:
         return None
-    if audit.file_digest(refs_path) != line["refs_sha256"] or len(data) % TOKEN_BYTES:
+    if audit.file_digest(refs_path) != line["refs_sha256"] or len(data) % REF_BYTES:
         raise SecurityError(f"export ledger: {line['refs_file']} does not match its digest")
-    lo, hi = 0, len(data) // TOKEN_BYTES
+    lo, hi = 0, len(data) // REF_BYTES
     while lo < hi:  # binary search over the sorted fixed-size refs
         mid = (lo + hi) // 2
-        value = data[mid * TOKEN_BYTES : (mid + 1) * TOKEN_BYTES]
+        value = data[mid * REF_BYTES : (mid + 1) * REF_BYTES]
         if value == maison_ref:
             return True
         if value < maison_ref:
