@@ -3,7 +3,9 @@
 Layout made by `init_keys`: KEYDIR/registry.toml and one directory per party holding a copy
 of the registry, `party.toml` (public metadata) and its private files (mode 0600, dirs
 0700). Maisons also hold the matching secret of every epoch and their local secret; the
-processor directory never holds either.
+processor directory never holds either. Longer than most modules because generation,
+rotation, loading and the processor's no-secret check all read and write that one layout:
+kept on one page, the layout is stated once and cannot drift between writer and reader.
 """
 
 from __future__ import annotations
