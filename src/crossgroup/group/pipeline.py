@@ -1,5 +1,7 @@
 """The processor's batch as named stages: verify -> erase -> decrypt -> resolve -> features ->
-segment -> generalize -> release, each timed (DESIGN §5, §7 `crossgroup process`).
+segment -> generalize -> release, each timed (DESIGN §5, §7 `crossgroup process`). The
+release is three steps: build (group/release.py, pure frames), check (privacy/
+release_checks.py, pure) and emit (group/emit.py, the only writes); docs/architecture.md.
 
 Plaintext lives only in a private working directory (DuckDB spills there too) that is removed
 whatever happens; outputs are staged and moved in only after the privacy checks passed and
@@ -37,8 +39,6 @@ from crossgroup.io import private_workdir
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import check_release
 from crossgroup.report.group_report import group_report_html
-
-STAGES = ("verify", "erase", "decrypt", "resolve", "features", "segment", "generalize", "release")
 
 
 class StageTimer:
