@@ -187,3 +187,22 @@ def test_epochs_derive_different_keys_from_one_secret():
 @pytest.mark.parametrize("bad", ["", "x", "a@b", "@example.com", "a@.com", "a@b..com"])
 def test_not_email_shaped_gets_no_token(bad):
     assert normalize_email(bad) is None
+
+
+def test_suppression_ledger_key_follows_the_documented_label():
+    """docs/erasure-and-retention.md: HKDF-SHA256(suppression key, zero salt, info =
+    'crossgroup/v1/suppression/<kind>/<maison>'), computed here with `cryptography` directly,
+    so a changed label (which would make erased customers link again) fails."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from crossgroup.crypto.tokens import suppression_ledger_key
+
+    secret = bytes(range(32))
+    for kind in ("ref", "email", "phone"):
+        info = f"crossgroup/v1/suppression/{kind}/aurelle".encode()
+        expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+        assert suppression_ledger_key(secret, kind, "aurelle") == expected
+    assert suppression_ledger_key(secret, "ref", "aurelle") != suppression_ledger_key(
+        secret, "ref", "kessler"
+    )

@@ -68,7 +68,9 @@ def maison_ref_key(local_secret: bytes) -> bytes:
 def suppression_ledger_key(suppression_key: bytes, kind: str, maison: str) -> bytes:
     """The processor's HMAC key for one identifier kind of one maison's erasures:
     HKDF-SHA256(suppression key, info='crossgroup/v1/suppression/<kind>/<maison>')."""
-    info = f"crossgroup/{SPEC_VERSION}/suppression/{kind}/{maison}".encode()
+    # a fixed label, not SPEC_VERSION: a new normalization spec must not silently change the
+    # keys of an existing suppression ledger (erased customers would link again)
+    info = f"crossgroup/v1/suppression/{kind}/{maison}".encode()
     return _primitives.hkdf_sha256(suppression_key, info=info)
 
 

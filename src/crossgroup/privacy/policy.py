@@ -24,9 +24,10 @@ class ReleasePolicy:
     """
 
     taxonomy: Taxonomy
-    k: int = 10
-    k_aggregate: int = 50
-    min_maisons_per_sector: int = 2
+    # defaults are the pipeline's own (GroupConfig), stated there once
+    k: int = GroupConfig.k
+    k_aggregate: int = GroupConfig.k_aggregate
+    min_maisons_per_sector: int = GroupConfig.min_maisons_per_sector
     sector_maisons: Mapping[str, int] | None = None
     maison_names: Mapping[str, str] = field(default_factory=dict)
 
