@@ -107,21 +107,6 @@ def test_garbage_line_is_a_problem_not_a_crash(log: Path):
     assert any("not valid JSON" in p for p in audit.verify_chain(log))
 
 
-def test_staged_record_lands_only_when_moved_in_and_needs_the_lock(log: Path, tmp_path: Path):
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    before = log.read_bytes()
-    with pytest.raises(RuntimeError, match="hold"):
-        audit.record(log, **fields(5), staging=staging)
-    with audit.locked(log):
-        entry = audit.record(log, **fields(5), staging=staging)
-        assert log.read_bytes() == before  # the live log is untouched until the move
-        for name in ("audit.jsonl", "audit.jsonl.head"):
-            (staging / name).replace(log.parent / name)
-    assert audit.read_entries(log)[-1] == entry and entry["seq"] == 5
-    assert audit.verify_log(log) == []
-
-
 def test_unreadable_line_refuses_record_with_a_security_error(log: Path):
     with open(log, "a") as f:
         f.write("not json\n")

@@ -5,18 +5,18 @@ an edited, deleted, inserted or reordered entry breaks the chain; `entry_hash` c
 entry itself, so an edit of the newest entry is caught too. A head file beside the log
 (`audit.jsonl.head`: entry count and newest digest, signed by the party's Ed25519 key)
 catches a truncated log and, checked against the registry, a log rewritten whole. Every
-party, maison or processor, writes its log through `record` only (locked, chained, head
-rewritten and signed). The log holds counts, settings, timings and digests only: callers
-pass package ids and file digests, never tokens, refs or customer values. The processor's log
+party writes its log through `record`, or through a commit (crossgroup.commit) together
+with the outputs the entry lists: locked, chained, head rewritten and signed. The log holds
+counts, settings, timings and digests only: callers pass package ids and file digests, never
+tokens, refs or customer values. The processor's log
 (`crossgroup process`) can also be anchored by the head digest that command prints.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -282,23 +282,13 @@ def require_intact(path: Path) -> None:
         )
 
 
-@contextlib.contextmanager
-def locked(log_path: Path) -> Iterator[None]:
-    """Hold a log's lock (two commands of one party may run together: one chain).
-
-    `record` takes it itself; a caller staging the log holds it from before `record` until
-    the staging folder is moved in, e.g. entered on an ExitStack outside `staged_output`.
-    """
-    with jsonl.locked(Path(log_path)):
-        yield
-
-
 def _line(entry: Mapping[str, Any]) -> str:
     return canonical_json(entry).decode()
 
 
-def record(
+def prepare(
     log_path: Path,
+    pending: Sequence[dict] = (),
     *,
     party: str,
     command: str,
@@ -309,44 +299,37 @@ def record(
     timings: Mapping[str, float] | None = None,
     signer: Any | None = None,
     now: datetime | None = None,
-    staging: Path | None = None,
-) -> dict:
-    """Append one entry to a party's log and rewrite its head, under the log's lock.
-
-    The only way any party writes its log. Pass counts, settings, file names and digests
-    only: never a token, ref or customer value. `signer` (the party's Ed25519 signing key)
-    signs the head, so truncating the log or rewriting it whole is caught by
-    `crossgroup audit verify --registry`. A log that is not intact is refused (SecurityError).
-    With `staging`, the extended log and its head are written into that folder instead, for
-    the caller to move into the log's folder together with the outputs the entry lists; the
-    caller holds `locked(log_path)` from before this call until that move is done.
-    Example: record(keys.directory / "audit.jsonl", party="aurelle", command="export",
-    counts={"customers_exported": 812}, signer=keys.signing_key)
-    """
-    log_path = Path(log_path)
-    if staging is not None and not jsonl.is_locked(log_path):
-        raise RuntimeError(f"record(staging=...) needs the caller to hold locked({log_path})")
+) -> tuple[dict, bytes]:
+    """The next entry of a log (after `pending`, entries not yet written) and the head that
+    goes with it, as written: for `record`, and for a commit (crossgroup.commit)."""
     body = new_entry(
         party=party, command=command, inputs=list(inputs or []), counts=counts,
         settings=settings or {}, timings=timings or {}, outputs=list(outputs or []), now=now,
     )  # fmt: skip
+    entries = [*read_entries(log_path), *pending]
+    entry = json.loads(canonical_json(chain_entry(entries, body)))  # as it reads back
+    head = json.dumps(make_head(party, [*entries, entry], signer), indent=2).encode() + b"\n"
+    return entry, head
+
+
+def record(log_path: Path, **fields: Any) -> dict:
+    """Append one entry to a party's log and rewrite its head, under the log's lock.
+
+    The way any party writes its log outside a commit (a command that also writes outputs
+    or ledgers adds its entry to its `commit.Transaction` instead, with the same fields).
+    Pass counts, settings, file names and digests only: never a token, ref or customer
+    value. `signer` (the party's Ed25519 signing key) signs the head, so truncating the log
+    or rewriting it whole is caught by `crossgroup audit verify --registry`. A log that is
+    not intact is refused (SecurityError).
+    Example: record(keys.directory / "audit.jsonl", party="aurelle", command="export",
+    counts={"customers_exported": 812}, signer=keys.signing_key)
+    """
+    log_path = Path(log_path)
     with jsonl.locked(log_path):
         require_intact(log_path)
-        entries = read_entries(log_path)
-        entry = chain_entry(entries, body)
-        line = canonical_json(entry) + b"\n"
-        written = [*entries, json.loads(line)]  # the head digests the entry as it reads back
-        head = json.dumps(make_head(party, written, signer), indent=2).encode() + b"\n"
-        if staging is None:
-            jsonl.append(log_path, [entry], encode=_line)
-            write_private_bytes(head_path(log_path), head)
-        else:
-            data = log_path.read_bytes() if log_path.is_file() else b""
-            if data and not data.endswith(b"\n"):
-                data += b"\n"
-            staged = Path(staging) / log_path.name
-            write_private_bytes(staged, data + line)
-            write_private_bytes(head_path(staged), head)
+        entry, head = prepare(log_path, **fields)
+        jsonl.append(log_path, [entry], encode=_line)
+        write_private_bytes(head_path(log_path), head)
     return entry
 
 

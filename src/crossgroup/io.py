@@ -8,12 +8,13 @@ that must touch disk lives in a private working directory (mode 0700) removed on
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,40 +52,167 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+OWNER_FILE = ".owner"  # in every working and staging folder: who made it, to tell if stale
+WORKDIR_PREFIX = "crossgroup-"
+STAGING_PREFIX = ".staging-"
+
+
+def _process_start(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, from /proc), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # field 22 of proc(5), after the command name
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return start is None or _process_start(pid) in (None, start)
+
+
+def owned_dir(parent: Path | str | None, prefix: str, **owner: str) -> Path:
+    """A new mode-0700 folder named after this process, with an owner file saying who made it.
+
+    `owner` adds what the stale-folder sweep matches on (the party, a journal path).
+    """
+    parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+    os.chmod(path, 0o700)
+    record = {"pid": os.getpid(), "start": _process_start(os.getpid()), **owner}
+    (path / OWNER_FILE).write_text(json.dumps(record), encoding="utf-8")
+    return path
+
+
+def _owner(path: Path, prefix: str) -> dict | None:
+    """The owner record of a folder this module made; from its name if the file is missing."""
+    try:
+        record = json.loads((path / OWNER_FILE).read_text(encoding="utf-8"))
+        if isinstance(record, dict) and isinstance(record.get("pid"), int):
+            return record
+    except (OSError, ValueError):
+        pass
+    parts = path.name.rsplit("-", 2)  # PREFIX<pid>-<random>: the random part has no "-"
+    return {"pid": int(parts[-2]), "start": None} if len(parts) == 3 and parts[-2].isdigit() else None
+
+
+def remove_stale(
+    parent: Path | str | None, prefix: str, *, keep: Callable[[dict], bool] = lambda _: False
+) -> list[Path]:
+    """Remove folders under `parent` that this module made for a process now gone.
+
+    A crash (kill -9, power loss) skips every `finally`; the next command sweeps what it left.
+    `keep(owner)` spares a folder, e.g. another party's or one a commit journal still needs.
+    """
+    parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for path in candidates:
+        try:
+            if not path.is_dir() or path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        owner = _owner(path, prefix)
+        if owner is None or _alive(owner["pid"], owner.get("start")) or keep(owner):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def move_tree(staging: Path, out_dir: Path) -> None:
+    """Move a staging folder's files into `out_dir` (os.replace: atomic per file), then drop
+    it. Safe to repeat after a crash: files already moved are simply no longer there."""
+    if staging.is_dir():
+        for src in sorted(staging.rglob("*")):
+            rel = src.relative_to(staging)
+            if rel == Path(OWNER_FILE) or src.is_dir():
+                continue
+            dst = out_dir / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def output_folder(out_dir: Path | str, *, mode: int | None = None) -> Path:
+    """Create the output folder; with `mode` (files holding decrypted data), it must not be
+    more open than those files: created 0700 (plus x where `mode` shares r), an existing
+    folder open to more users refused."""
+    out_dir = Path(out_dir)
+    folder_mode = 0o700 if mode is None else 0o700 | (mode & 0o044) | ((mode & 0o044) >> 2)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True, mode=folder_mode)
+    except FileExistsError:
+        raise InputError(f"output folder {out_dir} is a file") from None
+    except OSError as e:
+        raise InputError(f"cannot create output folder {out_dir}: {e.strerror}") from None
+    if mode is not None and (open_to := out_dir.stat().st_mode & 0o077 & ~folder_mode):
+        raise InputError(
+            f"output folder {out_dir} is open to other users (mode "
+            f"{out_dir.stat().st_mode & 0o777:o}) but will hold decrypted data: use a private "
+            f"folder, or share the files with --mode (group/other bits {open_to:o})"
+        )
+    return out_dir
+
+
+def chmod_files(folder: Path, mode: int) -> None:
+    """Give every file under `folder` exactly `mode` (independent of the umask)."""
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name != OWNER_FILE:
+            os.chmod(path, mode)
+
+
 @contextlib.contextmanager
-def staged_output(out_dir: Path | str) -> Iterator[Path]:
+def staged_output(
+    out_dir: Path | str, *, mode: int | None = None, party: str = ""
+) -> Iterator[Path]:
     """Yield a staging folder; on success move its content into `out_dir`, else remove it.
 
     Files already in `out_dir` are replaced one by one with `os.replace`, which is atomic per
-    file on the same filesystem.
+    file on the same filesystem. With `mode`, every file gets it and the folder is checked
+    (`output_folder`). Staging folders a killed run left in `out_dir` are removed first.
+    For commands that also change a party's state, see `crossgroup.commit`.
     """
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"cannot create output folder {out_dir}: {e.strerror}") from None
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    out_dir = output_folder(out_dir, mode=mode)
+    remove_stale(out_dir, STAGING_PREFIX, keep=_journal_pending)
+    staging = owned_dir(out_dir, STAGING_PREFIX, party=party)
     try:
         yield staging
-        for src in sorted(staging.rglob("*")):
-            rel = src.relative_to(staging)
-            dst = out_dir / rel
-            if src.is_dir():
-                dst.mkdir(parents=True, exist_ok=True)
-            else:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        if mode is not None:
+            chmod_files(staging, mode)
+        move_tree(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _journal_pending(owner: dict) -> bool:
+    """A staging folder whose commit journal still exists is finished by its party's next run."""
+    journal = owner.get("journal")
+    try:
+        return bool(journal) and Path(journal).exists()
+    except OSError:
+        return True
+
+
 @contextlib.contextmanager
 def private_workdir(
-    parent: Path | str | None = None, prefix: str = "crossgroup-"
+    parent: Path | str | None = None, prefix: str = WORKDIR_PREFIX, *, party: str = ""
 ) -> Iterator[Path]:
-    """A mode-0700 working directory for plaintext, removed on exit whatever happens."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    os.chmod(path, 0o700)
+    """A mode-0700 working directory for plaintext, removed on exit whatever happens.
+
+    Folders of the same party left by a killed run (owner pid gone) are removed first.
+    """
+    remove_stale(parent, WORKDIR_PREFIX, keep=lambda owner: owner.get("party", party) != party)
+    path = owned_dir(parent, prefix, party=party)
     try:
         yield path
     finally:

@@ -3,8 +3,8 @@
 One JSON object per line. Writers take an exclusive `flock` on a lock file beside the state
 file (`.NAME.lock`), so two commands of one party never interleave; `locked` lets a caller
 hold it across a read-check-append. Appends are O_APPEND and fsynced, the file mode 0600
-from creation; a rewrite (purge, the suppression ledger's merge) replaces the file
-atomically. Reading is strict: a damaged line is a SecurityError naming the file and line,
+from creation; a rewrite (purge, the suppression ledger's merge) replaces the whole file in a
+commit (crossgroup.commit). Reading is strict: a damaged line is a SecurityError naming the file and line,
 never an empty result, since a skipped line would be a replayable package or a forgotten
 erasure. Reads take no lock (an auditor may read a copy in a read-only folder).
 """
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import write_private_bytes
 
 T = TypeVar("T")
 DAMAGE = (ValueError, KeyError, TypeError)  # what a parse of a damaged record raises
@@ -148,29 +147,16 @@ def append(
             os.close(fd)
 
 
-def rewrite(
-    path: Path, records: Iterable[Mapping[str, Any]], *, encode: Callable[[Any], str] = dumps
-) -> None:
-    """Replace the file with these records, atomically (mode 0600), under the lock."""
-    data = "".join(encode(r) + "\n" for r in records).encode()
-    with locked(path):
-        write_private_bytes(Path(path), data)
-
-
-def keep_only(path: Path, keep: Callable[[dict], bool], what: str) -> tuple[int, int]:
-    """Drop the records `keep` refuses, atomically and under the lock; (dropped, kept).
-
-    Kept lines are written back byte for byte; the file is rewritten only when a line goes.
-    """
-    with locked(path):
-        lines = list(_lines(path, what))
-        kept = []
-        for n, text, record in lines:
-            try:
-                if keep(record):
-                    kept.append(text + "\n")
-            except DAMAGE:
-                raise SecurityError(f"{what} {path} is damaged at line {n}") from None
-        if len(kept) < len(lines):
-            write_private_bytes(Path(path), "".join(kept).encode())
-    return len(lines) - len(kept), len(kept)
+def kept_lines(path: Path, keep: Callable[[dict], bool], what: str) -> tuple[int, list[str]]:
+    """(lines dropped, the kept lines byte for byte) for the records `keep` accepts; the
+    caller writes them back, e.g. in a commit (crossgroup.commit), when a line goes."""
+    kept, dropped = [], 0
+    for n, text, record in _lines(path, what):
+        try:
+            if keep(record):
+                kept.append(text)
+            else:
+                dropped += 1
+        except DAMAGE:
+            raise SecurityError(f"{what} {path} is damaged at line {n}") from None
+    return dropped, kept

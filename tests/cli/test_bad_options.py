@@ -168,7 +168,7 @@ def test_a_bad_option_is_one_line_an_exit_code_and_no_output(
         out.mkdir()
     fill = {"keys": str(keydir), "tmp": str(inputs), "out": str(out)}
     args = [a.format(**fill) for a in bad.args]
-    before = sorted(p.name for p in keydir.rglob("*"))
+    before = state_files(keydir)
 
     result = run_cli(*bad.command.split(), *args)
 
@@ -178,4 +178,13 @@ def test_a_bad_option_is_one_line_an_exit_code_and_no_output(
     assert bad.needle in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not out.exists() or not any(out.iterdir())
-    assert sorted(p.name for p in keydir.rglob("*")) == before  # no key, ledger or log touched
+    assert state_files(keydir) == before  # no key, ledger or log touched
+
+
+def state_files(keydir: Path) -> dict[str, bytes]:
+    """Every key, ledger and log file with its content; lock files are not state."""
+    return {
+        str(p.relative_to(keydir)): p.read_bytes()
+        for p in sorted(keydir.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }

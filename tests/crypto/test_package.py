@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crossgroup.commit import party_session, transaction
 from crossgroup.crypto._envelope import parse_header, read_framing
 from crossgroup.crypto.keys import init_keys, load_party
 from crossgroup.crypto.package import (
@@ -23,6 +24,15 @@ from crossgroup.crypto.package import (
     verify_package,
 )
 from crossgroup.errors import SecurityError
+
+
+def accept(keys, manifests) -> None:
+    """Accept packages the way a consuming command does: in a commit, under the party lock."""
+    with (
+        party_session(keys.directory, party=keys.party_id, command="test"),
+        transaction(keys.directory) as tx,
+    ):
+        accept_packages(tx, keys, manifests)
 
 CHUNK = 1024
 AS_OF = dt.date(2026, 9, 30)
@@ -151,11 +161,11 @@ def test_replay_wrong_kind_and_matching_key(tmp_path, parties, tables):
         verify_package(path, parties["processor"], kind="erasure")
     with pytest.raises(SecurityError, match="matching-key mismatch"):
         verify_package(path, parties["processor"], matching_key_id="mk-0000000000000000")
-    accept_packages(parties["processor"], [manifest])
+    accept(parties["processor"], [manifest])
     with pytest.raises(SecurityError, match="replayed package"):
         verify_package(path, parties["processor"])
     with pytest.raises(SecurityError, match="replayed package"):
-        accept_packages(parties["processor"], [manifest])
+        accept(parties["processor"], [manifest])
     # Reading without acting (evaluation) may skip the ledger, never the authentication.
     assert verify_package(path, parties["processor"], check_replay=False) == manifest
     data = bytearray(path.read_bytes())
@@ -220,7 +230,7 @@ def test_cli_refusals_exit_3_with_own_message(
     data[6:8] = struct.pack(">H", 2)
     version.write_bytes(bytes(data))
     replayed, m2 = _seal(tmp_path / "p", parties["aurelle"], tables, batch="c2")
-    accept_packages(parties["processor"], [m2])
+    accept(parties["processor"], [m2])
     cases = [
         (good, "kessler", "wrong recipient"),
         (unknown, "processor", "unknown sender 'mallory'"),

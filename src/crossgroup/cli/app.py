@@ -98,6 +98,9 @@ def usage_line(error: ClickException) -> str:
 
 
 def main() -> None:
+    # Plaintext (working tables, DuckDB spill files, decrypted outputs) is owner-only from its
+    # first byte; a file meant for others is opened up explicitly (import/open --mode).
+    os.umask(0o077)
     try:
         # standalone_mode=False: Typer raises usage errors instead of printing its usage box
         code = app(prog_name="crossgroup", standalone_mode=False)

@@ -13,6 +13,7 @@ from rich.table import Table
 from crossgroup.cli.options import (
     MaisonKeysOption,
     MaisonOption,
+    ModeOption,
     PassphraseEnvOption,
     load_keys,
 )
@@ -27,6 +28,7 @@ def import_(
     keys: MaisonKeysOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for the analyst files.")],
     csv: Annotated[bool, typer.Option("--csv", help="Also write segments.csv.")] = False,
+    mode: ModeOption = 0o600,
     passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Verify and decrypt a return package, relink it to customer_id, write the analyst files.
@@ -35,7 +37,8 @@ def import_(
     be imported once (a replay is refused). Each returned maison_ref is matched to the CRM
     by recomputing refs from customer_id; refs with no customer any more are counted and
     dropped. Writes segments.parquet (customer_id + segment + generalized attributes),
-    report.html, and with --csv segments.csv.
+    report.html, and with --csv segments.csv: readable by their owner only unless --mode
+    says otherwise.
 
     Example: crossgroup import --maison aurelle --package inbox/return.cgpkg
     --customers crm/customers.parquet --keys keys/aurelle --out analyst
@@ -51,6 +54,7 @@ def import_(
             keys=party,
             out_dir=out,
             write_csv=csv,
+            mode=mode,
         )
     table = Table(title=f"Import {escape(result.maison_id)}, batch {escape(result.batch_id)}")
     table.add_column("Figure")

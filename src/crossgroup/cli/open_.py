@@ -8,18 +8,20 @@ from typing import Annotated
 
 import typer
 
-from crossgroup.cli.options import PassphraseEnvOption, load_keys
+from crossgroup.cli.options import ModeOption, PassphraseEnvOption, load_keys
 
 
 def open_(
     package: Annotated[Path, typer.Option("--package", help="The .cgpkg file.")],
     keys: Annotated[Path, typer.Option("--keys", help="The recipient's key directory.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for manifest.json and tables.")],
+    mode: ModeOption = 0o600,
     passphrase_env: PassphraseEnvOption = None,
 ) -> None:
     """Verify a package against the registry, decrypt it, and write its manifest and tables.
 
-    Writes OUT/manifest.json and OUT/<table>.parquet, atomically. Does not record the
+    Writes OUT/manifest.json and OUT/<table>.parquet, atomically, readable by their owner
+    only unless --mode says otherwise. Does not record the
     package as accepted, so opening it does not consume it, and a package the recipient
     already accepted (processed export, imported return) still opens: it is fully
     authenticated, and a note says it is in the recipient's ledger.
@@ -32,10 +34,10 @@ def open_(
     from crossgroup.io import private_workdir, staged_output
 
     party = load_keys(keys, passphrase_env)
-    with private_workdir() as work:
+    with private_workdir(party=party.party_id) as work:
         # Reading without acting: the ledger guards consumers (process, import), not audits.
         opened = open_package(package, party, work, check_replay=False)
-        with staged_output(out) as staging:
+        with staged_output(out, mode=mode, party=party.party_id) as staging:
             (staging / "manifest.json").write_text(opened.manifest.to_json(), encoding="utf-8")
             for name, path in opened.tables.items():
                 shutil.move(path, staging / f"{name}.parquet")

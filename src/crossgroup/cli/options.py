@@ -75,6 +75,21 @@ def parse_env_name(value: str, option: str) -> str:
     return value
 
 
+def parse_mode(value: str | int, option: str) -> int:
+    """A file mode in octal (0600, 640) that keeps the owner's read and write and grants no
+    execute or write to others: who else may read decrypted files is a deliberate choice."""
+    text = f"{value:o}" if isinstance(value, int) else str(value).strip()  # int: the default
+    if not re.fullmatch(r"0?[0-7]{3}", text):
+        raise InputError(f"{option} {value!r}: expected an octal file mode such as 0600 or 0640")
+    mode = int(text, 8)
+    if mode & 0o600 != 0o600 or mode & 0o133:
+        raise InputError(
+            f"{option} {text}: the owner keeps read and write, others may only be given read "
+            "(e.g. 0600, 0640, 0644)"
+        )
+    return mode
+
+
 def _parser(parse: Callable[[Any, str], Any], option: str) -> Callable[[Any], Any]:
     def parse_option(value: Any) -> Any:
         return parse(value, option)
@@ -127,6 +142,18 @@ MaisonConfigOption = Annotated[
 ]
 TaxonomyOption = Annotated[
     Path | None, typer.Option("--taxonomy", help="Group taxonomy (pipelines/taxonomy.toml).")
+]
+ModeOption = Annotated[
+    int,
+    typer.Option(
+        "--mode",
+        parser=_parser(parse_mode, "--mode"),
+        metavar="OCTAL",
+        help=(
+            "File mode of the decrypted files written (default 0600: owner only). Give 0640 to "
+            "share them with the folder's group; the folder gets the matching mode."
+        ),
+    ),
 ]
 FxOption = Annotated[Path | None, typer.Option("--fx", help="EUR rates (pipelines/fx.toml).")]
 PipelineOption = Annotated[

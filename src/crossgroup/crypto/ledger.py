@@ -25,25 +25,18 @@ def accepted_ids(party_dir: Path) -> set[str]:
     return set(jsonl.read(Path(party_dir) / LEDGER, WHAT, lambda r: str(r["package_id"])))
 
 
-def append_accepted(
+def accepted_records(
     party_dir: Path, manifests: list[Manifest], *, now: dt.datetime | None = None
-) -> None:
-    """Record packages as accepted, refusing any id already in the ledger or given twice.
-
-    The check and the append are one locked step, so two runs of a consuming command cannot
-    both accept one package; the lines are fsynced, so an accepted id survives a crash.
-    """
-    path = Path(party_dir) / LEDGER
+) -> list[dict]:
+    """The ledger lines that accept these packages, refusing any id already in the ledger or
+    given twice. The caller holds the party's lock (crossgroup.commit) until they are written,
+    so two runs cannot both accept one package."""
     at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(timespec="seconds")
     ids = [m.package_id for m in manifests]
-    with jsonl.locked(path):
-        if len(set(ids)) != len(ids) or accepted_ids(party_dir).intersection(ids):
-            raise SecurityError("replayed package: a package id was already accepted")
-        jsonl.append(
-            path,
-            [
-                {"package_id": m.package_id, "kind": m.kind, "sender": m.sender,
-                 "batch_id": m.batch_id, "accepted_at": at}
-                for m in manifests
-            ],
-        )  # fmt: skip
+    if len(set(ids)) != len(ids) or accepted_ids(party_dir).intersection(ids):
+        raise SecurityError("replayed package: a package id was already accepted")
+    return [
+        {"package_id": m.package_id, "kind": m.kind, "sender": m.sender,
+         "batch_id": m.batch_id, "accepted_at": at}
+        for m in manifests
+    ]  # fmt: skip

@@ -14,6 +14,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crossgroup.crypto import _primitives
 from crossgroup.crypto._envelope import (
@@ -31,9 +32,12 @@ from crossgroup.crypto._envelope import (
     suite_name,
 )
 from crossgroup.crypto.keys import PartyKeys
-from crossgroup.crypto.ledger import accepted_ids, append_accepted
+from crossgroup.crypto.ledger import LEDGER, accepted_ids, accepted_records
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import BackgroundWriter, staged_output
+
+if TYPE_CHECKING:
+    from crossgroup.commit import Transaction
 
 __all__ = [
     "CHUNK_SIZE",
@@ -220,7 +224,8 @@ def open_package(
     """Verify, unwrap the content key, and stream-decrypt the tables into `workdir`.
 
     `workdir` should be a private (0700) directory. Any failure removes what was written.
-    Does not record the package in the ledger: call `accept_packages` after success.
+    Does not record the package in the ledger: `accept_packages` adds it to the command's
+    commit.
     """
     path, workdir = Path(path), Path(workdir)
     header = _verify(path, keys, kind, check_replay)
@@ -288,13 +293,14 @@ def _stream_refusal(path: Path, e: _primitives.StreamError) -> SecurityError:
 
 
 def accept_packages(
-    keys: PartyKeys, manifests: list[Manifest], *, now: dt.datetime | None = None
+    tx: Transaction, keys: PartyKeys, manifests: list[Manifest], *, now: dt.datetime | None = None
 ) -> None:
-    """Record packages as accepted in the recipient's ledger, after the command succeeded."""
+    """Add the recipient's ledger lines for these packages to the command's commit, so they
+    are written with its outputs; refuses a replay (the party's lock is held throughout)."""
     for m in manifests:
         if m.recipient != keys.party_id:
             raise SecurityError(f"wrong recipient: package {m.package_id} is for {m.recipient}")
-    append_accepted(keys.directory, manifests, now=now)  # refuses a replay, under its lock
+    tx.append(Path(keys.directory) / LEDGER, accepted_records(keys.directory, manifests, now=now))
 
 
 def require_one_matching_key(manifests: list[Manifest]) -> str:

@@ -1,14 +1,13 @@
 """Emit a checked release: the one place in the processor's tail that writes (DESIGN §8).
 
-Everything lands in a staging folder beside `out_dir` and moves in only when all of it was
-written: one sealed return package per maison, the processor's report tables and page, and
-the audit entry that lists the digest of each. Plaintext return tables are written only to
-the private working directory, for sealing.
+Everything is staged in the run's commit (crossgroup.commit) and reaches `out_dir` with the
+replay ledger's lines when it commits: one sealed return package per maison, the processor's
+report tables and page, and the audit entry that lists the digest of each. Plaintext return
+tables are written only to the private working directory, for sealing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import Any
 import polars as pl
 
 from crossgroup import audit
+from crossgroup.commit import Transaction
 from crossgroup.crypto.package import seal_package
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.group.ingest import Batch
 from crossgroup.group.release import Release
-from crossgroup.io import staged_output
 from crossgroup.privacy.policy import ReleasePolicy
 
 AUDIT_LOG = "audit.jsonl"
@@ -45,37 +44,37 @@ def emit_release(
     keys,
     out_dir: Path,
     work: Path,
+    tx: Transaction,
     report_html: str,
     record: dict[str, Any],
     timings,
     now: dt.datetime | None = None,
 ) -> Emitted:
-    """Seal the returns, write the reports and append the run's audit entry, all or nothing.
+    """Seal the returns, write the reports and add the run's audit entry to the commit.
 
     `record` holds the audit entry's inputs, counts and settings; `timings()` the stage
-    times so far, read just before the entry is written.
+    times so far, read just before the entry is made. Nothing reaches `out_dir` before the
+    caller's transaction commits.
     """
     out_dir = Path(out_dir)
     log = out_dir / AUDIT_LOG
-    # the log stays locked from its entry until the outputs it lists are moved in with it
-    with contextlib.ExitStack() as audit_lock, staged_output(out_dir) as staging:
-        returns = {
-            package.maison: _seal_return(release, policy, batch, package, keys, staging, work)
-            for package in batch.packages
-        }
-        reports = _write_reports(release, report_html, staging / "reports")
-        outputs = [_output(staging, path, package_id=pid) for path, pid in returns.values()]
-        outputs += [_output(staging, path) for path in reports]
-        audit_lock.enter_context(audit.locked(log))
-        audit.record(
-            log, party=keys.party_id, command="process", outputs=outputs, timings=timings(),
-            signer=keys.signing_key, now=now, staging=staging, **record,
-        )  # fmt: skip
+    staging = tx.stage_output(out_dir)
+    returns = {
+        package.maison: _seal_return(release, policy, batch, package, keys, staging, work)
+        for package in batch.packages
+    }
+    reports = _write_reports(release, report_html, staging / "reports")
+    outputs = [_output(staging, path, package_id=pid) for path, pid in returns.values()]
+    outputs += [_output(staging, path) for path in reports]
+    entry = tx.audit(
+        log, party=keys.party_id, command="process", outputs=outputs, timings=timings(),
+        signer=keys.signing_key, now=now, **record,
+    )  # fmt: skip
     return Emitted(
         returns={m: out_dir / path.relative_to(staging) for m, (path, _) in returns.items()},
         reports=[out_dir / path.relative_to(staging) for path in reports],
         audit_log=log,
-        audit_head=audit.head_digest(log),
+        audit_head=audit.entry_digest(entry),
     )
 
 

@@ -84,17 +84,14 @@ def merge_ledger(ledger: pl.DataFrame, digests: pl.Series, added: dt.date) -> pl
     return pl.concat([ledger, new]).group_by("digest").agg(pl.col("added").max()).sort("digest")
 
 
-def write_ledger(party_dir: Path, ledger: pl.DataFrame) -> Path:
-    """Replace the ledger atomically (mode 0600): digests and dates only."""
-    path = Path(party_dir) / SUPPRESSION_LEDGER
-    jsonl.rewrite(
-        path,
-        (
-            {"digest": d, "added": a.isoformat()}
-            for d, a in ledger.select("digest", "added").iter_rows()
-        ),
+def write_ledger(tx, party_dir: Path, ledger: pl.DataFrame) -> Path:
+    """Stage the whole ledger (mode 0600, digests and dates only) in the commit; returns the
+    staged file, to digest."""
+    lines = (
+        jsonl.dumps({"digest": d, "added": a.isoformat()}) + "\n"
+        for d, a in ledger.select("digest", "added").iter_rows()
     )
-    return path
+    return tx.put(Path(party_dir) / SUPPRESSION_LEDGER, "".join(lines).encode())
 
 
 def require_suppression_key(keys) -> bytes:
@@ -183,11 +180,15 @@ def apply_erasures(
     Commits on its own, before any export is decrypted: a later failure of the batch does
     not undo an erasure. The erasure packages themselves are deleted from the inbox.
     """
+    from crossgroup.commit import party_session, transaction
     from crossgroup.crypto.package import accept_packages, open_package
 
     started = time.perf_counter()
     key = require_suppression_key(keys)
-    with jsonl.locked(Path(keys.directory) / SUPPRESSION_LEDGER):  # read, merge, rewrite
+    with (
+        party_session(keys.directory, party=keys.party_id, command="erasure"),
+        transaction(keys.directory) as tx,
+    ):
         ledger = read_ledger(keys.directory)
         before = ledger.height
         listed: dict[str, int] = {}
@@ -209,26 +210,28 @@ def apply_erasures(
             identities = pl.read_parquet(opened.tables["identities"])
             if suppressed_refs(key, opened.manifest.sender, identities, digests).len():
                 doomed.append(path)
-        ledger_path = write_ledger(keys.directory, ledger)
-    deleted = []
-    for path in doomed:
-        deleted.append({"file": str(path.relative_to(out_dir)), "sha256": audit.file_digest(path),
-                        "action": "deleted: carries an erased record"})  # fmt: skip
-        path.unlink()
-    outcome = ErasureOutcome(listed, ledger.height - before, ledger.height, deleted)
-    outcome.audit_entry = log_erasures(
-        out_dir, keys, erasures, outcome, ledger_path, now, time.perf_counter() - started
-    )
-    accept_packages(keys, [p.manifest for p in erasures], now=now)
-    for package in erasures:
-        package.path.unlink(missing_ok=True)
+        ledger_staged = write_ledger(tx, keys.directory, ledger)
+        deleted = []
+        for path in doomed:
+            deleted.append({"file": str(path.relative_to(out_dir)),
+                            "sha256": audit.file_digest(path),
+                            "action": "deleted: carries an erased record"})  # fmt: skip
+            tx.remove(path)
+        outcome = ErasureOutcome(listed, ledger.height - before, ledger.height, deleted)
+        outcome.audit_entry = log_erasures(
+            tx, out_dir, keys, erasures, outcome, ledger_staged, now,
+            time.perf_counter() - started,
+        )  # fmt: skip
+        accept_packages(tx, keys, [p.manifest for p in erasures], now=now)
+        for package in erasures:
+            tx.remove(package.path)
     return outcome
 
 
-def log_erasures(out_dir, keys, erasures, outcome, ledger_path, now, seconds) -> dict:
-    """One audit entry for the erasure step in DIR/audit.jsonl, head signed by the processor:
+def log_erasures(tx, out_dir, keys, erasures, outcome, ledger_path, now, seconds) -> dict:
+    """The erasure step's audit entry in DIR/audit.jsonl, head signed by the processor:
     package ids, counts and digests only."""
-    return audit.record(
+    return tx.audit(
         Path(out_dir) / "audit.jsonl",
         party=keys.party_id,
         command="erasure",

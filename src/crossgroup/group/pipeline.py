@@ -3,11 +3,13 @@ segment -> generalize -> release, each timed (DESIGN §5, §7 `crossgroup proces
 release is three steps: build (group/release.py, pure frames), check (privacy/
 release_checks.py, pure) and emit (group/emit.py, the only writes); docs/architecture.md.
 
-Plaintext lives only in a private working directory (DuckDB spills there too) that is removed
-whatever happens; outputs are staged and moved in only after the privacy checks passed and
-everything was sealed; the replay ledger is updated last, then the input packages are deleted
-or moved under retention. Erasure packages are applied first and commit on their own
-(group/erasure.py), and the suppression ledger filters the batch right after decryption.
+The whole run holds the processor's lock (crossgroup.commit), from the replay check until its
+commit. Plaintext lives only in a private working directory (DuckDB spills there too) that
+is removed whatever happens, or by the next run after a crash. The outputs, the audit entry,
+the replay ledger's lines and the inputs' deletion (or retention) form one commit, made only
+after the privacy checks passed and everything was sealed. Erasure packages are applied first
+and commit on their own (group/erasure.py); the suppression ledger filters the batch right
+after decryption.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from pathlib import Path
 import polars as pl
 
 from crossgroup import audit
+from crossgroup.commit import Transaction, party_session, transaction
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
 from crossgroup.crypto.keys import PartyKeys, require_processor_keys
 from crossgroup.engine import Engine
-from crossgroup.group.emit import emit_release
+from crossgroup.group.emit import AUDIT_LOG, emit_release
 from crossgroup.group.generalize import generalize
 from crossgroup.group.ingest import (
     Batch,
@@ -96,41 +99,51 @@ def process_batch(
     An inbox holding only erasure packages updates the suppression ledger and the retained
     inputs and writes no return.
     """
-    from crossgroup.group.erasure import apply_erasures
-    from crossgroup.group.retention import retained_packages, utc_now
+    from crossgroup.group.retention import utc_now
 
-    taxonomy = taxonomy or load_taxonomy()
-    now = utc_now(now)
     require_processor_keys(keys, keys.directory)
-    timer = StageTimer(progress)
+    with party_session(keys.directory, party=keys.party_id, command="process"):
+        return _process(
+            Path(inbox), keys, Path(out_dir), group=group, skip_invalid=skip_invalid,
+            taxonomy=taxonomy or load_taxonomy(), work_parent=work_parent,
+            timer=StageTimer(progress), now=utc_now(now),
+        )  # fmt: skip
+
+
+def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent, timer, now):
+    """The batch under the processor's lock: the replay check, the erasures' commit, the
+    batch's commit (outputs, audit entry, ledger lines and inputs disposed together)."""
+    from crossgroup.crypto.package import accept_packages
+    from crossgroup.group.erasure import apply_erasures
+    from crossgroup.group.retention import dispose_inputs, retained_packages
+
+    audit.require_intact(out_dir / AUDIT_LOG)  # refuse before working, not after
     with timer.stage("verify"):
         batch = verify_inbox(inbox, keys, group, skip_invalid=skip_invalid, now=now)
     erased = None
     if batch.erasures:
         with (
             timer.stage("erase"),
-            private_workdir(work_parent, prefix="crossgroup-erase-") as work,
+            private_workdir(work_parent, prefix="crossgroup-erase-", party=keys.party_id) as work,
         ):
             erased = apply_erasures(
                 batch.erasures, keys, out_dir, work, retained=retained_packages(out_dir), now=now
             )
     if not batch.packages:
-        log = Path(out_dir) / "audit.jsonl"
+        log = out_dir / AUDIT_LOG
         return ProcessResult(
             returns={}, reports=[], audit_log=log, audit_head=audit.head_digest(log),
             timings=dict(timer.timings), counts={"packages": 0, **_erasure_counts(erased)},
             skipped=[(s.path.name, s.reason) for s in batch.skipped],
         )  # fmt: skip
     with (
-        private_workdir(work_parent, prefix="crossgroup-process-") as work,
+        private_workdir(work_parent, prefix="crossgroup-process-", party=keys.party_id) as work,
         Engine(work, memory_limit=group.memory_limit, threads=group.threads) as engine,
+        transaction(keys.directory) as tx,
     ):
-        result = _run(batch, keys, engine, work, out_dir, group, taxonomy, timer, now)
-    from crossgroup.crypto.package import accept_packages
-    from crossgroup.group.retention import dispose_inputs
-
-    accept_packages(keys, [p.manifest for p in batch.packages], now=now)
-    dispose_inputs(batch.packages, out_dir, result.counts["inputs_after_run"])
+        result = _run(batch, keys, engine, work, out_dir, group, taxonomy, timer, now, tx)
+        accept_packages(tx, keys, [p.manifest for p in batch.packages], now=now)
+        dispose_inputs(tx, batch.packages, out_dir, result.counts["inputs_after_run"])
     result.counts.update(_erasure_counts(erased))
     return result
 
@@ -147,7 +160,8 @@ def _erasure_counts(erased) -> dict:
 
 
 def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: GroupConfig,
-         taxonomy: Taxonomy, timer: StageTimer, now: dt.datetime) -> ProcessResult:  # fmt: skip
+         taxonomy: Taxonomy, timer: StageTimer, now: dt.datetime,
+         tx: Transaction) -> ProcessResult:  # fmt: skip
     from crossgroup.group.erasure import suppress_decrypted
     from crossgroup.group.features import person_features, sector_slug
     from crossgroup.group.resolve import match_figures, resolve_persons
@@ -220,6 +234,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             keys=keys,
             out_dir=out_dir,
             work=work,
+            tx=tx,
             report_html=group_report_html(
                 batch_id=", ".join(sorted({str(p.manifest.batch_id) for p in batch.packages})),
                 as_of=str(batch.as_of),

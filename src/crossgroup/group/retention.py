@@ -10,8 +10,6 @@ replayable, so a package created longer ago than the replay window is refused at
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,18 +74,14 @@ def plan_dispositions(
     return plan
 
 
-def dispose_inputs(packages, out_dir: Path, plan: dict[str, str]) -> None:
-    """Carry out `plan` once the run succeeded and its packages were accepted."""
+def dispose_inputs(tx, packages, out_dir: Path, plan: dict[str, str]) -> None:
+    """Add `plan` to the run's commit: inputs go when its outputs and ledger lines land."""
     for package in packages:
         where = plan.get(package.path.name, "deleted")
         if where == "deleted":
-            package.path.unlink(missing_ok=True)
-            continue
-        target = Path(out_dir) / where
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(target.parent.parent, 0o700)
-        os.chmod(target.parent, 0o700)
-        shutil.move(package.path, target)
+            tx.remove(package.path)
+        else:
+            tx.move(package.path, Path(out_dir) / where)  # folders created 0700
 
 
 # ---------------------------------------------------------------- purge
@@ -149,9 +143,9 @@ def expired_files(out_dir: Path, group: GroupConfig, now: dt.datetime) -> list[t
     ]
 
 
-def _log_purge(out_dir: Path, keys, counts: dict, outputs: list[dict], now) -> dict:
+def _log_purge(tx, out_dir: Path, keys, counts: dict, outputs: list[dict], now) -> dict:
     """One `purge` entry in DIR/audit.jsonl, its head signed by the processor."""
-    return audit.record(
+    return tx.audit(
         Path(out_dir) / "audit.jsonl",
         party=keys.party_id,
         command="purge",
@@ -162,27 +156,32 @@ def _log_purge(out_dir: Path, keys, counts: dict, outputs: list[dict], now) -> d
     )
 
 
-def purge_ledgers(party_dir: Path, group: GroupConfig, now: dt.datetime) -> dict[str, dict]:
+def _purge_ledger(tx, path: Path, keep, what: str, days: int) -> dict:
+    """Stage the ledger without its expired lines; figures for the audit entry."""
+    dropped, kept = jsonl.kept_lines(path, keep, what)
+    staged = tx.put(path, "".join(line + "\n" for line in kept).encode()) if dropped else path
+    return {"dropped": dropped, "kept": len(kept), "days": days,
+            "sha256": audit.file_digest(staged) if staged.exists() else None}  # fmt: skip
+
+
+def purge_ledgers(tx, party_dir: Path, group: GroupConfig, now: dt.datetime) -> dict[str, dict]:
     """Drop suppression and replay ledger entries past their periods (absent: keep)."""
     result = {}
     days = retention_days(group, "suppression_ledger_days")
     if days is not None:
         cutoff = now.date() - dt.timedelta(days=days)
-        dropped, kept = jsonl.keep_only(
-            Path(party_dir) / SUPPRESSION_LEDGER,
-            lambda e: dt.date.fromisoformat(e["added"]) > cutoff,
-            "suppression ledger",
-        )
-        result[SUPPRESSION_LEDGER] = {"dropped": dropped, "kept": kept, "days": days}
+        result[SUPPRESSION_LEDGER] = _purge_ledger(
+            tx, Path(party_dir) / SUPPRESSION_LEDGER,
+            lambda e: dt.date.fromisoformat(e["added"]) > cutoff, "suppression ledger", days,
+        )  # fmt: skip
     days = retention_days(group, "replay_ledger_days")
     if days is not None:
         window = dt.timedelta(days=days)
-        dropped, kept = jsonl.keep_only(
-            Path(party_dir) / LEDGER,
+        result[LEDGER] = _purge_ledger(
+            tx, Path(party_dir) / LEDGER,
             lambda e: now - dt.datetime.fromisoformat(e["accepted_at"]) < window,
-            "replay ledger",
-        )
-        result[LEDGER] = {"dropped": dropped, "kept": kept, "days": days}
+            "replay ledger", days,
+        )  # fmt: skip
     return result
 
 
@@ -191,31 +190,39 @@ def purge(
 ) -> PurgeResult:
     """Remove every output, retained input and ledger entry past its retention period.
 
-    Each deletion is its own audit entry in DIR/audit.jsonl (file digest, age, period).
+    Each deletion is its own audit entry in DIR/audit.jsonl (file digest, age, period); all
+    of them and the deletions are one commit, under the processor's lock.
     Example: purge(Path("processed"), load_party(Path("keys/processor")), load_group())
     """
+    from crossgroup.commit import party_session, transaction
+
     out_dir, now = Path(out_dir), utc_now(now)
     if not out_dir.is_dir():
         raise InputError(f"output folder not found: {out_dir}")
     require_processor_keys(keys, keys.directory)
     result = PurgeResult()
-    for path, what, age, days in expired_files(out_dir, group, now):
-        row = {"file": str(path.relative_to(out_dir)), "sha256": audit.file_digest(path),
-               "action": "deleted"}  # fmt: skip
-        path.unlink()
-        _log_purge(out_dir, keys, {"removed": what, "age_days": age,
-                   "retention_days": days}, [row], now)  # fmt: skip
-        result.deleted.append({**row, "what": what, "age_days": age})
+    with (
+        party_session(keys.directory, party=keys.party_id, command="purge"),
+        transaction(keys.directory) as tx,
+    ):
+        audit.require_intact(out_dir / "audit.jsonl")  # before anything is deleted
+        for path, what, age, days in expired_files(out_dir, group, now):
+            row = {"file": str(path.relative_to(out_dir)), "sha256": audit.file_digest(path),
+                   "action": "deleted"}  # fmt: skip
+            tx.remove(path)
+            _log_purge(tx, out_dir, keys, {"removed": what, "age_days": age,
+                       "retention_days": days}, [row], now)  # fmt: skip
+            result.deleted.append({**row, "what": what, "age_days": age})
+        result.ledgers = purge_ledgers(tx, keys.directory, group, now)
+        for name, figures in result.ledgers.items():
+            if figures["dropped"]:
+                _log_purge(tx, out_dir, keys,
+                           {"ledger": name, "entries_dropped": figures["dropped"],
+                            "entries_kept": figures["kept"], "retention_days": figures["days"]},
+                           [{"file": name, "sha256": figures.pop("sha256")}], now)  # fmt: skip
+            figures.pop("sha256", None)
     for folder in sorted((out_dir / RETAINED).glob("*")):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-    result.ledgers = purge_ledgers(keys.directory, group, now)
-    for name, figures in result.ledgers.items():
-        if figures["dropped"]:
-            path = Path(keys.directory) / name
-            _log_purge(out_dir, keys,
-                       {"ledger": name, "entries_dropped": figures["dropped"],
-                        "entries_kept": figures["kept"], "retention_days": figures["days"]},
-                       [{"file": name, "sha256": audit.file_digest(path)}], now)  # fmt: skip
     result.audit_head = audit.head_digest(out_dir / "audit.jsonl")
     return result

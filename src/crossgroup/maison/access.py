@@ -21,13 +21,14 @@ from pathlib import Path
 import polars as pl
 
 from crossgroup import audit
+from crossgroup.commit import party_session, transaction
 from crossgroup.config import FxTable, MaisonConfig, Taxonomy
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import open_package
 from crossgroup.crypto.tokens import maison_refs, normalize_emails, normalize_phones
 from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import private_workdir, staged_output
+from crossgroup.io import private_workdir
 from crossgroup.maison import export_rules as ex
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
 from crossgroup.maison.export_ledger import included_in, party_log, read_export_ledger
@@ -193,7 +194,7 @@ def customer_access(
     ex.check_keys(keys, config.id)
     catch_all = taxonomy.sector(config.sector).catch_all
     ref = maison_refs(keys.local_secret, pl.Series([customer_id]))[0]
-    with private_workdir(prefix="crossgroup-access-") as work:
+    with private_workdir(prefix="crossgroup-access-", party=keys.party_id) as work:
         with Engine(work, memory_limit="2GB", threads=2) as engine:
             engine.execute("session", "SET TimeZone = 'UTC'")
             load_customers(engine, Path(customers))
@@ -253,6 +254,15 @@ def access_request(
     as_of=date(2026, 9, 30), keys=load_party(Path("keys/aurelle")), config=cfg,
     taxonomy=tax, fx=fx, out_dir=Path("access/AU-000042"))
     """
+    with party_session(keys.directory, party=keys.party_id, command="access"):
+        return _access(customer_id, customers, purchases, as_of, keys, config, taxonomy, fx,
+                       returns_dir, out_dir, request_id, now)  # fmt: skip
+
+
+def _access(customer_id, customers, purchases, as_of, keys, config, taxonomy, fx, returns_dir,
+            out_dir, request_id, now) -> AccessResult:  # fmt: skip
+    """Under the maison's lock: the two files (one person's data: mode 0600) and the audit
+    entry, one commit."""
     from crossgroup.maison.access_page import render_access_page
 
     audit.require_intact(party_log(keys))
@@ -261,13 +271,20 @@ def access_request(
         keys=keys, config=config, taxonomy=taxonomy, fx=fx, returns_dir=returns_dir, now=now,
     )  # fmt: skip
     out_dir = Path(out_dir)
-    with staged_output(out_dir) as stage:
+    with transaction(keys.directory) as tx:
+        stage = tx.stage_output(out_dir, mode=0o600)
         (stage / "access.json").write_text(
             json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         (stage / "access.html").write_text(render_access_page(record), encoding="utf-8")
+        _record_access(tx, keys, record, read, customers, purchases, stage, as_of, request_id,
+                       now)  # fmt: skip
+    return AccessResult(out_dir / "access.json", out_dir / "access.html", record)
+
+
+def _record_access(tx, keys, record, read, customers, purchases, stage, as_of, request_id, now):
     exported = record["would_be_exported"]
-    audit.record(
+    tx.audit(
         party_log(keys),
         party=keys.party_id,
         command="access",
@@ -286,11 +303,10 @@ def access_request(
             *read,
         ],
         outputs=[
-            {"file": n, "sha256": audit.file_digest(out_dir / n)}
+            {"file": n, "sha256": audit.file_digest(stage / n)}
             for n in ("access.json", "access.html")
         ],
         settings={"as_of": as_of.isoformat(), "request_id": request_id},
         signer=keys.signing_key,
         now=now,
     )
-    return AccessResult(out_dir / "access.json", out_dir / "access.html", record)

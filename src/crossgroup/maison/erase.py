@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from crossgroup import audit
+from crossgroup.commit import party_session, transaction
 from crossgroup.config import MaisonConfig
 from crossgroup.contracts import ERASURE
 from crossgroup.crypto.keys import PartyKeys
@@ -30,7 +31,7 @@ from crossgroup.crypto.package import Manifest, seal_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.engine import Engine
 from crossgroup.errors import InputError
-from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
+from crossgroup.io import private_workdir, scan_table, table_columns
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
 from crossgroup.maison.export_ledger import party_log
 from crossgroup.maison.export_rules import check_keys
@@ -114,11 +115,19 @@ def erase_customers(
     keys=load_party(Path("keys/aurelle")), config=cfg, out_dir=Path("outbox"))
     """
     recipient, matching_key_id = check_keys(keys, config.id)
+    with party_session(keys.directory, party=config.id, command="erase"):
+        return _erase(customers, ids, keys, config, out_dir, batch_id, now,
+                      recipient, matching_key_id)  # fmt: skip
+
+
+def _erase(customers, ids, keys, config, out_dir, batch_id, now, recipient, matching_key_id):
+    """Under the maison's lock: the package, its local summary and the audit entry, one
+    commit."""
     audit.require_intact(party_log(keys))  # refuse before working, not after
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     batch_id = batch_id or f"erasure-{now:%Y%m%dT%H%M%S}"
     wanted = read_customer_ids(ids)
-    with private_workdir(prefix="crossgroup-erase-") as work:
+    with private_workdir(prefix="crossgroup-erase-", party=config.id) as work:
         with Engine(work, memory_limit="1GB", threads=2) as engine:
             load_customers(engine, Path(customers))
             crm = engine.to_polars("SELECT customer_id, email, phone, country FROM customers")
@@ -132,7 +141,8 @@ def erase_customers(
             "with_email_token": int(table["email_token"].is_not_null().sum()),
             "with_phone_token": int(table["phone_token"].is_not_null().sum()),
         }
-        with staged_output(out_dir) as staging:
+        with transaction(keys.directory) as tx:
+            staging = tx.stage_output(out_dir)
             package_path, manifest = seal_package(
                 staging,
                 kind="erasure",
@@ -148,8 +158,12 @@ def erase_customers(
             # the counts stay at the maison, beside the package (never sent with it)
             side = package_path.with_name(package_path.name + ".summary.json")
             side.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    final = Path(out_dir) / package_path.name
-    audit.record(
+            _record_erase(tx, keys, customers, ids, package_path, manifest, summary, batch_id, now)
+    return EraseResult(Path(out_dir) / package_path.name, manifest, summary)
+
+
+def _record_erase(tx, keys, customers, ids, package, manifest, summary, batch_id, now) -> None:
+    tx.audit(
         party_log(keys),
         party=keys.party_id,
         command="erase",
@@ -159,10 +173,9 @@ def erase_customers(
              "sha256": audit.file_digest(Path(customers))},
             {"file": Path(ids).name, "role": "erasure_ids", "sha256": audit.file_digest(Path(ids))},
         ],
-        outputs=[{"file": final.name, "package_id": manifest.package_id,
-                  "sha256": audit.file_digest(final)}],
+        outputs=[{"file": package.name, "package_id": manifest.package_id,
+                  "sha256": audit.file_digest(package)}],
         settings={"batch_id": batch_id},
         signer=keys.signing_key,
         now=now,
     )  # fmt: skip
-    return EraseResult(final, manifest, summary)

@@ -4,7 +4,8 @@ Stages are SQL builders run by the Engine over the input files, so 10 million pu
 are filtered and aggregated out of core; only the per-customer identifiers come up into
 Polars, to be normalized and keyed-hashed (distinct values only) and joined back. The payload
 is written to a private workdir, checked (`privacy.export_checks`) and sealed for the
-processor; the package and its summary reach `out_dir` only when everything succeeded.
+processor; the package and its summary reach `out_dir` in one commit with the export ledger's
+line, the refs file and the audit entry (crossgroup.commit), under the maison's lock.
 The rules (eligibility, window, categories, summaries) are in `export_rules` and
 `export_summary`; this module runs them in order, timed, and commits the result.
 """
@@ -22,12 +23,13 @@ from datetime import date
 from pathlib import Path
 
 from crossgroup import audit
+from crossgroup.commit import party_session, transaction
 from crossgroup.config import CHANNELS, FxTable, MaisonConfig, Taxonomy
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import Manifest, seal_package
 from crossgroup.engine import Engine
 from crossgroup.errors import InputError
-from crossgroup.io import private_workdir, staged_output
+from crossgroup.io import private_workdir
 from crossgroup.maison import export_rules as rules
 from crossgroup.maison import export_summary as summaries
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
@@ -103,6 +105,19 @@ def export_maison(
     taxonomy=load_taxonomy(), fx=load_fx(), out_dir=Path("outbox"))
     """
     recipient, matching_key_id = rules.check_keys(keys, config.id)
+    with party_session(keys.directory, party=config.id, command="export"):
+        return _export(
+            Path(customers), Path(purchases), as_of=as_of, keys=keys, config=config,
+            taxonomy=taxonomy, fx=fx, out_dir=Path(out_dir), batch_id=batch_id,
+            progress=progress, memory_limit=memory_limit, recipient=recipient,
+            matching_key_id=matching_key_id,
+        )  # fmt: skip
+
+
+def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir, batch_id,
+            progress, memory_limit, recipient, matching_key_id) -> ExportResult:  # fmt: skip
+    """The export under the maison's lock, ending in one commit: the package, its local
+    summary, the refs file, the export ledger's line and the audit entry."""
     audit.require_intact(party_log(keys))  # refuse before working, not after
     if config.sector not in taxonomy.sector_names:
         raise InputError(f"maison {config.id}: sector {config.sector!r} is not in the taxonomy")
@@ -110,7 +125,7 @@ def export_maison(
     batch_id = batch_id or as_of.strftime("%Y-%m")
     clock = _Clock(progress)
     with (
-        private_workdir(prefix="crossgroup-export-") as work,
+        private_workdir(prefix="crossgroup-export-", party=config.id) as work,
         Engine(work, memory_limit=memory_limit, threads=os.cpu_count() or 2) as engine,
     ):
         engine.execute("session", "SET TimeZone = 'UTC'")
@@ -194,8 +209,9 @@ def export_maison(
         }
         with (
             clock.step("seal", "Sealing the package for the processor"),
-            staged_output(out_dir) as staging,
+            transaction(keys.directory) as tx,
         ):
+            staging = tx.stage_output(out_dir)
             package_path, manifest = seal_package(
                 staging,
                 kind="export",
@@ -211,10 +227,10 @@ def export_maison(
             # the full summary stays at the maison, beside the package (never sent with it)
             summary_path = package_path.with_name(package_path.name + ".summary.json")
             summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    final = Path(out_dir) / package_path.relative_to(staging)
-    record_export(
-        keys, package_path=final, manifest=manifest, summary=summary,
-        exported_refs=exported_refs, inputs=[Path(customers), Path(purchases)],
-        timings=clock.timings,
-    )  # fmt: skip
+            record_export(
+                tx, keys, package_path=package_path, manifest=manifest, summary=summary,
+                exported_refs=exported_refs, inputs=[customers, purchases],
+                timings=clock.timings,
+            )  # fmt: skip
+    final = out_dir / package_path.relative_to(staging)
     return ExportResult(final, manifest, summary, clock.timings)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -23,7 +23,9 @@ from crossgroup import audit, jsonl
 from crossgroup.contracts import REF_BYTES
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import write_private_bytes
+
+if TYPE_CHECKING:
+    from crossgroup.commit import Transaction
 
 LEDGER = "exports.jsonl"
 REFS_DIR = "exports"
@@ -60,6 +62,7 @@ def _file_entry(path: Path, **extra: Any) -> dict:
 
 
 def record_export(
+    tx: Transaction,
     keys: PartyKeys,
     *,
     package_path: Path,
@@ -70,13 +73,12 @@ def record_export(
     timings: dict[str, float],
     now: datetime | None = None,
 ) -> dict:
-    """Write the refs file, append the ledger line, then the audit entry; return the line."""
+    """Add the refs file, the ledger line and the audit entry to the export's commit; return
+    the line. `package_path` is the sealed package as staged."""
     directory = Path(keys.directory)
-    refs_dir = directory / REFS_DIR
-    refs_dir.mkdir(mode=0o700, exist_ok=True)
     data = refs_bytes(exported_refs)
-    refs_path = refs_dir / f"{manifest.package_id}.refs"
-    write_private_bytes(refs_path, data)
+    refs_path = directory / REFS_DIR / f"{manifest.package_id}.refs"
+    staged_refs = tx.put(refs_path, data)
     customers = summary["customers"]
     identities = summary.get("identities", {})
     counts = {
@@ -104,10 +106,10 @@ def record_export(
                    "activity_rows": summary["activity_rows"]},
         "refs_file": f"{REFS_DIR}/{refs_path.name}",
         "refs_count": len(data) // REF_BYTES,
-        "refs_sha256": audit.file_digest(refs_path),
+        "refs_sha256": audit.file_digest(staged_refs),
     }  # fmt: skip
-    jsonl.append(directory / LEDGER, [line])
-    audit.record(
+    tx.append(directory / LEDGER, [line])
+    tx.audit(
         party_log(keys),
         party=keys.party_id,
         command="export",

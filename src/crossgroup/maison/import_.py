@@ -3,7 +3,8 @@
 The processor only ever knew `maison_ref = HMAC(local_secret, customer_id)`. The maison
 recomputes that ref for every customer in its CRM extract and joins: an exact match or nothing.
 A returned ref with no customer (deleted since export) is counted and dropped, never guessed.
-Plaintext exists only in a private working directory; outputs appear together or not at all.
+Plaintext exists only in a private working directory; the analyst files, the replay ledger's
+line and the audit entry are one commit (crossgroup.commit), under the maison's lock.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 import polars as pl
 
 from crossgroup import audit
+from crossgroup.commit import party_session, transaction
 from crossgroup.contracts import ANALYST_SEGMENTS, REF_BYTES, RETURN
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import accept_packages, open_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
+from crossgroup.io import private_workdir, scan_table, table_columns
 from crossgroup.maison.export_ledger import party_log
 from crossgroup.report.maison_report import ReportContext, render_maison_report
 
@@ -114,8 +116,13 @@ def import_return(
     out_dir: Path,
     write_csv: bool = False,
     imported_on: date | None = None,
+    mode: int = 0o600,
 ) -> ImportResult:
-    """Verify, decrypt and relink one return package; write segments.parquet and report.html."""
+    """Verify, decrypt and relink one return package; write segments.parquet and report.html.
+
+    The outputs hold customer ids with their segments: they get `mode` (owner only unless
+    the maison shares them on purpose), in a folder no more open than that.
+    """
     package, customers, out_dir = Path(package), Path(customers), Path(out_dir)
     if keys.party_id != maison_id:
         raise InputError(
@@ -127,10 +134,18 @@ def import_return(
         )
     if not package.is_file():
         raise InputError(f"return package not found: {package}")
+    with party_session(keys.directory, party=maison_id, command="import"):
+        return _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on,
+                       mode)  # fmt: skip
+
+
+def _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on, mode):
+    """The import under the maison's lock: replay check, then one commit of the analyst
+    files, the replay ledger's line and the audit entry."""
     audit.require_intact(party_log(keys))  # refuse before working, not after
     customer_ids = read_customer_ids(customers)
 
-    with private_workdir(prefix="crossgroup-import-") as work:
+    with private_workdir(prefix="crossgroup-import-", party=maison_id) as work:
         opened = open_package(package, keys, work, kind="return")
         manifest = opened.manifest
         # open_package checks the recipient; these checks make the import's own promise explicit
@@ -149,13 +164,14 @@ def import_return(
     context = _report_context(keys, manifest, tables["aggregates"], counts, imported_on)
     page = render_maison_report(segments, tables["aggregates"], tables["glossary"], context)
 
-    with staged_output(out_dir) as stage:
+    with transaction(keys.directory) as tx:
+        stage = tx.stage_output(out_dir, mode=mode)
         segments.write_parquet(stage / "segments.parquet", compression="zstd")
         if write_csv:
             segments.write_csv(stage / "segments.csv")
         (stage / "report.html").write_text(page, encoding="utf-8")
-    accept_packages(keys, [manifest])
-    _record_import(keys, package, customers, out_dir, manifest, counts, write_csv)
+        accept_packages(tx, keys, [manifest])
+        _record_import(tx, keys, package, customers, stage, manifest, counts, write_csv)
     return ImportResult(
         maison_id=maison_id,
         batch_id=str(manifest.batch_id),
@@ -170,11 +186,12 @@ def import_return(
     )
 
 
-def _record_import(keys, package, customers, out_dir, manifest, counts, write_csv) -> None:
-    """One entry in the maison's audit log: digests of what was read and written, counts."""
+def _record_import(tx, keys, package, customers, stage, manifest, counts, write_csv) -> None:
+    """The import's entry in the maison's audit log: digests of what was read and written,
+    counts."""
     returned, relinked, dropped = counts
     written = ["segments.parquet", "report.html", *(["segments.csv"] if write_csv else [])]
-    audit.record(
+    tx.audit(
         party_log(keys),
         party=keys.party_id,
         command="import",
@@ -185,7 +202,7 @@ def _record_import(keys, package, customers, out_dir, manifest, counts, write_cs
              "sha256": audit.file_digest(package)},
             {"file": customers.name, "role": "customers", "sha256": audit.file_digest(customers)},
         ],
-        outputs=[{"file": n, "sha256": audit.file_digest(out_dir / n)} for n in written],
+        outputs=[{"file": n, "sha256": audit.file_digest(stage / n)} for n in written],
         settings={"as_of": str(manifest.as_of), "batch_id": str(manifest.batch_id)},
         signer=keys.signing_key,
     )  # fmt: skip

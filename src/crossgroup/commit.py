@@ -1,0 +1,338 @@
+"""One command's changes committed as one step, and one command per party at a time.
+
+A command that changes a party's state (a ledger, its audit log, a refs file, its inbox) and
+writes outputs runs inside `party_session`: an exclusive lock on the party directory, held
+from the replay check until everything is committed, so a second run of the same party is
+refused (exit 3) before it writes anything.
+
+Inside, a `Transaction` stages everything first: output files in a staging folder beside
+`--out`, whole state files in the party directory's `.journal/` folder, ledger and audit
+lines in memory. `commit` then checks every target can be written, fsyncs what was staged and
+writes a journal naming each step; the journal's atomic rename is the commit point. Applying
+it appends the lines, moves the files in and removes or moves the inputs. Every step is safe
+to repeat, so if the run dies while applying, the party's next command (any of them: it runs
+`recover` when it takes the lock) finishes the journal. A run that dies before the commit
+point leaves only staging folders, which are removed as stale (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from crossgroup import audit, jsonl
+from crossgroup.errors import InputError, SecurityError
+from crossgroup.io import (
+    STAGING_PREFIX,
+    chmod_files,
+    move_tree,
+    output_folder,
+    owned_dir,
+    remove_stale,
+    write_private_bytes,
+)
+
+LOCK_FILE = ".crossgroup.lock"
+JOURNAL_DIR = ".journal"
+
+_held: dict[str, int] = {}  # party directories this process holds: path -> depth
+
+
+# ---------------------------------------------------------------- the party lock
+
+
+@contextlib.contextmanager
+def party_session(party_dir: Path, *, party: str, command: str) -> Iterator[None]:
+    """Hold the party's lock for a whole command, after finishing what a killed run left.
+
+    Refuses (SecurityError, exit 3) when another run of this party holds it: a consumer
+    that waited would then find its package in the ledger anyway, and a scheduler's retry
+    is clearer than a silent wait. Re-entrant within a process (process -> erasures).
+    """
+    party_dir = Path(party_dir)
+    key = os.path.abspath(party_dir)
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    lock = party_dir / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise InputError(f"cannot lock {party_dir}: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SecurityError(
+                f"{party}'s state in {party_dir} is in use by {_holder(lock)}: nothing was "
+                "written; run again when it has finished"
+            ) from None
+        holder = {"command": command, "pid": os.getpid(),
+                  "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        _held[key] = 1
+        try:
+            recover(party_dir)
+            yield
+        finally:
+            del _held[key]
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _holder(lock: Path) -> str:
+    try:
+        holder = json.loads(lock.read_text(encoding="utf-8"))
+        return f"crossgroup {holder['command']} (pid {holder['pid']}, since {holder['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another crossgroup run"
+
+
+def holds(party_dir: Path) -> bool:
+    return os.path.abspath(party_dir) in _held
+
+
+# ---------------------------------------------------------------- journals
+
+
+def recover(party_dir: Path) -> list[Path]:
+    """Finish every commit a killed run left in `party_dir`, oldest first; drop the rest."""
+    folder = Path(party_dir) / JOURNAL_DIR
+    if not folder.is_dir():
+        return []
+    journals = sorted(folder.glob("*.json"))
+    for journal in journals:
+        apply_journal(journal)
+    for leftover in folder.iterdir():  # staged state files and journals never committed
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    return journals
+
+
+def apply_journal(journal: Path) -> None:
+    """Carry out a committed journal's steps, each one safe to repeat, then delete it."""
+    try:
+        steps = json.loads(journal.read_text(encoding="utf-8"))["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SecurityError(
+            f"commit journal {journal} is damaged: it cannot be finished safely; restore it "
+            "from backup or remove it after checking the ledgers"
+        ) from None
+    for step in steps:
+        try:
+            _apply(step)
+        except OSError as e:
+            raise InputError(
+                f"cannot write {e.filename or step.get('path') or step.get('to')}: "
+                f"{e.strerror}; the commit is recorded in {journal} and the next crossgroup "
+                "run of this party finishes it"
+            ) from None
+    journal.unlink()
+    shutil.rmtree(journal.with_suffix(""), ignore_errors=True)
+
+
+def _apply(step: Mapping[str, Any]) -> None:
+    kind = step["do"]
+    if kind == "append":
+        path = Path(step["path"])
+        present = set(path.read_text(encoding="utf-8").splitlines()) if path.exists() else set()
+        missing = [line for line in step["lines"] if line not in present]
+        jsonl.append(path, missing, encode=str)
+    elif kind == "move_tree":
+        move_tree(Path(step["from"]), Path(step["to"]))
+    elif kind == "move":
+        _move(Path(step["from"]), Path(step["to"]))
+    elif kind == "remove":
+        Path(step["path"]).unlink(missing_ok=True)
+    else:
+        raise ValueError(f"unknown journal step {kind!r}")
+
+
+def _move(src: Path, dst: Path) -> None:
+    """Move one file into place; done already when the source is gone."""
+    if not src.exists():
+        return
+    missing = [p for p in [dst.parent, *dst.parent.parents] if not p.exists()]
+    for folder in reversed(missing):  # new folders private, like what they will hold
+        folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        os.replace(src, dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        shutil.copy2(src, dst.with_name(f".{dst.name}.tmp"))  # another filesystem
+        _fsync(dst.with_name(f".{dst.name}.tmp"))
+        os.replace(dst.with_name(f".{dst.name}.tmp"), dst)
+        src.unlink()
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- transactions
+
+
+class Transaction:
+    """What one command will change, staged; `commit` applies it as one step.
+
+    Example:
+    with party_session(d, party="aurelle", command="import"), transaction(d) as tx:
+        stage = tx.stage_output(out_dir, mode=0o600); write files into stage
+        tx.append(d / "ledger.jsonl", [line]); tx.audit(d / "audit.jsonl", ...)
+    """
+
+    def __init__(self, party_dir: Path) -> None:
+        self.party_dir = Path(party_dir)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        self.journal = self.party_dir / JOURNAL_DIR / f"{stamp}-{secrets.token_hex(4)}.json"
+        self._state = self.journal.with_suffix("")  # whole state files staged for the commit
+        self._steps: list[dict] = []
+        self._stagings: list[tuple[Path, int | None]] = []
+        self._appends: dict[Path, list[str]] = {}
+        self._audit: dict[Path, list[dict]] = {}
+
+    def stage_output(self, out_dir: Path, *, mode: int | None = None) -> Path:
+        """A staging folder whose files move into `out_dir` at commit (with `mode`, if set)."""
+        out_dir = output_folder(out_dir, mode=mode)
+        remove_stale(out_dir, STAGING_PREFIX, keep=_journal_exists)
+        staging = owned_dir(out_dir, STAGING_PREFIX, journal=str(self.journal))
+        self._stagings.append((staging, mode))
+        self._steps.append({"do": "move_tree", "from": str(staging), "to": str(out_dir)})
+        return staging
+
+    def append(self, path: Path, records: Iterable[Mapping[str, Any]]) -> None:
+        """Lines to append to a JSONL state file (a ledger)."""
+        lines = [jsonl.dumps(r) for r in records]
+        if lines:
+            self._append_lines(Path(path), lines)
+
+    def _append_lines(self, path: Path, lines: list[str]) -> None:
+        if path not in self._appends:
+            self._appends[path] = []
+            self._steps.append({"do": "append", "path": str(path), "lines": self._appends[path]})
+        self._appends[path].extend(lines)
+
+    def put(self, path: Path, data: bytes) -> Path:
+        """A whole state file (mode 0600) written at commit; returns where it is staged."""
+        self._state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staged = self._state / f"{len(self._steps)}-{Path(path).name}"
+        write_private_bytes(staged, data)
+        self._steps.append({"do": "move", "from": str(staged), "to": str(path)})
+        return staged
+
+    def move(self, src: Path, dst: Path) -> None:
+        """An input moved at commit (e.g. a package kept under retention)."""
+        self._steps.append({"do": "move", "from": str(src), "to": str(dst)})
+
+    def remove(self, path: Path) -> None:
+        """An input deleted at commit."""
+        self._steps.append({"do": "remove", "path": str(path)})
+
+    def audit(self, log: Path, **record: Any) -> dict:
+        """An audit entry (see `audit.record` for the fields), chained after the log and any
+        entry this transaction already holds for it; the signed head is rewritten with it."""
+        log = Path(log)
+        pending = self._audit.setdefault(log, [])
+        if not pending:
+            audit.require_intact(log)
+        entry, head = audit.prepare(log, pending, **record)
+        pending.append(entry)
+        self._append_lines(log, [audit.canonical_json(entry).decode()])
+        heads = [s for s in self._steps if s.get("to") == str(audit.head_path(log))]
+        for step in heads:  # only the newest head is written
+            self._steps.remove(step)
+        self.put(audit.head_path(log), head)
+        return entry
+
+    def commit(self) -> None:
+        """Check targets, fsync what was staged, write the journal (the commit point), apply."""
+        for path in self._appends:
+            _writable(path)
+        for step in self._steps:
+            if step["do"] in ("move", "remove") and not step.get("from", "").startswith(
+                str(self._state)
+            ):
+                _writable_folder(Path(step.get("to") or step["path"]).parent)
+        for staging, mode in self._stagings:
+            if mode is not None:
+                chmod_files(staging, mode)
+            for path in [*staging.rglob("*"), staging]:
+                _fsync(path)
+        if self._state.is_dir():
+            _fsync(self._state)
+        data = json.dumps({"steps": self._steps}, indent=1).encode()
+        try:
+            write_private_bytes(self.journal, data)  # fsynced, then renamed: the commit point
+            _fsync(self.journal.parent)
+        except OSError as e:
+            raise InputError(f"cannot write {self.journal}: {e.strerror}") from None
+        apply_journal(self.journal)
+
+    def discard(self) -> None:
+        """Drop everything staged: nothing of this command reaches a file that counts."""
+        for staging, _ in self._stagings:
+            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(self._state, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def transaction(party_dir: Path) -> Iterator[Transaction]:
+    """A Transaction committed when the block ends normally, discarded otherwise.
+
+    The caller holds `party_session` on the same directory (checked).
+    """
+    if not holds(party_dir):
+        raise RuntimeError(f"transaction({party_dir}) needs party_session on it")
+    (Path(party_dir) / JOURNAL_DIR).mkdir(mode=0o700, exist_ok=True)
+    tx = Transaction(party_dir)
+    try:
+        yield tx
+        tx.commit()
+    except BaseException:
+        if not tx.journal.exists():
+            tx.discard()
+        raise
+
+
+def _journal_exists(owner: dict) -> bool:
+    journal = owner.get("journal")
+    return bool(journal) and Path(journal).exists()
+
+
+def _writable(path: Path) -> None:
+    """Open a state file for appending (creating it, mode 0600) to fail before the commit."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _writable_folder(folder: Path) -> None:
+    while not folder.exists():
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write in {folder}: Permission denied")
