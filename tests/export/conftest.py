@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -84,12 +86,18 @@ class Opened:
 
 
 @pytest.fixture(scope="session")
-def keydir(tmp_path_factory) -> Path:
+def fresh_keys(tmp_path_factory) -> Path:
     from crossgroup.crypto.keys import init_keys
 
     root = tmp_path_factory.mktemp("keys")
     init_keys(root, ["aurelle", "kessler"])
     return root
+
+
+@pytest.fixture
+def keydir(fresh_keys, tmp_path) -> Path:
+    """The session's keys with no export recorded yet: each test exports its batch once."""
+    return Path(shutil.copytree(fresh_keys, tmp_path / "keys"))
 
 
 @pytest.fixture

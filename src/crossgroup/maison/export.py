@@ -33,7 +33,7 @@ from crossgroup.io import private_workdir
 from crossgroup.maison import export_rules as rules
 from crossgroup.maison import export_summary as summaries
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
-from crossgroup.maison.export_ledger import party_log, record_export
+from crossgroup.maison.export_ledger import party_log, read_export_ledger, record_export
 from crossgroup.maison.inputs import load_customers, load_purchases
 from crossgroup.privacy.export_checks import check_export_files, looks_identifying
 
@@ -84,6 +84,17 @@ def _check_finite_amounts(engine: Engine, purchases: Path) -> float:
     return float(total)
 
 
+def _require_new_batch(keys: PartyKeys, batch_id: str) -> None:
+    """One package per maison and batch: a second one would be refused at the processor, and
+    a rerun after a crash must not send the batch twice."""
+    done = [line for line in read_export_ledger(keys.directory) if line["batch_id"] == batch_id]
+    if done:
+        raise InputError(
+            f"batch {batch_id} was already exported as package {done[-1]['package_id']} "
+            f"({done[-1]['package_file']}); give a new --batch-id to export it again"
+        )
+
+
 def export_maison(
     customers: Path,
     purchases: Path,
@@ -119,10 +130,11 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
     """The export under the maison's lock, ending in one commit: the package, its local
     summary, the refs file, the export ledger's line and the audit entry."""
     audit.require_intact(party_log(keys))  # refuse before working, not after
+    batch_id = batch_id or as_of.strftime("%Y-%m")
+    _require_new_batch(keys, batch_id)
     if config.sector not in taxonomy.sector_names:
         raise InputError(f"maison {config.id}: sector {config.sector!r} is not in the taxonomy")
     catch_all = taxonomy.sector(config.sector).catch_all
-    batch_id = batch_id or as_of.strftime("%Y-%m")
     clock = _Clock(progress)
     with (
         private_workdir(prefix="crossgroup-export-", party=config.id) as work,
