@@ -21,7 +21,13 @@ from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import accept_packages, open_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import private_workdir, scan_table, staged_output, table_columns
+from crossgroup.io import (
+    private_workdir,
+    require_readable_file,
+    scan_table,
+    staged_output,
+    table_columns,
+)
 from crossgroup.maison.export_ledger import party_log
 from crossgroup.report.maison_report import ReportContext, render_maison_report
 
@@ -125,8 +131,7 @@ def import_return(
         raise InputError(
             f"--keys {keys.directory} holds no local secret: not a maison key directory"
         )
-    if not package.is_file():
-        raise InputError(f"return package not found: {package}")
+    require_readable_file(package, "return package")
     audit.require_intact(party_log(keys))  # refuse before working, not after
     customer_ids = read_customer_ids(customers)
 
