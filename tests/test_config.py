@@ -1,5 +1,6 @@
 """The shipped configuration is valid, and bad configuration is refused with every problem."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,22 @@ def test_group_table_that_is_not_a_table_is_refused(tmp_path: Path):
     path = tmp_path / "group.toml"
     path.write_text('privacy = 5\n[batch]\nmaisons = ["aurelle", "kessler"]\n')
     assert "[privacy] must be a table" in refusal(load_group, path)
+
+
+def test_a_retention_period_beyond_the_calendar_is_refused(tmp_path: Path):
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace("returns_days = 90", "returns_days = 1000000000"))
+    assert "retention returns_days must be a whole number of days from 0 to 36500" in refusal(
+        load_group, path
+    )
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_config_that_is_not_a_regular_file_is_refused_unread(tmp_path: Path, kind: str):
+    path = tmp_path / "fx.toml"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)  # a FIFO would block open()
+    expected = "a directory" if kind == "folder" else "a FIFO (named pipe)"
+    with pytest.raises(InputError) as e:
+        load_fx(path)
+    assert str(e.value) == f"configuration file {path} is {expected}, expected a file"

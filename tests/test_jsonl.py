@@ -3,7 +3,6 @@ private appends, one writer at a time, atomic rewrites."""
 
 from __future__ import annotations
 
-import json
 import stat
 import subprocess
 import sys

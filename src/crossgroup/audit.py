@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from crossgroup import jsonl
-from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import write_private_bytes
+from crossgroup.errors import SecurityError
+from crossgroup.io import require_readable_file, write_private_bytes
 
 GENESIS = "0" * 64
 AUDIT_VERSION = 1
@@ -242,9 +242,7 @@ def verify_log(
     path: Path, *, registry: Any | None = None, expect_head: str | None = None
 ) -> list[str]:
     """Chain, head file (when present) and an externally anchored head digest, all at once."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"audit log not found: {path}")
+    path = require_readable_file(path, "audit log")
     try:
         entries = read_entries(path)
     except SecurityError as e:

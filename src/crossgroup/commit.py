@@ -272,10 +272,13 @@ class Transaction:
         for path in self._appends:
             _writable(path)
         for step in self._steps:
-            if step["do"] in ("move", "remove") and not step.get("from", "").startswith(
-                str(self._state)
-            ):
-                _writable_folder(Path(step.get("to") or step["path"]).parent)
+            if step["do"] == "move_tree":
+                for src in Path(step["from"]).rglob("*"):
+                    _replaceable(Path(step["to"]) / src.relative_to(step["from"]), src.is_dir())
+            else:
+                target = Path(step.get("to") or step["path"])
+                _replaceable(target, False)
+                _writable_folder(target.parent)
         for staging, mode in self._stagings:
             if mode is not None:
                 chmod_files(staging, mode)
@@ -323,12 +326,22 @@ def _journal_exists(owner: dict) -> bool:
 
 
 def _writable(path: Path) -> None:
-    """Open a state file for appending (creating it, mode 0600) to fail before the commit."""
+    """Open a state file for appending (or check its folder) to fail before the commit."""
+    if not path.exists():
+        _writable_folder(path.parent)
+        return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _replaceable(target: Path, is_dir: bool) -> None:
+    """A file can replace `target` (or a folder be made there): checked before the commit,
+    so that applying it cannot stop half-way on something in the way."""
+    if target.is_dir() != is_dir and target.exists():
+        kind = "a folder" if target.is_dir() else "a file"
+        raise InputError(f"cannot write {target}: {kind} of that name is in the way")
 
 
 def _writable_folder(folder: Path) -> None:

@@ -36,17 +36,20 @@ def pipelines_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "pipelines"
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, label: str = "configuration") -> dict[str, Any]:
     """Parse a TOML file, turning every failure into one InputError naming the file."""
+    from crossgroup.io import require_readable_file  # deferred: io imports polars
+
+    require_readable_file(path, label)  # a FIFO or a directory is refused, never read
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: configuration file not found") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid TOML (not UTF-8 text)") from None
     except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+        raise InputError(f"cannot read {label} file {path}: {e.strerror}") from None
 
 
 def _fail_if(problems: list[str], path: Path) -> None:
@@ -379,7 +382,9 @@ class GroupConfig:
     retention: dict[str, int] = field(default_factory=dict)
 
 
-# `[retention]` settings, in days (group/retention.py).
+# `[retention]` settings, in days (group/retention.py); 100 years at most, so a date minus a
+# period always stays in the calendar.
+MAX_RETENTION_DAYS = 36_500
 RETENTION_SETTINGS = (
     "input_packages_days",
     "returns_days",
@@ -440,8 +445,12 @@ def load_group(path: Path | None = None) -> GroupConfig:
         problems.append("min_segments must not exceed max_segments")
     retention = tables["retention"]
     for key, v in retention.items():
-        if key in RETENTION_SETTINGS and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            problems.append(f"retention {key} must be a whole number of days")
+        if key in RETENTION_SETTINGS and (
+            not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_RETENTION_DAYS
+        ):
+            problems.append(
+                f"retention {key} must be a whole number of days from 0 to {MAX_RETENTION_DAYS}"
+            )
     _fail_if(problems, path)
     return GroupConfig(
         maisons=tuple(maisons),

@@ -1,5 +1,9 @@
 """Reading inputs and writing outputs atomically.
 
+Every user-given file is checked by `require_readable_file` before anything opens it: a
+folder, FIFO or device is refused (a FIFO would block a reader for ever), and so is a file
+this user cannot read, each with one line naming the file.
+
 Every command writes into a staging folder beside its output and moves the finished files in
 only when the whole command succeeded, so a failure never leaves partial output. Plaintext
 that must touch disk lives in a private working directory (mode 0700) removed on exit.
@@ -12,6 +16,7 @@ import json
 import os
 import queue
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -20,14 +25,48 @@ from typing import BinaryIO
 
 import polars as pl
 
-from crossgroup.errors import InputError
+from crossgroup.errors import CrossgroupError, InputError
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def require_readable_file(
+    path: Path | str, label: str, *, refusal: type[CrossgroupError] = InputError
+) -> Path:
+    """Refuse a user-given file that is missing, not a regular file, or unreadable, before
+    anything reads it: reading a FIFO or a device would hang or never end, and a permission
+    error deep in a reader would surface as an unclear message.
+
+    `os.stat` follows symlinks and never blocks. A missing file is always InputError; the
+    other refusals raise `refusal` (SecurityError for a private key file).
+    Example: require_readable_file(Path("crm/customers.parquet"), "customers")
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{label} file not found: {path}") from None
+    except OSError as e:
+        raise refusal(f"cannot read {label} file {path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+        raise refusal(f"{label} file {path} is {kind}, expected a file")
+    try:  # a regular file: opening it cannot block (O_NONBLOCK in case it was swapped)
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as e:
+        raise refusal(f"cannot read {label} file {path}: {e.strerror}") from None
+    return path
 
 
 def scan_table(path: Path | str, *, label: str = "input") -> pl.LazyFrame:
     """Lazily scan a Parquet or CSV file, chosen by its extension."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{label} file not found: {path}")
+    path = require_readable_file(path, label)
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
@@ -98,7 +137,9 @@ def _owner(path: Path, prefix: str) -> dict | None:
     except (OSError, ValueError):
         pass
     parts = path.name.rsplit("-", 2)  # PREFIX<pid>-<random>: the random part has no "-"
-    return {"pid": int(parts[-2]), "start": None} if len(parts) == 3 and parts[-2].isdigit() else None
+    return (
+        {"pid": int(parts[-2]), "start": None} if len(parts) == 3 and parts[-2].isdigit() else None
+    )
 
 
 def remove_stale(

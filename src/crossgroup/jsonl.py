@@ -4,9 +4,9 @@ One JSON object per line. Writers take an exclusive `flock` on a lock file besid
 file (`.NAME.lock`), so two commands of one party never interleave; `locked` lets a caller
 hold it across a read-check-append. Appends are O_APPEND and fsynced, the file mode 0600
 from creation; a rewrite (purge, the suppression ledger's merge) replaces the whole file in a
-commit (crossgroup.commit). Reading is strict: a damaged line is a SecurityError naming the file and line,
-never an empty result, since a skipped line would be a replayable package or a forgotten
-erasure. Reads take no lock (an auditor may read a copy in a read-only folder).
+commit (crossgroup.commit). Reading is strict: a damaged line is a SecurityError naming the
+file and line, never an empty result, since a skipped line would be a replayable package or a
+forgotten erasure. Reads take no lock (an auditor may read a copy in a read-only folder).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ ACCESS = ("--maison", "aurelle", "--customer-id", "AU-000001",
           "--customers", "{tmp}/customers.csv", "--purchases", "{tmp}/purchases.csv",
           "--as-of", "2026-09-30", "--keys", "{keys}/aurelle", "--out", "{out}")
 PROCESS = ("--inbox", "{tmp}/inbox", "--keys", "{keys}/processor", "--out", "{out}")
-OPEN = ("--package", "{tmp}/missing.cgpkg", "--keys", "{keys}/processor", "--out", "{out}")
+OPEN = ("--package", "{tmp}/return.cgpkg", "--keys", "{keys}/processor", "--out", "{out}")
 EVALUATE = ("--synth", "{tmp}", "--exports", "{tmp}/inbox", "--keys", "{keys}",
             "--out", "{out}/eval.json")
 # fmt: on
@@ -101,17 +101,17 @@ CASES = [
     case("erase", *ERASE, "--batch-id", "a/b", needle="--batch-id"),
     case("erase", *replace(ERASE, "--maison", "au relle"), needle="--maison"),
     case("erase", *ERASE, "--passphrase-env", UNSET, needle="--passphrase-env"),
-    case("erase", *ERASE, needle="ids.txt"),
+    case("erase", *replace(ERASE, "--ids", "{tmp}/missing-ids.txt"), needle="missing-ids.txt"),
     case("purge", "--out", "{out}", "--keys", "{keys}/processor", "--now", "tomorrow",
          needle="--now", out_exists=True),
     case("purge", "--out", "{tmp}/no-out", "--keys", "{keys}/processor", needle="no-out"),
     case("purge", "--out", "{out}", "--keys", "{keys}/aurelle", code=3,
          needle="not the processor", out_exists=True),
-    case("import", *IMPORT, needle="return.cgpkg"),
+    case("import", *replace(IMPORT, "--package", "{tmp}/missing.cgpkg"), needle="missing.cgpkg"),
     case("import", *replace(IMPORT, "--maison", "-aurelle"), needle="--maison"),
     case("import", *IMPORT, "--passphrase-env", UNSET, needle="--passphrase-env"),
     case("import", *replace(IMPORT, "--keys", "{keys}/kessler"), needle="kessler"),
-    case("open", *OPEN, needle="missing.cgpkg"),
+    case("open", *replace(OPEN, "--package", "{tmp}/missing.cgpkg"), needle="missing.cgpkg"),
     case("open", *OPEN, "--passphrase-env", UNSET, needle="--passphrase-env"),
     case("access", *replace(ACCESS, "--as-of", "yesterday"), needle="--as-of"),
     case("access", *ACCESS, "--request-id", "DSAR 17", needle="--request-id"),
@@ -150,9 +150,13 @@ def keydir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def inputs(tmp_path) -> Path:
-    """Small valid CRM files and id list, so each case fails on its bad option alone."""
+    """Small valid CRM files, id list and stand-ins for a package and a registry (files are
+    checked while options are parsed), so each case fails on its bad option alone."""
     (tmp_path / "customers.csv").write_text("customer_id,email\nAU-000001,a@example.com\n")
     (tmp_path / "purchases.csv").write_text("customer_id,order_id\nAU-000001,o1\n")
+    (tmp_path / "ids.txt").write_text("AU-000001\n")
+    (tmp_path / "return.cgpkg").write_bytes(b"not read: another option is bad")
+    (tmp_path / "r.toml").write_text("")
     (tmp_path / "inbox").mkdir()
     return tmp_path
 

@@ -1,5 +1,7 @@
 """The error contract: one line on stderr, no traceback, exit 2 for bad input, 3 for security."""
 
+import errno
+
 import pytest
 import typer
 
@@ -91,3 +93,39 @@ def test_a_group_without_a_subcommand_shows_its_help_and_exits_2(run_cli):
     result = run_cli("keys")
     assert result.exit_code == 2
     assert "init" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/x/y.cgpkg"),
+         "cannot write /x/y.cgpkg: No space left on device"),
+        (PermissionError(errno.EACCES, "Permission denied", "out/report.html"),
+         "cannot access out/report.html: Permission denied"),
+        (OSError(errno.EROFS, "Read-only file system", "out/.staging/a", None, "out/a"),
+         "cannot write out/.staging/a -> out/a: Read-only file system"),
+        (OSError(errno.ENOSPC, "No space left on device"),
+         "cannot write a file: No space left on device"),
+    ],
+)  # fmt: skip
+def test_an_os_error_is_exit_2_naming_the_file(failing_command, run_cli, monkeypatch, error, line):
+    monkeypatch.delenv("CROSSGROUP_DEBUG", raising=False)
+    failing_command(error)
+    result = run_cli("boom")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"crossgroup: error: {line}"]
+
+
+def test_debug_shows_the_os_error_itself(failing_command, run_cli, monkeypatch):
+    monkeypatch.setenv("CROSSGROUP_DEBUG", "1")
+    failing_command(OSError(errno.ENOSPC, "No space left on device", "/x/y"))
+    with pytest.raises(OSError, match="No space left"):
+        run_cli("boom")
+
+
+def test_error_lines_cannot_be_reordered_or_split_by_what_they_quote(failing_command, run_cli):
+    failing_command(InputError("customers file a\u202eb\nc.parquet not found"))
+    result = run_cli("boom")
+    assert result.stderr.splitlines() == [
+        "crossgroup: error: customers file a\ufffdb c.parquet not found"
+    ]

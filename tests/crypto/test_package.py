@@ -34,6 +34,7 @@ def accept(keys, manifests) -> None:
     ):
         accept_packages(tx, keys, manifests)
 
+
 CHUNK = 1024
 AS_OF = dt.date(2026, 9, 30)
 NOW = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.UTC)

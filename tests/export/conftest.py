@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path

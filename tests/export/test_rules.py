@@ -227,3 +227,13 @@ def test_placeholder_phone_found_across_formats_and_non_exported(export_world, c
     assert tokens[ref("D").pop()] is not None
     assert out.result.summary["placeholders"]["phone_values"] == 1
     assert out.result.summary["placeholders"]["customers_affected_in_file"] == 4
+
+
+@pytest.mark.parametrize("as_of", [date(1, 1, 1), date(3, 12, 31)])
+def test_an_as_of_whose_window_starts_before_year_1_is_input_error(as_of):
+    from crossgroup.errors import InputError
+    from crossgroup.maison.export_rules import window_start
+
+    with pytest.raises(InputError, match="window starts before year 1"):
+        window_start(as_of)
+    assert window_start(date(4, 2, 29)) == date(1, 2, 28)

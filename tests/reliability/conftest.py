@@ -8,8 +8,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # demo_support
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # world
 
-from demo_support import demo_output  # noqa: E402
-from world import make_template, processed_template  # noqa: E402
+from world import make_template, processed_template
+
+from demo_support import demo_output
 
 
 @pytest.fixture(scope="session")

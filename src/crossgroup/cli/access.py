@@ -11,11 +11,13 @@ from rich.markup import escape
 
 from crossgroup.cli.options import (
     AsOfOption,
+    CustomersOption,
     FxOption,
     MaisonConfigOption,
     MaisonKeysOption,
     MaisonOption,
     PassphraseEnvOption,
+    PurchasesOption,
     TaxonomyOption,
     folder_option,
     load_keys,
@@ -31,8 +33,8 @@ def access(
     customer_id: Annotated[
         str, typer.Option("--customer-id", help="The customer's id in the maison's CRM.")
     ],
-    customers: Annotated[Path, typer.Option("--customers", help="Customers .parquet or .csv.")],
-    purchases: Annotated[Path, typer.Option("--purchases", help="Purchases .parquet or .csv.")],
+    customers: CustomersOption,
+    purchases: PurchasesOption,
     as_of: AsOfOption,
     keys: MaisonKeysOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for access.json and access.html.")],

@@ -4,11 +4,16 @@ Exit codes (DESIGN §7): 0 success, 2 bad input or configuration, 3 security ref
 check that did not pass (`evaluate --check`) and for an unexpected error. Every
 CrossgroupError becomes one line on stderr (plus its indented details, if any), never a
 traceback; so does a usage error (unknown or missing option, a value Typer cannot convert).
-An unexpected error also prints one line; set CROSSGROUP_DEBUG=1 to see the traceback.
+An operating-system error no command foresaw (disk full, a read-only or forbidden output
+folder) is exit 2, one line naming the file and the reason. An unexpected error also prints
+one line (exit 1); set CROSSGROUP_DEBUG=1 to see the traceback of either. Messages pass
+through `text.printable`, so a file name or label quoted in one cannot break the line or
+reorder it on screen.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterable
@@ -19,6 +24,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from crossgroup.errors import CrossgroupError
+from crossgroup.text import printable
 
 app = typer.Typer(
     name="crossgroup",
@@ -84,10 +90,31 @@ _register()
 
 def fail(message: str, exit_code: int, details: Iterable[str] = ()) -> None:
     """Print one error line (and any indented details) to stderr and exit."""
-    typer.echo(f"crossgroup: error: {message}", err=True)
+    typer.echo(f"crossgroup: error: {printable(message)}", err=True)
     for line in details:
-        typer.echo(f"  {line}", err=True)
+        typer.echo(f"  {printable(line)}", err=True)
     raise SystemExit(exit_code)
+
+
+# errno values that only a write can cause; any other OSError may come from a read as well
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG})
+
+
+def os_error_line(error: OSError) -> str:
+    """An OSError as one line naming the file and the reason, e.g.
+    "cannot write out/x.cgpkg: No space left on device"."""
+    reason = error.strerror or type(error).__name__
+    verb = "write" if error.errno in _WRITE_ERRNOS else "access"
+    if error.filename is None:
+        return f"cannot {verb} a file: {reason}"
+    target = _file_name(error.filename)
+    if error.filename2 is not None:  # a rename or link: both ends
+        target += f" -> {_file_name(error.filename2)}"
+    return f"cannot {verb} {target}: {reason}"
+
+
+def _file_name(name: object) -> str:
+    return os.fsdecode(name) if isinstance(name, str | bytes | os.PathLike) else str(name)
 
 
 def usage_line(error: ClickException) -> str:
@@ -114,6 +141,10 @@ def main() -> None:
         fail("interrupted", 130)
     except typer.Abort:
         fail("aborted", 1)
+    except OSError as e:  # disk full, read-only or forbidden folder: the user can fix it
+        if os.environ.get("CROSSGROUP_DEBUG"):
+            raise
+        fail(os_error_line(e), 2)
     except Exception as e:
         if os.environ.get("CROSSGROUP_DEBUG"):
             raise

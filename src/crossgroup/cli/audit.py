@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from crossgroup.cli.options import input_file_option
 from crossgroup.errors import SecurityError
 
 audit_app = typer.Typer(
@@ -18,12 +19,13 @@ audit_app = typer.Typer(
 
 @audit_app.command("verify")
 def verify(
-    log: Annotated[Path, typer.Option("--log", help="The audit log (audit.jsonl).")],
+    log: Annotated[Path, input_file_option("--log", "audit log", "The audit log (audit.jsonl).")],
     registry: Annotated[
         Path | None,
-        typer.Option(
+        input_file_option(
             "--registry",
-            help="Public registry: also check the head's signature by the log's party.",
+            "registry",
+            "Public registry: also check the head's signature by the log's party.",
         ),
     ] = None,
     expect_head: Annotated[

@@ -12,6 +12,7 @@ from crossgroup.cli.options import (
     MaisonKeysOption,
     MaisonOption,
     PassphraseEnvOption,
+    input_file_option,
     load_keys,
     load_maison_config,
     short_id_option,
@@ -21,13 +22,15 @@ from crossgroup.cli.options import (
 def erase(
     maison: MaisonOption,
     customers: Annotated[
-        Path, typer.Option("--customers", help="Customers .parquet or .csv (current CRM).")
+        Path,
+        input_file_option("--customers", "customers", "Customers .parquet or .csv (current CRM)."),
     ],
     ids: Annotated[
         Path,
-        typer.Option(
+        input_file_option(
             "--ids",
-            help="Customer ids to erase: .txt (one a line), .csv or .parquet (customer_id).",
+            "ids",
+            "Customer ids to erase: .txt (one a line), .csv or .parquet (customer_id).",
         ),
     ],
     keys: MaisonKeysOption,

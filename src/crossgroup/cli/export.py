@@ -12,23 +12,26 @@ from rich.table import Table
 
 from crossgroup.cli.options import (
     AsOfOption,
+    CustomersOption,
     FxOption,
     MaisonConfigOption,
     MaisonKeysOption,
     MaisonOption,
     PassphraseEnvOption,
+    PurchasesOption,
     TaxonomyOption,
     load_keys,
     load_maison_config,
     short_id_option,
 )
 from crossgroup.config import load_fx, load_taxonomy
+from crossgroup.text import printable
 
 
 def export(
     maison: MaisonOption,
-    customers: Annotated[Path, typer.Option("--customers", help="Customers .parquet or .csv.")],
-    purchases: Annotated[Path, typer.Option("--purchases", help="Purchases .parquet or .csv.")],
+    customers: CustomersOption,
+    purchases: PurchasesOption,
     as_of: AsOfOption,
     keys: MaisonKeysOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for the sealed package.")],
@@ -75,11 +78,10 @@ def export(
         )
     console = Console()
     console.print(summary_table(result.summary))
-    console.print(f"Sealed for the processor: {result.package_path}")
+    package = escape(printable(str(result.package_path)))
+    console.print(f"Sealed for the processor: {package}")
     console.print(
-        f"Summary (keep at the maison, do not send): {escape(str(result.package_path))}"
-        ".summary.json",
-        soft_wrap=True,
+        f"Summary (keep at the maison, do not send): {package}.summary.json", soft_wrap=True
     )
     # one plain line, read by benchmarks/run.py (rich output may wrap)
     typer.echo("Step times: " + ", ".join(f"{k} {v:.3f} s" for k, v in result.timings.items()))
@@ -116,6 +118,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("Activity rows", summary["activity_rows"]),
         ("EUR total (net)", f"{summary['amount_eur_total']:,.2f}"),
     ]
-    for label, value in rows:
-        table.add_row(escape(label), f"{value:,}" if isinstance(value, int) else str(value))
+    for label, value in rows:  # labels include CRM free text: shown only through printable
+        table.add_row(
+            escape(printable(label)), f"{value:,}" if isinstance(value, int) else str(value)
+        )
     return table

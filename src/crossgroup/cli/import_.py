@@ -15,15 +15,21 @@ from crossgroup.cli.options import (
     MaisonOption,
     ModeOption,
     PassphraseEnvOption,
+    input_file_option,
     load_keys,
 )
 
 
 def import_(
     maison: MaisonOption,
-    package: Annotated[Path, typer.Option("--package", help="The return package (.cgpkg).")],
+    package: Annotated[
+        Path, input_file_option("--package", "return package", "The return package (.cgpkg).")
+    ],
     customers: Annotated[
-        Path, typer.Option("--customers", help="CRM extract (.parquet or .csv) with customer_id.")
+        Path,
+        input_file_option(
+            "--customers", "customers", "CRM extract (.parquet or .csv) with customer_id."
+        ),
     ],
     keys: MaisonKeysOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for the analyst files.")],

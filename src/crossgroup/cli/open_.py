@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from crossgroup.cli.options import ModeOption, PassphraseEnvOption, load_keys
+from crossgroup.cli.options import ModeOption, PassphraseEnvOption, input_file_option, load_keys
 
 
 def open_(
-    package: Annotated[Path, typer.Option("--package", help="The .cgpkg file.")],
+    package: Annotated[Path, input_file_option("--package", "package", "The .cgpkg file.")],
     keys: Annotated[Path, typer.Option("--keys", help="The recipient's key directory.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for manifest.json and tables.")],
     mode: ModeOption = 0o600,

@@ -2,6 +2,7 @@
 
 Each typed option parses its value while Typer reads the command line, before the command does
 any work; a bad value raises InputError, which the app prints as one line with exit code 2.
+A file the command reads (`input_file_option`) must already be a readable regular file.
 `load_keys` is the one place a command loads a party's private keys.
 """
 
@@ -25,19 +26,32 @@ if TYPE_CHECKING:
 
 # A batch or request id travels in manifests and file names: short, no path separators.
 SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The dates a date option accepts. Commands count back from their date (the 3-year export
+# window, synth's 5-year history, retention periods of up to 100 years) and a day forward, so
+# a date outside this range would overflow the calendar mid-command; it is a typo anyway.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9998, 12, 31)
 
 
 # -- parse functions: the one check per kind of value, each naming the option it read ----------
 
 
 def parse_date(value: str | date, option: str) -> date:
-    """A YYYY-MM-DD date. Example: parse_date("2026-09-30", "--as-of")."""
+    """A YYYY-MM-DD date between EARLIEST_DATE and LATEST_DATE.
+
+    Example: parse_date("2026-09-30", "--as-of")
+    """
     if isinstance(value, date):  # a default declared as a date
         return value
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise InputError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        raise InputError(
+            f"{option} {value} is out of range: dates run from {EARLIEST_DATE} to {LATEST_DATE}"
+        )
+    return parsed
 
 
 def parse_party_id(value: str, option: str) -> str:
@@ -66,6 +80,16 @@ def parse_folder(value: str | Path, option: str) -> Path:
     if not path.is_dir():
         raise InputError(f"{option} {path} is not a folder")
     return path
+
+
+def parse_input_file(value: str | Path, label: str) -> Path:
+    """An existing, readable regular file: a FIFO, device or folder is refused unread.
+
+    Example: parse_input_file("crm/customers.parquet", "customers")
+    """
+    from crossgroup.io import require_readable_file  # deferred: io imports polars
+
+    return require_readable_file(value, label)
 
 
 def parse_env_name(value: str, option: str) -> str:
@@ -110,6 +134,11 @@ def short_id_option(name: str, help: str) -> Any:
     return typer.Option(name, parser=_parser(parse_short_id, name), help=help)
 
 
+def input_file_option(name: str, label: str, help: str) -> Any:
+    """A file the command reads, checked by `parse_input_file` (errors say "{label} file")."""
+    return typer.Option(name, parser=_parser(parse_input_file, label), help=help)
+
+
 def folder_option(name: str, help: str) -> Any:
     """An existing folder the command reads, checked by `parse_folder`."""
     return typer.Option(name, parser=_parser(parse_folder, name), help=help)
@@ -138,10 +167,15 @@ PassphraseEnvOption = Annotated[
     ),
 ]
 MaisonConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="Maison config (pipelines/maisons/<ID>.toml).")
+    Path | None,
+    input_file_option("--config", "maison config", "Maison config (pipelines/maisons/<ID>.toml)."),
 ]
 TaxonomyOption = Annotated[
-    Path | None, typer.Option("--taxonomy", help="Group taxonomy (pipelines/taxonomy.toml).")
+    Path | None,
+    input_file_option("--taxonomy", "taxonomy", "Group taxonomy (pipelines/taxonomy.toml)."),
+]
+FxOption = Annotated[
+    Path | None, input_file_option("--fx", "fx rates", "EUR rates (pipelines/fx.toml).")
 ]
 ModeOption = Annotated[
     int,
@@ -155,10 +189,15 @@ ModeOption = Annotated[
         ),
     ),
 ]
-FxOption = Annotated[Path | None, typer.Option("--fx", help="EUR rates (pipelines/fx.toml).")]
 PipelineOption = Annotated[
     Path | None,
-    typer.Option("--pipeline", help="Batch settings (default: pipelines/group.toml)."),
+    input_file_option("--pipeline", "pipeline", "Batch settings (default: pipelines/group.toml)."),
+]
+CustomersOption = Annotated[
+    Path, input_file_option("--customers", "customers", "Customers .parquet or .csv.")
+]
+PurchasesOption = Annotated[
+    Path, input_file_option("--purchases", "purchases", "Purchases .parquet or .csv.")
 ]
 
 

@@ -18,6 +18,7 @@ from crossgroup.cli.options import (
     folder_option,
     load_keys,
 )
+from crossgroup.text import printable
 
 
 def process(
@@ -83,7 +84,10 @@ def process(
         return
     console.print(summary_table(result))
     for name, reason in result.skipped:
-        console.print(f"[yellow]Skipped[/yellow] {escape(name)}: {escape(reason)}")
+        # an inbox file name is anyone's free text: shown only through printable
+        console.print(
+            f"[yellow]Skipped[/yellow] {escape(printable(name))}: {escape(printable(reason))}"
+        )
     for maison, path in sorted(result.returns.items()):
         console.print(f"Return for {escape(maison)}: {escape(str(path))}")
     console.print(f"Reports: {escape(str(out / 'reports'))}")

@@ -12,6 +12,7 @@ from crossgroup.cli.options import (
     PassphraseEnvOption,
     ProcessorKeysOption,
     date_option,
+    input_file_option,
     load_keys,
 )
 
@@ -21,7 +22,9 @@ def purge(
     keys: ProcessorKeysOption,
     pipeline: Annotated[
         Path | None,
-        typer.Option("--pipeline", help="Retention settings (default: pipelines/group.toml)."),
+        input_file_option(
+            "--pipeline", "pipeline", "Retention settings (default: pipelines/group.toml)."
+        ),
     ] = None,
     now: Annotated[
         dt.date | None,

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from crossgroup.cli.options import PipelineOption
+from crossgroup.cli.options import PipelineOption, input_file_option
 
 
 def register(
@@ -20,7 +20,9 @@ def register(
     ] = None,
     registry: Annotated[
         Path | None,
-        typer.Option("--registry", help="Public registry: controllers' display names from it."),
+        input_file_option(
+            "--registry", "registry", "Public registry: controllers' display names from it."
+        ),
     ] = None,
 ) -> None:
     """Write the record of processing activities from the configuration and the code.

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import write_private_bytes
+from crossgroup.io import require_readable_file, write_private_bytes
 
 SECRET_FORMAT = "crossgroup-secret/v1"  # noqa: S105 - a format name, not a secret
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
@@ -52,13 +52,22 @@ def write_secret(path: Path, secret: bytes, *, kind: str, key_id: str, passphras
     write_private_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
 
 
+def read_key_file(path: Path) -> bytes:
+    """A private key file's bytes. Missing: InputError. Not a regular file or unreadable:
+    SecurityError (exit 3), never mistaken for a damaged file: a key directory whose secrets
+    this user cannot read was set up for someone else, or tampered with."""
+    require_readable_file(path, "key", refusal=SecurityError)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise SecurityError(f"cannot read key file {path}: {e.strerror}") from None
+
+
 def read_secret(path: Path, *, kind: str, passphrase: str | None) -> tuple[bytes, dict]:
     """Read a raw secret envelope; returns (secret, envelope metadata without the secret)."""
     try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise InputError(f"key file not found: {path}") from None
-    except (OSError, ValueError):
+        doc = json.loads(read_key_file(path))
+    except ValueError:
         raise InputError(f"key file {path} is not a crossgroup secret file") from None
     if not isinstance(doc, dict) or doc.get("format") != SECRET_FORMAT or doc.get("kind") != kind:
         raise InputError(f"key file {path} is not a crossgroup {kind} secret")
@@ -105,12 +114,7 @@ def write_private_key(path: Path, key, *, passphrase: str | None) -> None:
 
 
 def read_private_key(path: Path, *, passphrase: str | None):
-    try:
-        pem = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"key file not found: {path}") from None
-    except OSError as e:
-        raise InputError(f"key file {path} cannot be read: {e.strerror}") from None
+    pem = read_key_file(path)
     encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
     if encrypted and passphrase is None:
         raise InputError(f"key file {path} is passphrase-protected: {_PROTECTED_HINT}")

@@ -357,6 +357,8 @@ def rotate_matching_key(
 
 
 def _pem_encrypted(path: Path) -> bool:
+    if not path.is_file():  # a FIFO would block open(); read_private_key refuses it
+        return False
     try:
         with open(path, "rb") as f:
             return b"ENCRYPTED" in f.readline()
@@ -447,7 +449,7 @@ def load_party(party_dir: Path, *, passphrase: str | None = None) -> PartyKeys:
                 raise SecurityError(f"{party_dir / m['file']}: secret does not match its key id")
             matching_keys[key.key_id] = key
     suppression = None
-    if info.role == "processor" and (party_dir / SUPPRESSION_KEY_FILE).is_file():
+    if info.role == "processor" and (party_dir / SUPPRESSION_KEY_FILE).exists():
         suppression, _ = _keyfiles.read_secret(
             party_dir / SUPPRESSION_KEY_FILE, kind="suppression", passphrase=passphrase
         )

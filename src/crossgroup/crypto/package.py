@@ -34,7 +34,7 @@ from crossgroup.crypto._envelope import (
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.ledger import LEDGER, accepted_ids, accepted_records
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import BackgroundWriter, staged_output
+from crossgroup.io import BackgroundWriter, require_readable_file, staged_output
 
 if TYPE_CHECKING:
     from crossgroup.commit import Transaction
@@ -134,19 +134,15 @@ def seal_package(
 
 
 def _verify(path: Path, keys: PartyKeys, kind: str | None, check_replay: bool = True) -> Header:
-    path = Path(path)
+    path = require_readable_file(path, "package")  # a FIFO would block open() for ever
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
             framing = read_framing(f, path)
     except FileNotFoundError:
-        raise InputError(f"package not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a package file") from None
+        raise InputError(f"package file not found: {path}") from None
     except OSError as e:
-        raise InputError(
-            f"package {path} cannot be read: {e.strerror or type(e).__name__}"
-        ) from None
+        raise InputError(f"cannot read package file {path}: {e.strerror}") from None
     try:
         sender = keys.registry.party(framing.sender)
     except SecurityError:

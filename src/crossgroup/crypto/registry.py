@@ -161,7 +161,7 @@ def _q(s: str) -> str:
 
 def load_registry(path: Path) -> Registry:
     """Parse and check a registry file; a key that does not match its id is refused."""
-    raw = config.read_toml(path)
+    raw = config.read_toml(path, "registry")
     if raw.get("format") != REGISTRY_FORMAT:
         raise InputError(f"{path}: not a {REGISTRY_FORMAT} file")
     try:

@@ -28,7 +28,7 @@ from crossgroup.crypto.package import open_package
 from crossgroup.crypto.tokens import maison_refs, normalize_emails, normalize_phones
 from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import private_workdir
+from crossgroup.io import private_workdir, scan_table, table_columns
 from crossgroup.maison import export_rules as ex
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
 from crossgroup.maison.export_ledger import included_in, party_log, read_export_ledger
@@ -144,10 +144,10 @@ def _returned(
     found: list[dict] = []
     read: list[dict] = []
     for path in sorted(returns_dir.rglob("segments.parquet")):
-        frame = pl.read_parquet(path)
-        if "customer_id" not in frame.columns:
+        segments = scan_table(path, label="imported segments")
+        if "customer_id" not in table_columns(segments, path, label="imported segments"):
             raise InputError(f"{path}: not an imported segments file (no customer_id column)")
-        rows = frame.filter(pl.col("customer_id") == customer_id).drop("customer_id")
+        rows = segments.filter(pl.col("customer_id") == customer_id).drop("customer_id").collect()
         read.append({"file": path.name, "role": "segments", "sha256": audit.file_digest(path)})
         found += [{"source": str(path.relative_to(returns_dir)), "batch_id": None, **a}
                   for a in _attributes(rows)]  # fmt: skip

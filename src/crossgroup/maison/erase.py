@@ -31,7 +31,7 @@ from crossgroup.crypto.package import Manifest, seal_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.engine import Engine
 from crossgroup.errors import InputError
-from crossgroup.io import private_workdir, scan_table, table_columns
+from crossgroup.io import private_workdir, require_readable_file, scan_table, table_columns
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
 from crossgroup.maison.export_ledger import party_log
 from crossgroup.maison.export_rules import check_keys
@@ -53,12 +53,13 @@ def read_customer_ids(path: Path) -> pl.Series:
     """Customer ids from a .txt (one per line), .csv or .parquet file (column customer_id)."""
     path = Path(path)
     if path.suffix.lower() == ".txt":
-        if not path.is_file():
-            raise InputError(f"ids file not found: {path}")
+        require_readable_file(path, "ids")
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"ids file {path} cannot be read: {type(e).__name__}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"ids file {path} cannot be read: not UTF-8 text") from None
+        except OSError as e:
+            raise InputError(f"cannot read ids file {path}: {e.strerror}") from None
         ids = pl.Series("customer_id", [s.strip() for s in lines if s.strip()], dtype=pl.String)
     else:
         lf = scan_table(path, label="ids")

@@ -55,6 +55,8 @@ _WHITESPACE_RE2 = r"[\t\n\v\f\r \x{00A0}]+"
 
 def window_start(as_of: date) -> date:
     """The exclusive start of the window: as-of minus 3 calendar years (29 Feb -> 28 Feb)."""
+    if as_of.year - WINDOW_YEARS < 1:  # the CLI refuses such dates first (cli/options.py)
+        raise InputError(f"as-of {as_of}: its {WINDOW_YEARS}-year window starts before year 1")
     try:
         return as_of.replace(year=as_of.year - WINDOW_YEARS)
     except ValueError:

@@ -6,7 +6,9 @@ placeholder and CRM-level counts, unmapped labels, EUR total) stays at the maiso
 console and in `<package>.summary.json`. Unmapped labels are free text from the CRM, so even
 the local summary names one only when more than `placeholder_max_customers` exported
 customers share it, it does not look like an email or phone number, and it equals no input
-customer_id or order_id (`unmapped_summary`); every other label is only counted.
+customer_id or order_id (`unmapped_summary`); every other label is only counted. A named
+label is shown through `text.printable` (no control, zero-width or bidi character reaches the
+console or the JSON), and is judged as a reader would see it: "06\u200b12..." is a phone.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import polars as pl
 
 from crossgroup.engine import Engine
 from crossgroup.privacy.export_checks import looks_identifying
+from crossgroup.text import printable_expr, visible
 
 DROP_REASONS = (
     "no_consent",
@@ -79,11 +82,14 @@ def unmapped_summary(
 ) -> dict[str, Any]:
     """Unmapped rows, the labels safe to name (see the module rules), the rest counted."""
     labels, withheld = [], {"labels": 0, "rows": 0}
-    for category, rows, customers in unmapped.iter_rows():
+    with_shown = unmapped.select(
+        "category", printable_expr(pl.col("category")).alias("shown"), "rows", "customers"
+    )
+    for category, shown, rows, customers in with_shown.iter_rows():
         if category is None:
             labels.append({"category": MISSING_CATEGORY, "rows": int(rows)})
         elif _nameable(category, customers, min_customers, id_labels):
-            labels.append({"category": category, "rows": int(rows)})
+            labels.append({"category": shown, "rows": int(rows)})
         else:
             withheld["labels"] += 1
             withheld["rows"] += int(rows)
@@ -93,7 +99,10 @@ def unmapped_summary(
 
 def _nameable(category: str, customers: int, min_customers: int, id_labels: set[str]) -> bool:
     return (
-        customers >= min_customers and not looks_identifying(category) and category not in id_labels
+        customers >= min_customers
+        and not looks_identifying(category)
+        and not looks_identifying(visible(category))  # as read, zero-width characters gone
+        and category not in id_labels
     )
 
 

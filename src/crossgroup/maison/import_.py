@@ -23,7 +23,7 @@ from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import accept_packages, open_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.errors import InputError, SecurityError
-from crossgroup.io import private_workdir, scan_table, table_columns
+from crossgroup.io import private_workdir, require_readable_file, scan_table, table_columns
 from crossgroup.maison.export_ledger import party_log
 from crossgroup.report.maison_report import ReportContext, render_maison_report
 
@@ -132,8 +132,7 @@ def import_return(
         raise InputError(
             f"--keys {keys.directory} holds no local secret: not a maison key directory"
         )
-    if not package.is_file():
-        raise InputError(f"return package not found: {package}")
+    require_readable_file(package, "return package")
     with party_session(keys.directory, party=maison_id, command="import"):
         return _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on,
                        mode)  # fmt: skip
