@@ -117,3 +117,70 @@ def test_batch_under_the_current_key_after_rotation_is_accepted(batch, tmp_path)
     keys = load_party(batch.keys / "processor")
     verified = verify_inbox(batch.inbox, keys, load_group(batch.pipeline), skip_invalid=False)
     assert verified.matching_key_id == keys.registry.matching_key_id
+
+
+def damage_payload(package: Path) -> None:
+    """Flip one bit near the end: the payload, which verification cannot see into."""
+    data = bytearray(package.read_bytes())
+    data[-100] ^= 0x01
+    package.write_bytes(bytes(data))
+
+
+def test_package_damaged_in_its_payload_is_set_aside_and_its_plaintext_removed(batch, tmp_path):
+    keys = load_party(batch.keys / "processor")
+    group = load_group(batch.pipeline)
+    victim = batch.inbox / "export-kessler-to-processor-2026-06.cgpkg"
+    damage_payload(victim)
+    verified = verify_inbox(batch.inbox, keys, group, skip_invalid=True)
+    assert "kessler" in verified.maisons  # verification alone cannot tell
+    tables = decrypt_batch(verified, keys, tmp_path)
+    assert sorted(tables) == ["aurelle", "vautrin"]
+    assert verified.maisons == ("aurelle", "vautrin")
+    assert [(s.path, "modified" in s.reason) for s in verified.skipped] == [(victim, True)]
+    assert not (tmp_path / "packages" / "kessler").exists()
+
+    refused = verify_inbox(batch.inbox, keys, group, skip_invalid=False)
+    with pytest.raises(SecurityError, match=r"payload chunk \d+ was modified"):
+        decrypt_batch(refused, keys, tmp_path / "again")
+    assert not (tmp_path / "again" / "packages" / "kessler").exists()
+
+
+def test_every_package_set_aside_at_decryption_leaves_a_clear_refusal(batch, tmp_path):
+    keys = load_party(batch.keys / "processor")
+    for package in batch.inbox.iterdir():
+        damage_payload(package)
+    verified = verify_inbox(batch.inbox, keys, load_group(batch.pipeline), skip_invalid=True)
+    with pytest.raises(SecurityError, match="no valid export package left") as refused:
+        decrypt_batch(verified, keys, tmp_path)
+    assert all(p.name in str(refused.value) for p in batch.inbox.iterdir())
+    assert list((tmp_path / "packages").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("break_table", "needle"),
+    [
+        (lambda t: t.with_columns(pl.col("maison_ref").bin.slice(0, 8)), "not 16 bytes"),
+        (lambda t: t.drop("phone_token"), "expected exactly the columns"),
+        (lambda t: t.with_columns(customer_id=pl.lit("AU-1")), "expected exactly the columns"),
+    ],
+    ids=["short-refs", "missing-column", "extra-column"],
+)
+def test_signed_export_off_the_contract_is_refused_or_set_aside(
+    batch, tmp_path, break_table, needle
+):
+    keys = load_party(batch.keys / "processor")
+    group = load_group(batch.pipeline)
+    bad = tmp_path / "identities.parquet"
+    break_table(pl.read_parquet(batch.tables["vautrin"]["identities"])).write_parquet(bad)
+    (batch.inbox / "export-vautrin-to-processor-2026-06.cgpkg").unlink()
+    seal_exports(
+        batch.keys, batch.inbox, {"vautrin": {**batch.tables["vautrin"], "identities": bad}}
+    )
+
+    refused = verify_inbox(batch.inbox, keys, group, skip_invalid=False)
+    with pytest.raises(InputError, match=needle):
+        decrypt_batch(refused, keys, tmp_path / "refused")
+    verified = verify_inbox(batch.inbox, keys, group, skip_invalid=True)
+    assert sorted(decrypt_batch(verified, keys, tmp_path / "kept")) == ["aurelle", "kessler"]
+    assert [s.path.name for s in verified.skipped] == ["export-vautrin-to-processor-2026-06.cgpkg"]
+    assert not (tmp_path / "kept" / "packages" / "vautrin").exists()

@@ -227,6 +227,47 @@ def test_skip_invalid_proceeds_and_reports(run_cli, batch, tmp_path):
     assert len(list((tmp_path / "out" / "returns").iterdir())) == len(MAISONS) - 1
 
 
+def test_skip_invalid_sets_aside_a_package_damaged_in_its_payload(run_cli, batch, tmp_path):
+    """Damage verification cannot see (inside an encrypted chunk) is set aside like any other."""
+    from crossgroup.crypto.ledger import accepted_ids
+    from crossgroup.crypto.package import verify_package
+
+    victim = sorted(batch.inbox.iterdir())[1]
+    data = bytearray(victim.read_bytes())
+    data[-100] ^= 0x01
+    victim.write_bytes(bytes(data))
+    processor = load_party(batch.keys / "processor")
+    victim_id = verify_package(victim, processor).package_id  # passes verification
+    result = process(run_cli, batch, tmp_path / "out", "--skip-invalid")
+    assert result.exit_code == 0, result.stderr
+    assert "Skipped" in result.stdout and victim.name in result.stdout
+    (entry,) = audit.read_entries(tmp_path / "out" / "audit.jsonl")
+    assert [s["file"] for s in entry["counts"]["skipped_packages"]] == [victim.name]
+    assert entry["counts"]["packages"] == len(MAISONS) - 1 and entry["counts"]["skipped"] == 1
+    assert victim.name not in {i["file"] for i in entry["inputs"]}
+    assert len(list((tmp_path / "out" / "returns").iterdir())) == len(MAISONS) - 1
+    # like a package skipped at verification: left in the inbox as it was, never accepted
+    assert [p.name for p in batch.inbox.iterdir()] == [victim.name]
+    assert victim.read_bytes() == bytes(data)
+    accepted = accepted_ids(processor.directory)
+    assert len(accepted) == len(MAISONS) - 1 and victim_id not in accepted
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_skip_invalid_with_every_payload_damaged_refuses_clearly(run_cli, batch, tmp_path):
+    for package in batch.inbox.iterdir():
+        data = bytearray(package.read_bytes())
+        data[-100] ^= 0x01
+        package.write_bytes(bytes(data))
+    result = process(run_cli, batch, tmp_path / "out", "--skip-invalid")
+    assert result.exit_code == 3
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("crossgroup: error: no valid export package left")
+    assert files(tmp_path / "out") == []
+    assert len(list(batch.inbox.iterdir())) == len(MAISONS)
+    assert list((tmp_path / "work").iterdir()) == []
+
+
 def test_sender_outside_the_pipeline_is_refused(run_cli, batch, tmp_path):
     batch.pipeline.write_text(
         batch.pipeline.read_text().replace('"vautrin"', '"orval"'), encoding="utf-8"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import polars as pl
 from import_world import MAISON, N_DELETED, N_RETURNED, OTHER
 
@@ -43,12 +46,20 @@ def test_import_relinks_every_ref_to_its_customer(run_cli, world, tmp_path):
 
 
 def test_replayed_return_is_refused(run_cli, world, tmp_path):
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.crypto.package import verify_package
+
     package = world.seal_return()
+    manifest = verify_package(package, load_party(world.keydir / MAISON))
     assert _import(run_cli, world, package, tmp_path / "first").exit_code == 0
     again = _import(run_cli, world, package, tmp_path / "second")
     assert again.exit_code == 3
     assert "replayed" in again.stderr
     assert not (tmp_path / "second" / "segments.parquet").exists()
+    # the maison's ledger line carries what the replay window needs (crypto/ledger.py)
+    lines = (world.keydir / MAISON / "ledger.jsonl").read_text().splitlines()
+    (line,) = [json.loads(x) for x in lines if manifest.package_id in x]
+    assert dt.datetime.fromisoformat(line["created_at"]) == manifest.created_at
 
 
 def test_package_for_another_maison_is_refused(run_cli, world, tmp_path):

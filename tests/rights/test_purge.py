@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "group"))
 
-from process_batch import build_batch
+from process_batch import AS_OF, build_batch
 
 from crossgroup import audit
 from crossgroup.config import load_group
@@ -131,7 +131,8 @@ def test_ledgers_are_purged_and_old_packages_are_refused_not_replayed(
         encoding="utf-8",
     )
     assert len((party / "ledger.jsonl").read_text().splitlines()) == 3
-    r = purge(run_cli, root, 61)
+    # replay entries are kept max_age + CLOCK_SKEW after max(accepted_at, created_at)
+    r = purge(run_cli, root, 62)
     assert r.exit_code == 0, r.stderr
     assert (party / "ledger.jsonl").read_text() == ""
     assert [json.loads(x)["digest"] for x in (party / SUPPRESSION_LEDGER).read_text().splitlines()
@@ -146,7 +147,7 @@ def test_ledgers_are_purged_and_old_packages_are_refused_not_replayed(
     from crossgroup.errors import SecurityError
 
     shutil.copytree(root / "inbox-copy", root / "inbox", dirs_exist_ok=True)
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=61)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=62)
     with pytest.raises(SecurityError, match="older than the replay ledger"):
         process_batch(root / "inbox", load_party(party), root / "out2",
                       group=load_group(root / "group.toml"), now=later)  # fmt: skip
@@ -189,3 +190,79 @@ def test_processor_suppression_key_is_allowed_but_a_disguised_secret_is_not(temp
         load_party(processor)  # a local secret under the suppression key's name
     with pytest.raises(SecurityError, match="secret file"):
         require_processor_keys(keys, processor)
+
+
+REPLAY_DAYS = 5
+
+
+def test_replay_window_has_no_gap_when_a_package_is_dated_ahead_by_the_clock_skew(
+    template, tmp_path
+):
+    """A package dated CLOCK_SKEW ahead, accepted at t0, then `purge` every day: each replay is
+    refused (exit 3), as a replay while the ledger keeps its id, then for its age; never
+    accepted again (the ledger used to drop it at t0 + max_age, a day before the age check
+    refused it)."""
+    from crossgroup.crypto.package import seal_package
+    from crossgroup.errors import SecurityError
+    from crossgroup.group.retention import CLOCK_SKEW
+    from crossgroup.group.retention import purge as run_purge
+
+    root = tmp_path / "b"
+    shutil.copytree(template.keys.parent, root)
+    pipeline = root / "group.toml"
+    pipeline.write_text(
+        pipeline.read_text() + f"[retention]\nreplay_ledger_days = {REPLAY_DAYS}\n", "utf-8"
+    )
+    group, processor = load_group(pipeline), root / "keys" / "processor"
+    t0 = dt.datetime(2026, 7, 1, 9, 30, tzinfo=dt.UTC)
+    for package in (root / "inbox").iterdir():
+        package.unlink()
+    for maison, tables in template.tables.items():
+        keys = load_party(root / "keys" / maison)
+        seal_package(root / "inbox", kind="export", sender=keys, recipient="processor",
+                     tables=tables, batch_id="2026-06", as_of=AS_OF,
+                     matching_key_id=keys.matching.key_id, now=t0 + CLOCK_SKEW)  # fmt: skip
+    shutil.copytree(root / "inbox", root / "inbox-copy")
+    process_batch(root / "inbox", load_party(processor), root / "out", group=group, now=t0)
+    ledger = processor / "ledger.jsonl"
+    assert len(ledger.read_text().splitlines()) == 3
+
+    last_day_of_age = REPLAY_DAYS + 1  # now - created_at reaches max_age on this day
+    for day in range(REPLAY_DAYS + 4):
+        now = t0 + dt.timedelta(days=day)
+        run_purge(root / "out", load_party(processor), group, now=now)
+        kept = len(ledger.read_text().splitlines())
+        assert kept == (3 if day <= last_day_of_age else 0), day  # kept a skew past the age
+        shutil.copytree(root / "inbox-copy", root / "inbox", dirs_exist_ok=True)
+        with pytest.raises(SecurityError) as refused:
+            process_batch(root / "inbox", load_party(processor), root / f"again-{day}",
+                          group=group, now=now)  # fmt: skip
+        assert refused.value.exit_code == 3
+        why = "replayed package" if day <= last_day_of_age else "older than the replay ledger"
+        assert why in str(refused.value), (day, str(refused.value))
+        assert not (root / f"again-{day}").exists()
+
+
+@pytest.mark.parametrize(
+    ("after", "kept"),
+    [(dt.timedelta(days=REPLAY_DAYS + 2, seconds=-1), 1), (dt.timedelta(days=REPLAY_DAYS + 2), 0)],
+    ids=["just-before", "at-expiry"],
+)
+def test_old_ledger_line_without_created_at_is_kept_two_skews_past_the_window(
+    tmp_path, after, kept
+):
+    """Lines written before created_at was recorded: their package may have been dated up to
+    one skew after acceptance, so they are kept max_age + 2 * CLOCK_SKEW after accepted_at."""
+    from crossgroup.group.retention import purge_ledgers
+
+    pipeline = tmp_path / "group.toml"
+    pipeline.write_text(
+        f'[batch]\nmaisons = ["aurelle"]\n[retention]\nreplay_ledger_days = {REPLAY_DAYS}\n',
+        encoding="utf-8",
+    )
+    accepted = dt.datetime(2026, 7, 1, 9, 30, tzinfo=dt.UTC)
+    line = {"package_id": "ab" * 16, "kind": "export", "sender": "aurelle",
+            "batch_id": "2026-06", "accepted_at": accepted.isoformat()}  # fmt: skip
+    (tmp_path / "ledger.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    purge_ledgers(tmp_path, load_group(pipeline), accepted + after)
+    assert len((tmp_path / "ledger.jsonl").read_text().splitlines()) == kept

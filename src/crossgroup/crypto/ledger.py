@@ -1,7 +1,10 @@
 """The replay ledger: package ids a party has accepted, in its own directory (DESIGN §3).
 
 Append-only JSON lines (`ledger.jsonl`, mode 0600, crossgroup.jsonl), one per accepted
-package, holding ids, parties, kind, batch and time: no tokens, refs or counts about people.
+package, holding ids, parties, kind, batch, the package's signed created_at and the accept
+time: no tokens, refs or counts about people. The processor's `purge` drops a line only once
+the package's age alone refuses it (group/retention.py, `replay_entry_expiry`); a maison's
+ledger is never purged, since `import` has no age check and the line is its only guard.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def accepted_records(
         raise SecurityError("replayed package: a package id was already accepted")
     return [
         {"package_id": m.package_id, "kind": m.kind, "sender": m.sender,
-         "batch_id": m.batch_id, "accepted_at": at}
+         "batch_id": m.batch_id, "accepted_at": at,
+         "created_at": m.created_at.astimezone(dt.UTC).isoformat()}
         for m in manifests
     ]  # fmt: skip

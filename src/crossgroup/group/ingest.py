@@ -2,15 +2,20 @@
 
 Nothing is decrypted until every package in the inbox has been verified and the batch is
 coherent (one matching-key epoch, one as-of date, senders of this pipeline, one package per
-maison). Plaintext goes only into the caller's private working directory.
+maison). Plaintext goes only into the caller's private working directory. A package that
+fails later, at decryption or against the export contract, is refused or set aside exactly
+like one that failed verification.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+import polars as pl
 
 from crossgroup.audit import file_digest
 from crossgroup.config import PARTY_ID, GroupConfig
@@ -41,12 +46,13 @@ class SkippedPackage:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Batch:
     """Verified exports (the batch proper) and erasure packages (applied before anything else).
 
     An inbox of erasures only is a valid batch with no exports: as_of and matching_key_id
-    are then None.
+    are then None. `skip_invalid` is how the run treats a bad package: refuse the batch, or
+    set the package aside (`set_aside`), at verification and at decryption alike.
     """
 
     packages: tuple[InboxPackage, ...]
@@ -54,10 +60,21 @@ class Batch:
     as_of: date | None
     matching_key_id: str | None
     erasures: tuple[InboxPackage, ...] = ()
+    skip_invalid: bool = False
 
     @property
     def maisons(self) -> tuple[str, ...]:
         return tuple(p.maison for p in self.packages)
+
+    def set_aside(self, package: InboxPackage, reason: str) -> None:
+        """Move a package that failed after verification from `packages` to `skipped`.
+
+        The one change a verified batch allows, so that everything downstream (counts, the
+        audit entry, the replay ledger, disposal of the inputs) reads `packages` and never
+        sees it: like a package skipped at verification, it stays in the inbox, unaccepted.
+        """
+        self.packages = tuple(p for p in self.packages if p is not package)
+        self.skipped = (*self.skipped, SkippedPackage(package.path, reason))
 
 
 def inbox_packages(inbox: Path) -> list[Path]:
@@ -115,7 +132,7 @@ def verify_inbox(
         found = InboxPackage(path, manifest, file_digest(path))
         (erasures if manifest.kind == "erasure" else accepted).append(found)
     if not accepted and erasures:
-        return Batch((), tuple(skipped), None, None, tuple(erasures))
+        return Batch((), tuple(skipped), None, None, tuple(erasures), skip_invalid)
     if not accepted:
         raise SecurityError(f"no valid export package in {inbox}: nothing to process")
     senders = [p.maison for p in accepted]
@@ -131,30 +148,90 @@ def verify_inbox(
         as_of = date.fromisoformat(as_of)
     return Batch(
         tuple(sorted(accepted, key=lambda p: p.maison)), tuple(skipped), as_of, key_id,
-        tuple(erasures),
+        tuple(erasures), skip_invalid,
     )  # fmt: skip
 
 
 def decrypt_batch(
     batch: Batch, keys, workdir: Path, *, check_replay: bool = True
 ) -> dict[str, dict[str, Path]]:
-    """Open every verified package into `workdir/packages/<maison>/`; tables by maison."""
-    from crossgroup.crypto.package import open_package
+    """Open every verified package into `workdir/packages/<maison>/`; tables by maison.
 
+    Verification cannot see damage inside the payload, nor a signed table that breaks the
+    export contract: such a package refuses the batch, or with `batch.skip_invalid` is set
+    aside (its plaintext removed at once) and the others carry on.
+    """
     tables: dict[str, dict[str, Path]] = {}
     for package in batch.packages:
         target = workdir / "packages" / package.maison
-        target.mkdir(parents=True, exist_ok=True)
-        opened = open_package(package.path, keys, target, kind="export", check_replay=check_replay)
-        missing = [t for t in EXPORT if t not in opened.tables]
-        if missing:
-            raise InputError(f"package {package.path.name} lacks table(s): {', '.join(missing)}")
-        tables[package.maison] = {t: Path(opened.tables[t]) for t in EXPORT}
+        try:
+            tables[package.maison] = _open_export(package, keys, target, check_replay)
+        except (SecurityError, InputError) as e:
+            if target.exists():
+                shutil.rmtree(target)
+            if not batch.skip_invalid:
+                raise
+            batch.set_aside(package, str(e))
+    if not batch.packages:
+        reasons = "; ".join(s.reason for s in batch.skipped)
+        raise SecurityError(f"no valid export package left to process ({reasons})")
     return tables
 
 
+def _open_export(package: InboxPackage, keys, target: Path, check_replay: bool) -> dict:
+    from crossgroup.crypto.package import open_package
+
+    target.mkdir(parents=True, exist_ok=True)
+    opened = open_package(package.path, keys, target, kind="export", check_replay=check_replay)
+    missing = [t for t in EXPORT if t not in opened.tables]
+    if missing:
+        raise InputError(f"package {package.path.name} lacks table(s): {', '.join(missing)}")
+    paths = {t: Path(opened.tables[t]) for t in EXPORT}
+    check_export_tables(paths, package.path.name)
+    return paths
+
+
+def check_export_tables(paths: dict[str, Path], package_name: str) -> None:
+    """Refuse decrypted export tables that break the contract (contracts.EXPORT): exactly its
+    columns and types, no null where none is allowed, every maison_ref REF_BYTES long.
+
+    Checked per package, so the package to blame is known (and can be set aside) before any
+    table is read with the others.
+    """
+    for name, contract in EXPORT.items():
+        where = f"package {package_name}: export table {name}"
+        try:
+            schema = dict(pl.read_parquet_schema(paths[name]))
+            if schema != contract.schema:
+                raise InputError(
+                    f"{where} does not match the contract: expected exactly the columns "
+                    f"{', '.join(f'{c} {t.__name__}' for c, t in contract.schema.items())}"
+                )
+            problems = (
+                pl.scan_parquet(paths[name])
+                .select(
+                    *(pl.col(c).null_count().alias(f"{c} is null") for c in contract.not_null),
+                    (pl.col("maison_ref").bin.size() != REF_BYTES)
+                    .sum()
+                    .alias(f"maison_ref is not {REF_BYTES} bytes"),
+                )
+                .collect()
+                .row(0, named=True)
+            )
+        except InputError:
+            raise
+        except Exception:  # polars raises several types for a file that is not Parquet
+            raise InputError(f"{where} is not a readable Parquet file") from None
+        broken = [f"{problem} on {rows} row(s)" for problem, rows in problems.items() if rows]
+        if broken:
+            raise InputError(f"{where} does not match the contract: {'; '.join(broken)}")
+
+
 def build_views(engine: Engine, tables: dict[str, dict[str, Path]]) -> None:
-    """`identities` and `activity` views over the decrypted Parquet, each with `maison`."""
+    """`identities` and `activity` views over the decrypted Parquet, each with `maison`.
+
+    The tables come from `decrypt_batch`, already checked against the contract per package.
+    """
     for table, contract in EXPORT.items():
         parts = []
         for maison, paths in sorted(tables.items()):
@@ -167,10 +244,3 @@ def build_views(engine: Engine, tables: dict[str, dict[str, Path]]) -> None:
             engine.scalar(f"SELECT count(*) FROM (SELECT * FROM {table} LIMIT 1)")
         except CrossgroupError as e:
             raise InputError(f"export table {table} does not match the contract ({e})") from None
-    bad = engine.scalar(
-        f"SELECT count(*) FROM identities WHERE octet_length(maison_ref) <> {REF_BYTES}"
-    )
-    if bad:
-        raise InputError(
-            f"export table identities: maison_ref must be {REF_BYTES} bytes on every row"
-        )

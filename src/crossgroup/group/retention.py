@@ -4,7 +4,8 @@ Settings are whole days in `[retention]` of the pipeline file (docs/erasure-and-
 `input_packages_days` (0 or absent: inputs are deleted after a successful run),
 `returns_days` (returns and reports), `suppression_ledger_days` and `replay_ledger_days`
 (absent: kept for ever). Dropping a replay-ledger entry must never make its package
-replayable, so a package created longer ago than the replay window is refused at intake.
+replayable: `check_package_age` refuses a package created `replay_ledger_days` or more ago,
+and `replay_entry_expiry` keeps each entry until that refusal holds whatever the clocks did.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def retention_days(group: GroupConfig, key: str) -> int | None:
 def check_package_age(manifest, group: GroupConfig, *, now: dt.datetime | None = None) -> None:
     """Refuse a package from the future or older than the replay ledger's window.
 
-    The replay ledger may drop an id once it is older than `replay_ledger_days`; a package
-    created before that point is refused here, so it can never come back as new.
+    A package passes while created_at - CLOCK_SKEW <= now < created_at + replay_ledger_days;
+    the ledger keeps its id at least that long (`replay_entry_expiry`), so it can never come
+    back as new.
     """
     now = utc_now(now)
     created = manifest.created_at
@@ -50,6 +52,22 @@ def check_package_age(manifest, group: GroupConfig, *, now: dt.datetime | None =
             f"package created {created.date()} is older than the replay ledger's {window}-day "
             "window: it can no longer be told apart from a replay"
         )
+
+
+def replay_entry_expiry(entry: dict, max_age: dt.timedelta) -> dt.datetime:
+    """When `purge` may drop a replay-ledger entry: the one statement of the replay window.
+
+    `check_package_age` accepts a package while now < created_at + max_age (max_age is
+    `replay_ledger_days`), and accepted it at some accepted_at >= created_at - CLOCK_SKEW. The
+    entry is kept until max(accepted_at, created_at) + max_age + CLOCK_SKEW: past the last
+    moment the age check could pass, with a skew to spare for a clock set back. A line written
+    before ledgers recorded created_at is kept until accepted_at + max_age + 2 * CLOCK_SKEW,
+    the latest its package's created_at (<= accepted_at + CLOCK_SKEW) allows.
+    """
+    accepted = dt.datetime.fromisoformat(entry["accepted_at"])
+    if "created_at" not in entry:
+        return accepted + max_age + 2 * CLOCK_SKEW
+    return max(accepted, dt.datetime.fromisoformat(entry["created_at"])) + max_age + CLOCK_SKEW
 
 
 # ---------------------------------------------------------------- inputs after a run
@@ -176,11 +194,10 @@ def purge_ledgers(tx, party_dir: Path, group: GroupConfig, now: dt.datetime) -> 
         )  # fmt: skip
     days = retention_days(group, "replay_ledger_days")
     if days is not None:
-        window = dt.timedelta(days=days)
+        max_age = dt.timedelta(days=days)
         result[LEDGER] = _purge_ledger(
             tx, Path(party_dir) / LEDGER,
-            lambda e: now - dt.datetime.fromisoformat(e["accepted_at"]) < window,
-            "replay ledger", days,
+            lambda e: now < replay_entry_expiry(e, max_age), "replay ledger", days,
         )  # fmt: skip
     return result
 
