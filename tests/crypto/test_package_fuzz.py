@@ -168,12 +168,12 @@ def crossgroup(*args: object) -> Run:
 
 
 def snapshot(*folders: Path) -> dict[str, bytes]:
-    """Every file under the folders, by path, with its bytes."""
+    """Every file under the folders, by path, with its bytes (lock files are not state)."""
     return {
         str(p): p.read_bytes()
         for folder in folders
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.name.endswith(".lock")
     }
 
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "group"))
 from process_batch import AS_OF, build_batch
 
 from crossgroup import audit
+from crossgroup.commit import party_session, transaction
 from crossgroup.config import load_group
 from crossgroup.crypto.keys import load_party, load_registry
 from crossgroup.group.erasure import SUPPRESSION_LEDGER
@@ -264,5 +265,9 @@ def test_old_ledger_line_without_created_at_is_kept_two_skews_past_the_window(
     line = {"package_id": "ab" * 16, "kind": "export", "sender": "aurelle",
             "batch_id": "2026-06", "accepted_at": accepted.isoformat()}  # fmt: skip
     (tmp_path / "ledger.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
-    purge_ledgers(tmp_path, load_group(pipeline), accepted + after)
+    with (
+        party_session(tmp_path, party="processor", command="purge"),
+        transaction(tmp_path) as tx,
+    ):
+        purge_ledgers(tx, tmp_path, load_group(pipeline), accepted + after)
     assert len((tmp_path / "ledger.jsonl").read_text().splitlines()) == kept
