@@ -191,7 +191,10 @@ def output_folder(out_dir: Path | str, *, mode: int | None = None) -> Path:
     out_dir = Path(out_dir)
     folder_mode = 0o700 if mode is None else 0o700 | (mode & 0o044) | ((mode & 0o044) >> 2)
     try:
+        created = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True, mode=folder_mode)
+        if created:
+            os.chmod(out_dir, folder_mode)  # not narrowed by the umask: `mode` is deliberate
     except FileExistsError:
         raise InputError(f"output folder {out_dir} is a file") from None
     except OSError as e:

@@ -141,3 +141,70 @@ def test_privacy_refusal_leaves_out_dir_empty(run_cli, keydir, tmp_path, crm):
     out = tmp_path / "out"
     result = export(run_cli, keydir, out, customers, purchases)
     assert_refused(result, out, 3, "activity.group_category: 1 value(s) equal an input customer_id")
+
+
+def _state(keys_dir) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(keys_dir)): p.read_bytes()
+        for p in sorted(keys_dir.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
+
+
+def test_an_export_ledger_that_cannot_be_written_ships_nothing(
+    run_cli, keydir, tmp_path, files, monkeypatch
+):
+    """The ledger refuses writes (simulated EACCES, as root ignores file modes): exit 2 naming
+    it, and no package, summary, refs file or audit entry, where the package used to ship."""
+    import errno
+    import os
+
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if str(path).endswith("exports.jsonl") and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    (keydir / "aurelle" / "exports.jsonl").write_text("")
+    before = _state(keydir)
+    monkeypatch.setattr(os, "open", refusing_open)
+    out = tmp_path / "out"
+    result = export(run_cli, keydir, out, *files)
+    monkeypatch.undo()
+    assert_refused(result, out, 2, "exports.jsonl: Permission denied")
+    assert _state(keydir) == before
+
+
+def test_a_disk_full_while_committing_is_finished_by_the_next_run(
+    run_cli, keydir, tmp_path, files, monkeypatch
+):
+    """ENOSPC after the commit point (the audit append): exit 2 saying the next run finishes
+    the commit; the next command of the maison does, and the batch is exported once."""
+    import errno
+
+    from crossgroup import jsonl
+
+    real_write = jsonl._write_all
+
+    def disk_full(fd, data):
+        if b'"command"' in data:  # the audit entry
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(fd, data)
+
+    monkeypatch.setattr(jsonl, "_write_all", disk_full)
+    out = tmp_path / "out"
+    result = export(run_cli, keydir, out, *files)
+    monkeypatch.undo()
+    assert result.exit_code == 2, result.stderr
+    assert "No space left on device" in result.stderr and "finishes it" in result.stderr
+    again = export(run_cli, keydir, out, *files)  # the rerun: finishes the commit, then refuses
+    assert again.exit_code == 2 and "already exported" in again.stderr, again.stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 2 and written[0].endswith(".cgpkg")
+    from crossgroup import audit
+
+    log = keydir / "aurelle" / "audit.jsonl"
+    assert [e["command"] for e in audit.read_entries(log)] == ["export"]
+    assert audit.verify_log(log) == []
+    assert len((keydir / "aurelle" / "exports.jsonl").read_text().splitlines()) == 1

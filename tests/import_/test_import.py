@@ -74,7 +74,7 @@ def test_package_for_another_maison_is_refused(run_cli, world, tmp_path):
 def test_keys_of_another_maison_are_refused(run_cli, world, tmp_path):
     package = world.seal_return()
     result = _import(run_cli, world, package, tmp_path / "out", maison=OTHER)
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # a key mismatch is a security refusal, as in export
     assert "holds the keys of 'aurelle', not 'kessler'" in result.stderr
 
 
@@ -117,3 +117,43 @@ def test_tampered_package_is_refused(run_cli, world, tmp_path):
     result = _import(run_cli, world, package, tmp_path / "out")
     assert result.exit_code == 3
     assert not (tmp_path / "out" / "segments.parquet").exists()
+
+
+def _modes(folder) -> dict[str, int]:
+    return {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+
+
+def test_analyst_files_are_owner_only_whatever_the_umask(run_cli, world, tmp_path):
+    import os
+
+    old = os.umask(0o022)  # a lax umask: the files must not follow it
+    try:
+        out = tmp_path / "analyst"
+        assert _import(run_cli, world, world.seal_return(), out, "--csv").exit_code == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o700
+    assert set(_modes(out).values()) == {0o600}, _modes(out)
+
+
+def test_mode_shares_the_files_on_purpose_and_a_shared_folder_needs_it(run_cli, world, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o750)
+    shared.chmod(0o750)
+    package = world.seal_return()
+    refused = _import(run_cli, world, package, shared)
+    assert refused.exit_code == 2 and "open to other users (mode 750)" in refused.stderr
+    assert list(shared.iterdir()) == []
+    result = _import(run_cli, world, package, shared, "--mode", "0640")
+    assert result.exit_code == 0, result.stderr
+    assert set(_modes(shared).values()) == {0o640}
+    fresh = _import(run_cli, world, world.seal_return(name="r2"), tmp_path / "new", "--mode", "640")
+    assert fresh.exit_code == 0, fresh.stderr
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o750
+
+
+def test_a_mode_that_gives_away_write_or_execute_is_refused(run_cli, world, tmp_path):
+    for mode in ("0666", "0700", "0400", "rw-r-----"):
+        result = _import(run_cli, world, world.seal_return(), tmp_path / "o", "--mode", mode)
+        assert result.exit_code == 2 and "--mode" in result.stderr, (mode, result.stderr)
+        assert not (tmp_path / "o").exists()

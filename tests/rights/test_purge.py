@@ -271,3 +271,18 @@ def test_old_ledger_line_without_created_at_is_kept_two_skews_past_the_window(
     ):
         purge_ledgers(tx, tmp_path, load_group(pipeline), accepted + after)
     assert len((tmp_path / "ledger.jsonl").read_text().splitlines()) == kept
+
+
+def test_a_tampered_audit_log_stops_purge_before_any_deletion(run_cli, processed, tmp_path):
+    """Deletions are recorded in the log, so a log that is not intact refuses purge (exit 3)
+    before a single expired file goes: none may vanish unrecorded."""
+    root = fresh(processed, tmp_path)
+    log = root / "out" / "audit.jsonl"
+    entry = json.loads(log.read_text().splitlines()[0])
+    entry["counts"]["packages"] = 99
+    log.write_text(json.dumps(entry) + "\n", encoding="utf-8")
+    before = files(root)
+    result = purge(run_cli, root, 400)
+    assert result.exit_code == 3, result.stderr
+    assert "audit log is not intact" in result.stderr
+    assert files(root) == before

@@ -124,12 +124,12 @@ def import_return(
     the maison shares them on purpose), in a folder no more open than that.
     """
     package, customers, out_dir = Path(package), Path(customers), Path(out_dir)
-    if keys.party_id != maison_id:
-        raise InputError(
+    if keys.party_id != maison_id:  # a key mismatch is a security refusal (DESIGN §7)
+        raise SecurityError(
             f"--keys {keys.directory} holds the keys of {keys.party_id!r}, not {maison_id!r}"
         )
     if keys.local_secret is None:
-        raise InputError(
+        raise SecurityError(
             f"--keys {keys.directory} holds no local secret: not a maison key directory"
         )
     require_readable_file(package, "return package")
