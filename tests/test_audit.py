@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from crossgroup import audit
+from crossgroup import audit, commit
 from crossgroup.errors import SecurityError
+
+
+def write_entry(log: Path, **fields) -> dict:
+    """One audit entry written the way every command writes it: a commit under the lock."""
+    with (
+        commit.party_session(log.parent, party=str(fields["party"]), command="test"),
+        commit.transaction(log.parent) as tx,
+    ):
+        return tx.audit(log, **fields)
 
 
 def fields(n: int) -> dict:
@@ -33,7 +42,7 @@ def body(n: int) -> dict:
 def log(tmp_path: Path) -> Path:
     path = tmp_path / "audit.jsonl"
     for n in range(1, 5):
-        audit.record(path, **fields(n))
+        write_entry(path, **fields(n))
     return path
 
 
@@ -97,7 +106,7 @@ def test_record_refuses_a_broken_chain_as_a_security_refusal(log: Path):
     rewrite(log, rows)
     before = log.read_bytes()
     with pytest.raises(SecurityError, match="not intact"):
-        audit.record(log, **fields(5))
+        write_entry(log, **fields(5))
     assert log.read_bytes() == before
 
 
@@ -111,4 +120,4 @@ def test_unreadable_line_refuses_record_with_a_security_error(log: Path):
     with open(log, "a") as f:
         f.write("not json\n")
     with pytest.raises(SecurityError, match="line 5"):
-        audit.record(log, **fields(5))
+        write_entry(log, **fields(5))

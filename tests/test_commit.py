@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -153,13 +154,40 @@ def test_a_target_in_the_way_is_refused_before_the_commit(dirs):
     assert not any((party_dir / ".journal").iterdir())
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="permissions are not enforced for root")
-def test_a_read_only_ledger_is_refused_before_the_commit(dirs):
+# As root (CI) the commit runs in a child without the capabilities that bypass file modes: it
+# imports `run_command` from this file and reports an InputError as one line and exit 2.
+_COMMIT_IN_A_CHILD = """\
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from crossgroup.errors import InputError
+from test_commit import run_command
+try:
+    run_command(Path(sys.argv[2]), Path(sys.argv[3]), 2)
+except InputError as e:
+    print(f"InputError: {e}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def test_a_read_only_ledger_is_refused_before_the_commit(dirs, permissions_enforced):
     party_dir, out = dirs
     (party_dir / "ledger.jsonl").chmod(0o400)
     before = state(party_dir, out)
-    with pytest.raises(InputError, match=r"ledger\.jsonl: Permission denied"):
-        run_command(party_dir, out, 2)
+    refused = r"ledger\.jsonl: Permission denied"
+    if permissions_enforced is None:
+        with pytest.raises(InputError, match=refused):
+            run_command(party_dir, out, 2)
+    else:
+        child = subprocess.run(
+            [*permissions_enforced, sys.executable, "-c", _COMMIT_IN_A_CHILD,
+             str(Path(__file__).parent), str(party_dir), str(out)],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(commit.__file__).parents[1])},
+        )  # fmt: skip
+        lines = child.stderr.strip().splitlines()
+        assert child.returncode == 2 and len(lines) == 1, child.stderr
+        assert re.search(rf"^InputError: .*{refused}", lines[0]), child.stderr
     assert state(party_dir, out) == before
 
 

@@ -5,8 +5,8 @@ an edited, deleted, inserted or reordered entry breaks the chain; `entry_hash` c
 entry itself, so an edit of the newest entry is caught too. A head file beside the log
 (`audit.jsonl.head`: entry count and newest digest, signed by the party's Ed25519 key)
 catches a truncated log and, checked against the registry, a log rewritten whole. Every
-party writes its log through `record`, or through a commit (crossgroup.commit) together
-with the outputs the entry lists: locked, chained, head rewritten and signed. The log holds
+party writes its log through a commit (crossgroup.commit), together with the outputs the
+entry lists: under the party's lock, chained, head rewritten and signed. The log holds
 counts, settings, timings and digests only: callers pass package ids and file digests, never
 tokens, refs or customer values. The processor's log
 (`crossgroup process`) can also be anchored by the head digest that command prints.
@@ -23,7 +23,7 @@ from typing import Any
 
 from crossgroup import jsonl
 from crossgroup.errors import SecurityError
-from crossgroup.io import require_readable_file, write_private_bytes
+from crossgroup.io import require_readable_file
 
 GENESIS = "0" * 64
 AUDIT_VERSION = 1
@@ -280,10 +280,6 @@ def require_intact(path: Path) -> None:
         )
 
 
-def _line(entry: Mapping[str, Any]) -> str:
-    return canonical_json(entry).decode()
-
-
 def prepare(
     log_path: Path,
     pending: Sequence[dict] = (),
@@ -299,7 +295,10 @@ def prepare(
     now: datetime | None = None,
 ) -> tuple[dict, bytes]:
     """The next entry of a log (after `pending`, entries not yet written) and the head that
-    goes with it, as written: for `record`, and for a commit (crossgroup.commit)."""
+    goes with it, as written; `commit.Transaction.audit` writes them with the outputs they
+    list. Pass counts, settings, file names and digests only: never a token, ref or customer
+    value. `signer` (the party's Ed25519 key) signs the head, so truncating the log or
+    rewriting it whole is caught by `crossgroup audit verify --registry`."""
     body = new_entry(
         party=party, command=command, inputs=list(inputs or []), counts=counts,
         settings=settings or {}, timings=timings or {}, outputs=list(outputs or []), now=now,
@@ -308,27 +307,6 @@ def prepare(
     entry = json.loads(canonical_json(chain_entry(entries, body)))  # as it reads back
     head = json.dumps(make_head(party, [*entries, entry], signer), indent=2).encode() + b"\n"
     return entry, head
-
-
-def record(log_path: Path, **fields: Any) -> dict:
-    """Append one entry to a party's log and rewrite its head, under the log's lock.
-
-    The way any party writes its log outside a commit (a command that also writes outputs
-    or ledgers adds its entry to its `commit.Transaction` instead, with the same fields).
-    Pass counts, settings, file names and digests only: never a token, ref or customer
-    value. `signer` (the party's Ed25519 signing key) signs the head, so truncating the log
-    or rewriting it whole is caught by `crossgroup audit verify --registry`. A log that is
-    not intact is refused (SecurityError).
-    Example: record(keys.directory / "audit.jsonl", party="aurelle", command="export",
-    counts={"customers_exported": 812}, signer=keys.signing_key)
-    """
-    log_path = Path(log_path)
-    with jsonl.locked(log_path):
-        require_intact(log_path)
-        entry, head = prepare(log_path, **fields)
-        jsonl.append(log_path, [entry], encode=_line)
-        write_private_bytes(head_path(log_path), head)
-    return entry
 
 
 def head_digest(path: Path) -> str:

@@ -34,6 +34,7 @@ from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import (
     STAGING_PREFIX,
     chmod_files,
+    journal_pending,
     move_tree,
     output_folder,
     owned_dir,
@@ -217,7 +218,7 @@ class Transaction:
     def stage_output(self, out_dir: Path, *, mode: int | None = None) -> Path:
         """A staging folder whose files move into `out_dir` at commit (with `mode`, if set)."""
         out_dir = output_folder(out_dir, mode=mode)
-        remove_stale(out_dir, STAGING_PREFIX, keep=_journal_exists)
+        remove_stale(out_dir, STAGING_PREFIX, keep=journal_pending)
         staging = owned_dir(out_dir, STAGING_PREFIX, journal=str(self.journal))
         self._stagings.append((staging, mode))
         self._steps.append({"do": "move_tree", "from": str(staging), "to": str(out_dir)})
@@ -252,7 +253,7 @@ class Transaction:
         self._steps.append({"do": "remove", "path": str(path)})
 
     def audit(self, log: Path, **record: Any) -> dict:
-        """An audit entry (see `audit.record` for the fields), chained after the log and any
+        """An audit entry (see `audit.prepare` for the fields), chained after the log and any
         entry this transaction already holds for it; the signed head is rewritten with it."""
         log = Path(log)
         pending = self._audit.setdefault(log, [])
@@ -318,11 +319,6 @@ def transaction(party_dir: Path) -> Iterator[Transaction]:
         if not tx.journal.exists():
             tx.discard()
         raise
-
-
-def _journal_exists(owner: dict) -> bool:
-    journal = owner.get("journal")
-    return bool(journal) and Path(journal).exists()
 
 
 def _writable(path: Path) -> None:

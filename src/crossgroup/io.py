@@ -199,11 +199,11 @@ def output_folder(out_dir: Path | str, *, mode: int | None = None) -> Path:
         raise InputError(f"output folder {out_dir} is a file") from None
     except OSError as e:
         raise InputError(f"cannot create output folder {out_dir}: {e.strerror}") from None
-    if mode is not None and (open_to := out_dir.stat().st_mode & 0o077 & ~folder_mode):
+    if mode is not None and out_dir.stat().st_mode & 0o077 & ~folder_mode:
         raise InputError(
             f"output folder {out_dir} is open to other users (mode "
-            f"{out_dir.stat().st_mode & 0o777:o}) but will hold decrypted data: use a private "
-            f"folder, or share the files with --mode (group/other bits {open_to:o})"
+            f"{out_dir.stat().st_mode & 0o777:o}) but will hold decrypted data: make it private "
+            "(chmod 700) or choose another; import and open share files on purpose with --mode"
         )
     return out_dir
 
@@ -227,7 +227,7 @@ def staged_output(
     For commands that also change a party's state, see `crossgroup.commit`.
     """
     out_dir = output_folder(out_dir, mode=mode)
-    remove_stale(out_dir, STAGING_PREFIX, keep=_journal_pending)
+    remove_stale(out_dir, STAGING_PREFIX, keep=journal_pending)
     staging = owned_dir(out_dir, STAGING_PREFIX, party=party)
     try:
         yield staging
@@ -238,7 +238,7 @@ def staged_output(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _journal_pending(owner: dict) -> bool:
+def journal_pending(owner: dict) -> bool:
     """A staging folder whose commit journal still exists is finished by its party's next run."""
     journal = owner.get("journal")
     try:

@@ -2,8 +2,10 @@
 on stderr, exit 2 (exit 3 for a private key file that cannot be read), no traceback, nothing
 in --out and no key, ledger or audit file touched.
 
-Rows that need a permission denied are skipped where permissions are not enforced (root);
-rows with a FIFO run in a subprocess with a timeout, so a regression hangs no test run.
+Rows that need a permission denied run in-process where file modes are enforced, and as root
+(CI) in a child without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (`setpriv`, see the
+`permissions_enforced` fixture); rows with a FIFO run in a subprocess with a timeout, so a
+regression hangs no test run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from crossgroup.text import REPLACEMENT
 
 REPO = Path(__file__).resolve().parents[2]
 BOX_CHARACTERS = ("╭", "│", "╰")
-FIFO_TIMEOUT_S = 60
+CHILD_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -88,36 +90,29 @@ def world(tmp_path, keys_template):
 # -- how each row spoils one input ------------------------------------------------------------
 
 
-def _skip_unless_denied(attempt: Callable[[], object]) -> None:
-    """Skip when permissions are not enforced (root, or CAP_DAC_OVERRIDE): tried, not assumed,
-    so the rows also run as a root without that capability."""
-    try:
-        attempt()
-    except PermissionError:
-        return
-    pytest.skip("permissions are not enforced for this user (root)")
+@dataclass(frozen=True)
+class Denied:
+    """A `prepare` that takes a permission away: its row runs where file modes are enforced
+    (in-process, or as root in a child without the capabilities that bypass them)."""
+
+    prepare: Callable[[Path], None]
+
+    def __call__(self, root: Path) -> None:
+        self.prepare(root)
 
 
-def deny(relative: str) -> Callable[[Path], None]:
+def deny(relative: str) -> Denied:
     """Make a file unreadable (mode 000)."""
-
-    def prepare(root: Path) -> None:
-        path = root / relative
-        path.chmod(0)
-        _skip_unless_denied(path.read_bytes)
-
-    return prepare
+    return Denied(lambda root: (root / relative).chmod(0))
 
 
-def read_only_folder(relative: str) -> Callable[[Path], None]:
+def read_only_folder(relative: str) -> Denied:
     def prepare(root: Path) -> None:
         folder = root / relative
         folder.mkdir()
         folder.chmod(0o555)
-        probe = folder / "probe"
-        _skip_unless_denied(lambda: (probe.touch(), probe.unlink()))
 
-    return prepare
+    return Denied(prepare)
 
 
 def fifo(relative: str) -> Callable[[Path], None]:
@@ -261,29 +256,32 @@ def _state(root: Path) -> dict[str, tuple[int, int, int]]:
     return found
 
 
-def _run(case: Case, args: list[str], run_cli) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr), in-process or, for a FIFO, in a child with a timeout."""
-    if not case.subprocess:
+def _run(case: Case, args: list[str], run_cli, prefix: list[str] | None) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr), in-process or in a child with a timeout: for a FIFO, or
+    behind `prefix` (setpriv dropping the capabilities that let root ignore file modes)."""
+    if not case.subprocess and prefix is None:
         result = run_cli(*args)
         return result.exit_code, result.stdout, result.stderr
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     env.pop("CROSSGROUP_DEBUG", None)
     done = subprocess.run(
-        [sys.executable, "-m", "crossgroup", *args],
-        capture_output=True, text=True, timeout=FIFO_TIMEOUT_S, env=env, cwd=REPO,
+        [*(prefix or []), sys.executable, "-m", "crossgroup", *args],
+        capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=env, cwd=REPO,
     )  # fmt: skip
     return done.returncode, done.stdout, done.stderr
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_a_bad_input_is_one_line_an_exit_code_and_nothing_written(
-    run_cli, monkeypatch, world, case: Case
+    run_cli, monkeypatch, request, world, case: Case
 ):
     monkeypatch.delenv("CROSSGROUP_DEBUG", raising=False)
+    denied = isinstance(case.prepare, Denied)
+    prefix = request.getfixturevalue("permissions_enforced") if denied else None
     case.prepare(world)
     before = _state(world / "keys")
 
-    code, stdout, stderr = _run(case, [a.format(w=world) for a in case.args], run_cli)
+    code, stdout, stderr = _run(case, [a.format(w=world) for a in case.args], run_cli, prefix)
 
     lines = stderr.strip().splitlines()
     assert code == case.code, stderr

@@ -110,7 +110,7 @@ CASES = [
     case("import", *replace(IMPORT, "--package", "{tmp}/missing.cgpkg"), needle="missing.cgpkg"),
     case("import", *replace(IMPORT, "--maison", "-aurelle"), needle="--maison"),
     case("import", *IMPORT, "--passphrase-env", UNSET, needle="--passphrase-env"),
-    case("import", *replace(IMPORT, "--keys", "{keys}/kessler"), needle="kessler"),
+    case("import", *replace(IMPORT, "--keys", "{keys}/kessler"), code=3, needle="kessler"),
     case("open", *replace(OPEN, "--package", "{tmp}/missing.cgpkg"), needle="missing.cgpkg"),
     case("open", *OPEN, "--passphrase-env", UNSET, needle="--passphrase-env"),
     case("access", *replace(ACCESS, "--as-of", "yesterday"), needle="--as-of"),

@@ -8,11 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from crossgroup import audit
+from crossgroup import audit, commit
 from crossgroup.crypto.keys import init_keys, load_party
 from crossgroup.errors import SecurityError
 
 N = 5
+
+
+def write_entry(log: Path, **fields) -> dict:
+    """One audit entry written the way every command writes it: a commit under the lock."""
+    with (
+        commit.party_session(log.parent, party=str(fields["party"]), command="test"),
+        commit.transaction(log.parent) as tx,
+    ):
+        return tx.audit(log, **fields)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +32,7 @@ def keydir(tmp_path_factory) -> Path:
 
 
 def record(log: Path, keys, n: int) -> dict:
-    return audit.record(
+    return write_entry(
         log,
         party=keys.party_id,
         command="export",
@@ -174,7 +183,7 @@ def test_missing_log_is_bad_input(run_cli, tmp_path):
 def test_processor_log_without_head_still_verifies(run_cli, tmp_path):
     path = tmp_path / "audit.jsonl"
     for n in range(3):
-        audit.record(path, party="processor", command="process", counts={"n": n})
+        write_entry(path, party="processor", command="process", counts={"n": n})
     audit.head_path(path).unlink()  # a log written before the processor kept a head
     result, _ = verify(run_cli, path, "--expect-head", audit.head_digest(path))
     assert result.exit_code == 0, result.stderr
