@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,15 @@ def fields(n: int) -> dict:
 
 
 def run_command(party_dir: Path, out: Path, n: int) -> None:
-    """A command's commit: an output file, a ledger line, a state file and an audit entry."""
+    """A command's commit: an output file, a ledger line, a state file, an audit entry, and
+    its input package (if there is one in the inbox beside the party folder) kept under
+    retention in `out`."""
     with (
         commit.party_session(party_dir, party=PARTY, command="import"),
         commit.transaction(party_dir) as tx,
     ):
+        if (package := party_dir.parent / "inbox" / f"p{n}.cgpkg").exists():
+            tx.move(package, out / "retained" / package.name)
         stage = tx.stage_output(out, mode=0o600)
         (stage / "segments.parquet").write_bytes(b"rows %d" % n)
         (stage / "sub").mkdir()
@@ -138,6 +143,7 @@ def test_applying_a_journal_twice_changes_nothing_more(dirs, monkeypatch):
     after = state(party_dir, out)
     journal, data = journals[0]
     journal.write_bytes(data)
+    journal.chmod(0o600)
     real(journal)
     assert state(party_dir, out) == after and audit_commands(party_dir) == [1, 2]
     assert audit.verify_log(party_dir / "audit.jsonl") == []
@@ -170,11 +176,23 @@ except InputError as e:
 """
 
 
-def test_a_read_only_ledger_is_refused_before_the_commit(dirs, permissions_enforced):
+@pytest.mark.parametrize(
+    ("read_only", "refused"),
+    [
+        ("party/ledger.jsonl", r"ledger\.jsonl: Permission denied"),  # a state file
+        ("out/sub", r"in .*out/sub: Permission denied"),  # a folder an output goes into
+        ("inbox", r"in .*inbox: Permission denied"),  # where an input must leave from
+    ],
+)
+def test_what_cannot_be_written_is_refused_before_the_commit(
+    dirs, permissions_enforced, read_only, refused
+):
     party_dir, out = dirs
-    (party_dir / "ledger.jsonl").chmod(0o400)
-    before = state(party_dir, out)
-    refused = r"ledger\.jsonl: Permission denied"
+    (party_dir.parent / "inbox").mkdir()
+    (party_dir.parent / "inbox" / "p2.cgpkg").write_bytes(b"sealed")
+    target = party_dir.parent / read_only
+    target.chmod(0o500 if target.is_dir() else 0o400)
+    before = state(party_dir, out, party_dir.parent / "inbox")
     if permissions_enforced is None:
         with pytest.raises(InputError, match=refused):
             run_command(party_dir, out, 2)
@@ -188,12 +206,32 @@ def test_a_read_only_ledger_is_refused_before_the_commit(dirs, permissions_enfor
         lines = child.stderr.strip().splitlines()
         assert child.returncode == 2 and len(lines) == 1, child.stderr
         assert re.search(rf"^InputError: .*{refused}", lines[0]), child.stderr
-    assert state(party_dir, out) == before
+    assert state(party_dir, out, party_dir.parent / "inbox") == before
+    assert not any((party_dir / ".journal").iterdir())
+
+
+def test_a_subfolder_of_out_on_another_filesystem_is_written_across(dirs, tmp_path):
+    """os.replace cannot cross filesystems (EXDEV): the file is copied, fsynced and renamed."""
+    party_dir, out = dirs
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem (/dev/shm) to cross to")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        shutil.rmtree(out / "sub")
+        (out / "sub").symlink_to(elsewhere)
+        run_command(party_dir, out, 2)
+        assert (elsewhere / "report.html").read_text() == "page"
+        assert not list(out.glob(".staging-*"))
+    finally:
+        shutil.rmtree(elsewhere)
 
 
 def test_a_damaged_journal_is_a_security_refusal(dirs):
     party_dir, _ = dirs
-    (party_dir / ".journal" / "20260101T000000-00000000.json").write_text("{not json")
+    damaged = party_dir / ".journal" / "20260101T000000-00000000.json"
+    damaged.write_text("{not json")
+    damaged.chmod(0o600)
     with (
         pytest.raises(SecurityError, match=r"commit journal .* is damaged"),
         commit.party_session(party_dir, party=PARTY, command="import"),
@@ -234,8 +272,14 @@ def fake_dir(parent: Path, name: str, **owner) -> Path:
 def test_stale_working_folders_of_the_party_are_removed_others_kept(tmp_path):
     dead = dead_pid()
     stale = fake_dir(tmp_path, f"crossgroup-import-{dead}-aaaa", pid=dead, party=PARTY)
-    nameless = tmp_path / f"crossgroup-export-{dead}-bbbb"  # killed before its owner file
+    nameless = tmp_path / f"crossgroup-export-{dead}-bbbbbbbb"  # killed before its owner file
     nameless.mkdir()
+    notes = tmp_path / f"crossgroup-notes-{dead}-jan"  # a user's folder that looks like ours
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    elsewhere = fake_dir(  # made on another host sharing the folder: never judged from here
+        tmp_path, f"crossgroup-import-{dead}-ffff", pid=dead, host="another-host", party=PARTY
+    )
     other_party = fake_dir(tmp_path, f"crossgroup-import-{dead}-cccc", pid=dead, party="kessler")
     alive = fake_dir(
         tmp_path, f"crossgroup-import-{os.getpid()}-dddd", pid=os.getpid(), party=PARTY
@@ -246,7 +290,7 @@ def test_stale_working_folders_of_the_party_are_removed_others_kept(tmp_path):
     with io.private_workdir(tmp_path, party=PARTY) as work:
         assert work.stat().st_mode & 0o777 == 0o700
         assert not stale.exists() and not nameless.exists() and not reused.exists()
-        assert other_party.exists() and alive.exists()
+        assert other_party.exists() and alive.exists() and notes.exists() and elsewhere.exists()
     assert not work.exists()
 
 
@@ -262,3 +306,61 @@ def test_stale_staging_is_removed_unless_a_journal_still_needs_it(tmp_path):
         (staging / "x.txt").write_text("x")
     assert not orphan.exists() and pending.exists()
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["x.txt"]
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [{"do": "remove", "path": "relative/file"}],  # a journal names absolute paths only
+        [{"do": "chmod", "path": "/etc/passwd"}],  # no step kind beyond the four
+        [{"do": "append", "path": "/tmp/x.jsonl", "lines": [{"not": "a line"}]}],
+        {"do": "remove"},
+    ],
+)
+def test_a_malformed_or_foreign_journal_is_refused_not_obeyed(dirs, tmp_path, steps):
+    party_dir, _ = dirs
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    planted = party_dir / ".journal" / "20260101T000000-00000001.json"
+    planted.write_text(json.dumps({"steps": steps}))
+    planted.chmod(0o600)
+    with (
+        pytest.raises(SecurityError, match="damaged or not this user's own"),
+        commit.party_session(party_dir, party=PARTY, command="import"),
+    ):
+        pass
+    planted.write_text(json.dumps({"steps": [{"do": "remove", "path": str(victim)}]}))
+    planted.chmod(0o644)  # well formed, but writable by others: not obeyed either
+    with (
+        pytest.raises(SecurityError, match="damaged or not this user's own"),
+        commit.party_session(party_dir, party=PARTY, command="import"),
+    ):
+        pass
+    assert victim.read_text() == "keep me"
+
+
+def test_a_rerun_from_another_folder_finishes_the_commit_in_place(tmp_path, monkeypatch):
+    """Relative --keys and --out: the journal names absolute paths, so a next run started
+    elsewhere finishes the commit where it belongs."""
+    monkeypatch.chdir(tmp_path)
+    Path("party").mkdir()
+    real_apply = commit._apply
+
+    def dying_apply(step):
+        if step["do"] == "append":
+            raise Killed
+        real_apply(step)
+
+    monkeypatch.setattr(commit, "_apply", dying_apply)
+    with pytest.raises(Killed):
+        run_command(Path("party"), Path("out"), 1)
+    monkeypatch.setattr(commit, "_apply", real_apply)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with commit.party_session(tmp_path / "party", party=PARTY, command="export"):
+        pass
+    assert not list(elsewhere.iterdir())
+    assert (tmp_path / "party" / "ledger.jsonl").read_text().count("p1") == 1
+    assert audit_commands(tmp_path / "party") == [1]
+    assert (tmp_path / "out" / "segments.parquet").read_bytes() == b"rows 1"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import fcntl
 import json
 import os
@@ -35,6 +34,7 @@ from crossgroup.io import (
     STAGING_PREFIX,
     chmod_files,
     journal_pending,
+    move_file,
     move_tree,
     output_folder,
     owned_dir,
@@ -127,23 +127,43 @@ def recover(party_dir: Path) -> list[Path]:
     return journals
 
 
+STEP_PATHS = {"append": ("path",), "move_tree": ("from", "to"), "move": ("from", "to"),
+              "remove": ("path",)}  # fmt: skip
+
+
+def _steps(journal: Path) -> list[dict]:
+    """A journal's steps, refused unless it is this user's own private file, well formed,
+    with absolute paths: a journal is obeyed, so nobody else may have written it."""
+    damaged = SecurityError(
+        f"commit journal {journal} is damaged or not this user's own: it cannot be finished "
+        "safely; check the ledgers against it before removing it"
+    )
+    try:
+        st = journal.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise damaged
+        steps = json.loads(journal.read_text(encoding="utf-8"))["steps"]
+        for step in steps:
+            paths = [step[key] for key in STEP_PATHS[step["do"]]]
+            if not all(isinstance(p, str) and os.path.isabs(p) for p in paths):
+                raise damaged
+            if step["do"] == "append" and not all(isinstance(x, str) for x in step["lines"]):
+                raise damaged
+    except (OSError, ValueError, KeyError, TypeError):
+        raise damaged from None
+    return steps
+
+
 def apply_journal(journal: Path) -> None:
     """Carry out a committed journal's steps, each one safe to repeat, then delete it."""
-    try:
-        steps = json.loads(journal.read_text(encoding="utf-8"))["steps"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise SecurityError(
-            f"commit journal {journal} is damaged: it cannot be finished safely; restore it "
-            "from backup or remove it after checking the ledgers"
-        ) from None
-    for step in steps:
+    for step in _steps(journal):
         try:
             _apply(step)
         except OSError as e:
+            where = e.filename2 or e.filename or step.get("path") or step.get("to")
             raise InputError(
-                f"cannot write {e.filename or step.get('path') or step.get('to')}: "
-                f"{e.strerror}; the commit is recorded in {journal} and the next crossgroup "
-                "run of this party finishes it"
+                f"cannot write {where}: {e.strerror}; the commit is recorded in {journal} and "
+                "the next crossgroup run of this party finishes it"
             ) from None
     journal.unlink()
     shutil.rmtree(journal.with_suffix(""), ignore_errors=True)
@@ -159,29 +179,9 @@ def _apply(step: Mapping[str, Any]) -> None:
     elif kind == "move_tree":
         move_tree(Path(step["from"]), Path(step["to"]))
     elif kind == "move":
-        _move(Path(step["from"]), Path(step["to"]))
-    elif kind == "remove":
+        move_file(Path(step["from"]), Path(step["to"]))
+    else:  # "remove"; _steps admits no other kind
         Path(step["path"]).unlink(missing_ok=True)
-    else:
-        raise ValueError(f"unknown journal step {kind!r}")
-
-
-def _move(src: Path, dst: Path) -> None:
-    """Move one file into place; done already when the source is gone."""
-    if not src.exists():
-        return
-    missing = [p for p in [dst.parent, *dst.parent.parents] if not p.exists()]
-    for folder in reversed(missing):  # new folders private, like what they will hold
-        folder.mkdir(mode=0o700, exist_ok=True)
-    try:
-        os.replace(src, dst)
-    except OSError as e:
-        if e.errno != errno.EXDEV:
-            raise
-        shutil.copy2(src, dst.with_name(f".{dst.name}.tmp"))  # another filesystem
-        _fsync(dst.with_name(f".{dst.name}.tmp"))
-        os.replace(dst.with_name(f".{dst.name}.tmp"), dst)
-        src.unlink()
 
 
 def _fsync(path: Path) -> None:
@@ -206,7 +206,7 @@ class Transaction:
     """
 
     def __init__(self, party_dir: Path) -> None:
-        self.party_dir = Path(party_dir)
+        self.party_dir = Path(party_dir).absolute()  # every path a journal names is absolute
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         self.journal = self.party_dir / JOURNAL_DIR / f"{stamp}-{secrets.token_hex(4)}.json"
         self._state = self.journal.with_suffix("")  # whole state files staged for the commit
@@ -217,7 +217,7 @@ class Transaction:
 
     def stage_output(self, out_dir: Path, *, mode: int | None = None) -> Path:
         """A staging folder whose files move into `out_dir` at commit (with `mode`, if set)."""
-        out_dir = output_folder(out_dir, mode=mode)
+        out_dir = output_folder(Path(out_dir).absolute(), mode=mode)
         remove_stale(out_dir, STAGING_PREFIX, keep=journal_pending)
         staging = owned_dir(out_dir, STAGING_PREFIX, journal=str(self.journal))
         self._stagings.append((staging, mode))
@@ -231,6 +231,7 @@ class Transaction:
             self._append_lines(Path(path), lines)
 
     def _append_lines(self, path: Path, lines: list[str]) -> None:
+        path = path.absolute()
         if path not in self._appends:
             self._appends[path] = []
             self._steps.append({"do": "append", "path": str(path), "lines": self._appends[path]})
@@ -241,21 +242,23 @@ class Transaction:
         self._state.mkdir(mode=0o700, parents=True, exist_ok=True)
         staged = self._state / f"{len(self._steps)}-{Path(path).name}"
         write_private_bytes(staged, data)
-        self._steps.append({"do": "move", "from": str(staged), "to": str(path)})
+        self._steps.append({"do": "move", "from": str(staged), "to": str(Path(path).absolute())})
         return staged
 
     def move(self, src: Path, dst: Path) -> None:
         """An input moved at commit (e.g. a package kept under retention)."""
-        self._steps.append({"do": "move", "from": str(src), "to": str(dst)})
+        self._steps.append(
+            {"do": "move", "from": str(Path(src).absolute()), "to": str(Path(dst).absolute())}
+        )
 
     def remove(self, path: Path) -> None:
         """An input deleted at commit."""
-        self._steps.append({"do": "remove", "path": str(path)})
+        self._steps.append({"do": "remove", "path": str(Path(path).absolute())})
 
     def audit(self, log: Path, **record: Any) -> dict:
         """An audit entry (see `audit.prepare` for the fields), chained after the log and any
         entry this transaction already holds for it; the signed head is rewritten with it."""
-        log = Path(log)
+        log = Path(log).absolute()
         pending = self._audit.setdefault(log, [])
         if not pending:
             audit.require_intact(log)
@@ -273,13 +276,7 @@ class Transaction:
         for path in self._appends:
             _writable(path)
         for step in self._steps:
-            if step["do"] == "move_tree":
-                for src in Path(step["from"]).rglob("*"):
-                    _replaceable(Path(step["to"]) / src.relative_to(step["from"]), src.is_dir())
-            else:
-                target = Path(step.get("to") or step["path"])
-                _replaceable(target, False)
-                _writable_folder(target.parent)
+            _check_step(step, staged_state=self._state)
         for staging, mode in self._stagings:
             if mode is not None:
                 chmod_files(staging, mode)
@@ -332,6 +329,25 @@ def _writable(path: Path) -> None:
         raise InputError(f"cannot write {path}: {e.strerror}") from None
 
 
+def _check_step(step: dict, *, staged_state: Path) -> None:
+    """Everything applying `step` will need, checked before the commit point: that a file can
+    replace each target (nothing of the other kind in the way), that every folder it writes
+    into is writable, and that an input it moves or deletes can leave its folder."""
+    if step["do"] == "move_tree":
+        staging, out_dir = Path(step["from"]), Path(step["to"])
+        for src in staging.rglob("*"):
+            target = out_dir / src.relative_to(staging)
+            _replaceable(target, src.is_dir())
+            _writable_folder(target if src.is_dir() else target.parent)
+        return
+    target = Path(step.get("to") or step["path"])
+    _replaceable(target, False)
+    _writable_folder(target.parent)
+    source = Path(step.get("from") or step["path"])
+    if staged_state not in source.parents:
+        _writable_folder(source.parent)
+
+
 def _replaceable(target: Path, is_dir: bool) -> None:
     """A file can replace `target` (or a folder be made there): checked before the commit,
     so that applying it cannot stop half-way on something in the way."""
@@ -341,6 +357,8 @@ def _replaceable(target: Path, is_dir: bool) -> None:
 
 
 def _writable_folder(folder: Path) -> None:
+    """A folder files can be created in and removed from (the nearest existing ancestor when
+    it is still to be made)."""
     while not folder.exists():
         folder = folder.parent
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -12,10 +12,13 @@ that must touch disk lives in a private working directory (mode 0700) removed on
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import queue
+import re
 import shutil
+import socket
 import stat
 import tempfile
 import threading
@@ -105,50 +108,78 @@ def _process_start(pid: int) -> str | None:
     return stat.rpartition(")")[2].split()[19]  # field 22 of proc(5), after the command name
 
 
-def _alive(pid: int, start: str | None) -> bool:
+def _boot_id() -> str | None:
     try:
-        os.kill(pid, 0)
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _this_machine() -> dict:
+    return {"host": socket.gethostname(), "boot": _boot_id()}
+
+
+def _alive(owner: dict) -> bool:
+    """Whether the process that made a folder may still run. A folder made on another host
+    (a shared --out) is never judged from here; one from before a reboot is stale."""
+    here = _this_machine()
+    if owner.get("host", here["host"]) != here["host"]:
+        return True
+    if owner.get("boot") and here["boot"] and owner["boot"] != here["boot"]:
+        return False
+    try:
+        os.kill(owner["pid"], 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # another user's live process
-    return start is None or _process_start(pid) in (None, start)
+    start = owner.get("start")
+    return start is None or _process_start(owner["pid"]) in (None, start)
 
 
 def owned_dir(parent: Path | str | None, prefix: str, **owner: str) -> Path:
-    """A new mode-0700 folder named after this process, with an owner file saying who made it.
+    """A new mode-0700 folder named after this process, with an owner file saying who made it
+    (pid, its start time, host and boot), so that a later run can tell it is stale.
 
-    `owner` adds what the stale-folder sweep matches on (the party, a journal path).
+    `owner` adds what the stale-folder sweep matches on (the party, a journal path). The path
+    is absolute: a journal that names it must not depend on the working directory.
     """
     parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
-    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent.absolute()))
     os.chmod(path, 0o700)
-    record = {"pid": os.getpid(), "start": _process_start(os.getpid()), **owner}
+    record = {"pid": os.getpid(), "start": _process_start(os.getpid()), **_this_machine(), **owner}
     (path / OWNER_FILE).write_text(json.dumps(record), encoding="utf-8")
     return path
 
 
 def _owner(path: Path, prefix: str) -> dict | None:
-    """The owner record of a folder this module made; from its name if the file is missing."""
+    """The owner record of a folder `owned_dir` made, or None when it is not clearly ours.
+
+    Without an owner file (a run killed right after mkdtemp), only an empty folder whose name
+    is exactly PREFIX<pid>-<8 mkdtemp characters> counts: a user's "crossgroup-notes" is kept.
+    """
     try:
         record = json.loads((path / OWNER_FILE).read_text(encoding="utf-8"))
         if isinstance(record, dict) and isinstance(record.get("pid"), int):
             return record
     except (OSError, ValueError):
         pass
-    parts = path.name.rsplit("-", 2)  # PREFIX<pid>-<random>: the random part has no "-"
-    return (
-        {"pid": int(parts[-2]), "start": None} if len(parts) == 3 and parts[-2].isdigit() else None
-    )
+    match = re.fullmatch(rf"{re.escape(prefix)}\w*?-?(\d+)-[a-z0-9_]{{8}}", path.name)
+    try:
+        empty = not any(path.iterdir())
+    except OSError:
+        return None
+    return {"pid": int(match.group(1)), "start": None} if match and empty else None
 
 
 def remove_stale(
     parent: Path | str | None, prefix: str, *, keep: Callable[[dict], bool] = lambda _: False
 ) -> list[Path]:
-    """Remove folders under `parent` that this module made for a process now gone.
+    """Remove folders under `parent` that `owned_dir` made for a process now gone.
 
     A crash (kill -9, power loss) skips every `finally`; the next command sweeps what it left.
-    `keep(owner)` spares a folder, e.g. another party's or one a commit journal still needs.
+    Only this user's real folders (no symlink) are considered. `keep(owner)` spares a folder,
+    e.g. another party's or one a commit journal still needs.
     """
     parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
     removed = []
@@ -163,24 +194,43 @@ def remove_stale(
         except OSError:
             continue
         owner = _owner(path, prefix)
-        if owner is None or _alive(owner["pid"], owner.get("start")) or keep(owner):
+        if owner is None or _alive(owner) or keep(owner):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
 
 
+def move_file(src: Path, dst: Path) -> None:
+    """Move one file into place, atomically on one filesystem, by copy, fsync and rename
+    across two (a subfolder of --out mounted elsewhere). Done already when `src` is gone.
+    New folders on the way are created 0700, like what they will hold."""
+    if not src.exists():
+        return
+    missing = [p for p in [dst.parent, *dst.parent.parents] if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        os.replace(src, dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copy2(src, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+        src.unlink()
+
+
 def move_tree(staging: Path, out_dir: Path) -> None:
-    """Move a staging folder's files into `out_dir` (os.replace: atomic per file), then drop
-    it. Safe to repeat after a crash: files already moved are simply no longer there."""
+    """Move a staging folder's files into `out_dir`, then drop it. Safe to repeat after a
+    crash: files already moved are simply no longer there."""
     if staging.is_dir():
         for src in sorted(staging.rglob("*")):
             rel = src.relative_to(staging)
-            if rel == Path(OWNER_FILE) or src.is_dir():
-                continue
-            dst = out_dir / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
+            if rel != Path(OWNER_FILE) and not src.is_dir():
+                move_file(src, out_dir / rel)
     shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -216,6 +216,9 @@ def test_cli_open_writes_manifest_and_tables(tmp_path, keydir, parties, tables, 
     assert written["package_id"] == manifest.package_id
     for name, src in tables.items():
         assert (tmp_path / "audit" / f"{name}.parquet").read_bytes() == src.read_bytes()
+    # decrypted tables are the recipient's alone: 0600 in a 0700 folder
+    assert (tmp_path / "audit").stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "audit").iterdir()} == {0o600}
     # Opening does not consume: a second open still works.
     assert _cli_open(run_cli, path, keydir, "processor", tmp_path / "again").exit_code == 0
 
