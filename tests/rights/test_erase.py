@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # leak_scan
 
 from crossgroup import audit
 from crossgroup.config import load_maison, maison_config_path
@@ -20,6 +23,7 @@ from crossgroup.crypto.keys import load_party, load_registry
 from crossgroup.crypto.package import open_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.maison.erase import erasure_identities
+from leak_scan import crm_needles, scan
 
 MAISONS = ["aurelle", "kessler", "vautrin"]
 AS_OF = "2026-06-30"
@@ -150,14 +154,24 @@ def _runner():
     return run
 
 
-def needles(erased: pl.DataFrame) -> list[bytes]:
-    values = [v for c in erased.columns for v in erased[c].drop_nulls().to_list()]
-    assert len(values) >= 2  # a ref and at least one token
-    return [
-        *values,
-        *(v.hex().encode() for v in values),
-        *(v.hex().upper().encode() for v in values),
-    ]
+def erased_needles(world) -> set[bytes]:
+    """X's ref and tokens at aurelle, computed from the CRM row and key files with hmac and
+    HKDF from the spec (tests/leak_scan.py), not by crossgroup; what the erasure package
+    listed (the product's view) must be among them."""
+    root, cid = world["root"], world["x"]["customer_id"]
+    crm = pl.read_parquet(root / "synth" / "aurelle" / "customers.parquet")
+    row = crm.filter(pl.col("customer_id") == cid).select("customer_id", "email", "phone",
+                                                           "country").to_dicts()  # fmt: skip
+    keys = load_party(root / "keys" / "aurelle")  # key bytes only
+    refs, tokens = crm_needles(
+        row,
+        local_secret=keys.local_secret,
+        matching_secret=keys.matching.secret,
+        epoch=keys.matching.epoch,
+    )
+    listed = {v for c in world["erased"].columns for v in world["erased"][c].drop_nulls()}
+    assert len(refs) == 1 and tokens and listed <= refs | tokens
+    return refs | tokens
 
 
 def test_erase_prints_counts_and_seals_an_erasure_package(world):
@@ -175,7 +189,7 @@ def test_erase_is_recorded_in_the_maisons_audit_log_without_identifiers(world):
     assert audit.verify_log(log) == []
     raw = log.read_bytes()
     assert world["x"]["customer_id"].encode() not in raw
-    assert not any(needle in raw for needle in needles(world["erased"]))
+    assert scan([log], erased_needles(world)).hits == []
 
 
 def test_next_return_no_longer_carries_the_erased_customer(world):
@@ -204,14 +218,10 @@ def test_stale_export_records_are_counted_as_suppressed(world):
 def test_no_file_the_processor_keeps_contains_the_erased_refs_or_tokens(world):
     root = world["root"]
     keep = [root / "out", root / "keys" / "processor", root / "inbox"]
-    scanned = 0
-    for folder in keep:
-        for path in folder.rglob("*"):
-            if path.is_file():
-                data = path.read_bytes()
-                assert not any(n in data for n in needles(world["erased"])), path
-                scanned += 1
-    assert scanned > 10
+    found = scan(keep, erased_needles(world))
+    assert found.hits == []
+    assert len(found.files) > 10
+    assert {"parquet", "json", "package", "bytes"} <= set(found.files.values())
     assert (root / "keys" / "processor" / "suppression-ledger.jsonl").stat().st_size > 0
 
 
