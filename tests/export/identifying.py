@@ -13,13 +13,13 @@ What identifies a person, per kind:
   case-insensitively, as whole words;
 - email_local: the local part of an input e-mail (6+ characters), as a substring.
 
-Binary values (the pseudonyms) are identifying when they read as text: at least 6 bytes,
-all printable ASCII, then only NUL or space padding ("jane.doe@example", 16 bytes cut from an
-e-mail); or when their latin-1 or UTF-8 reading holds an input needle of 6+ characters (an
-id, name or e-mail local part among other bytes), or the digits of an input phone. Random
-16-byte HMAC output reads as text with probability (95/256)^16, about 1.3e-7 per value (a
-90%-printable rule would be 3.6e-6: one false alarm in a few hundred runs of a test over a
-few hundred pseudonyms made with fresh random keys). Numbers are identifying
+Binary values (the pseudonyms) are identifying when they read as text that is an identifier
+("jane.doe@example", 16 bytes cut from an e-mail) or as at least 6 printable ASCII bytes
+padded with NUL or spaces to the column's width; or when their latin-1 or UTF-8 reading
+holds an input needle of 6+ characters (an id, name or e-mail local part among other bytes),
+or the digits of an input phone. Random 16-byte HMAC output is all printable with
+probability (95/256)^16, about 1.3e-7 per value, and is then flagged only if that text also
+reads as an identifier, so a test over fresh random keys does not fail by chance. Numbers are identifying
 when their integral part is an input phone's digits, or a valid phone of 8+ digits.
 """
 
@@ -144,8 +144,9 @@ class Recognizer:
         found = set()
         body = value.rstrip(b"\0 ")
         if len(body) >= 6 and all(b in PRINTABLE for b in body):
-            found.add("text")
             found |= self.text(body.decode("ascii"))
+            if found or len(body) < len(value):  # an identifier, or text padded to the width
+                found.add("text")
         readings = {value.decode("latin-1").casefold(),
                     value.decode("utf-8", "replace").casefold()}  # fmt: skip
         needles = [*self._needles(), ("name", self.names)]

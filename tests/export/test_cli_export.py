@@ -208,3 +208,14 @@ def test_a_disk_full_while_committing_is_finished_by_the_next_run(
     assert [e["command"] for e in audit.read_entries(log)] == ["export"]
     assert audit.verify_log(log) == []
     assert len((keydir / "aurelle" / "exports.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("batch_id", ["0612345678", "06.12.34.56.78", "33612345678"])
+def test_a_batch_id_that_reads_like_an_identifier_is_refused(
+    run_cli, keydir, tmp_path, files, batch_id
+):
+    """The batch id travels in the package's file name and readable manifest."""
+    out = tmp_path / "out"
+    result = export(run_cli, keydir, out, *files, "--batch-id", batch_id)
+    assert_refused(result, out, 2, "--batch-id reads like a phone number or an e-mail")
+    assert batch_id not in result.stderr

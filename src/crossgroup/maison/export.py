@@ -131,6 +131,11 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
     summary, the refs file, the export ledger's line and the audit entry."""
     audit.require_intact(party_log(keys))  # refuse before working, not after
     batch_id = batch_id or as_of.strftime("%Y-%m")
+    if looks_identifying(batch_id):  # it is in the package's name and readable manifest
+        raise InputError(
+            "--batch-id reads like a phone number or an e-mail, and it travels in the "
+            "package's name and manifest: use a neutral id such as 2026-09"
+        )
     _require_new_batch(keys, batch_id)
     if config.sector not in taxonomy.sector_names:
         raise InputError(f"maison {config.id}: sector {config.sector!r} is not in the taxonomy")
