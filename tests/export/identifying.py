@@ -19,8 +19,9 @@ padded with NUL or spaces to the column's width; or when their latin-1 or UTF-8 
 holds an input needle of 6+ characters (an id, name or e-mail local part among other bytes),
 or the digits of an input phone. Random 16-byte HMAC output is all printable with
 probability (95/256)^16, about 1.3e-7 per value, and is then flagged only if that text also
-reads as an identifier, so a test over fresh random keys does not fail by chance. Numbers are identifying
-when their integral part is an input phone's digits, or a valid phone of 8+ digits.
+reads as an identifier, so a test over fresh random keys does not fail by chance. Numbers
+are identifying when their integral part is an input phone's digits, or a valid phone of 8+
+digits.
 """
 
 from __future__ import annotations
