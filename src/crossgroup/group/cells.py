@@ -30,7 +30,9 @@ PARTITION_TABLES = {
 AFFINITY_TABLES = ("sector_affinity", "segment_sector_affinity")
 COMPLEMENT_TABLES = (*AFFINITY_TABLES, "match_breadth")
 # Partitions whose total is published: one withheld cell is recoverable by subtraction.
-SUBTRACTABLE_TABLES = (*PARTITION_TABLES, "match_breadth")
+# pairwise_overlap: the overlaps sum to sum_n C(n, 2) * (persons at n maisons), known from
+# match_breadth; segment_sizes: the segment_quality report (sizes sum to the fit sample).
+SUBTRACTABLE_TABLES = (*PARTITION_TABLES, "match_breadth", "pairwise_overlap", "segment_sizes")
 REASONS = {
     "small": "fewer than {k} persons",
     "complement": "fewer than {k} persons without this attribute (recoverable from the total)",

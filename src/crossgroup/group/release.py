@@ -114,28 +114,52 @@ def glossary(labels: Mapping[int, str], descriptions: Mapping[int, str]) -> pl.D
 
 
 def quality_table(quality: Mapping, labels: Mapping[int, str], k_aggregate: int) -> pl.DataFrame:
-    """Segment model quality: scores by name, sizes below k_aggregate suppressed."""
-    rows: list[tuple[str, str, float | None, bool]] = []
-    for name in ("silhouette", "stability_ari"):
-        if name in quality:
-            rows.append((name, "", float(quality[name]), False))
-    for k, v in quality.get("silhouette_by_k", {}).items():
-        rows.append(("silhouette_by_k", str(k), float(v), False))
-    for seg, size in quality.get("sizes", {}).items():
-        small = int(size) < k_aggregate
-        rows.append(
-            ("segment_size", labels.get(int(seg), str(seg)), None if small else size, small)
-        )
-    return pl.DataFrame(
-        rows,
-        orient="row",
-        schema={
-            "metric": pl.String,
-            "key": pl.String,
-            "value": pl.Float64,
-            "suppressed": pl.Boolean,
-        },
+    """Segment model quality: scores by name, then segment sizes under the cell rule.
+
+    The sizes partition the fit sample, whose total is published (match figures, segment
+    mix), so they go through `suppress` as a subtractable partition: below k_aggregate
+    withheld, and further sizes (smallest first) with them until no withheld size can be
+    recovered by subtraction. Scores (silhouette, ARI) are not counts of persons.
+    """
+    scores: list[tuple[str, str, float]] = [
+        (name, "", float(quality[name]))
+        for name in ("silhouette", "stability_ari")
+        if name in quality
+    ]
+    scores += [
+        ("silhouette_by_k", str(k), float(v)) for k, v in quality.get("silhouette_by_k", {}).items()
+    ]
+    schema = {"metric": pl.String, "key": pl.String, "value": pl.Float64, "suppressed": pl.Boolean}
+    score_schema = {"metric": pl.String, "key": pl.String, "value": pl.Float64}
+    frame = pl.DataFrame(scores, orient="row", schema=score_schema).with_columns(
+        suppressed=pl.lit(False)
     )
+    sizes = quality.get("sizes", {})
+    if sizes:
+        total = max(sum(int(v) for v in sizes.values()), 1)
+        cells = pl.DataFrame(
+            {
+                "table": "segment_sizes",
+                "scope": "group",
+                "row_key": [labels.get(int(s), str(s)) for s in sizes],
+                "col_key": "",
+                "persons": [int(v) for v in sizes.values()],
+            },
+            schema_overrides={"persons": pl.Int64},
+        ).with_columns(share=pl.col("persons") / total, base=pl.lit(total, dtype=pl.Int64))
+        held = suppress(cells, k_aggregate).filter(pl.col("table") == "segment_sizes")
+        frame = pl.concat(
+            [
+                frame.cast(schema),
+                held.select(
+                    pl.lit("segment_size").alias("metric"),
+                    pl.col("row_key").alias("key"),
+                    pl.col("persons").cast(pl.Float64).alias("value"),
+                    "suppressed",
+                ),
+            ]
+        )
+    return frame.cast(schema)
 
 
 def loss_table(loss: pl.DataFrame, persons: int, generalized: int, withheld: int) -> pl.DataFrame:

@@ -38,9 +38,13 @@ class MaisonRelease:
 def _schema_problems(where: str, name: str, frame: pl.DataFrame) -> list[str]:
     problems = []
     if name in RETURN:
-        extra = [c for c in frame.columns if c not in RETURN[name].names]
+        expected = RETURN[name].names
+        extra = [c for c in frame.columns if c not in expected]
         if extra:
             problems.append(f"{where} {name}: columns outside the allow-list: {', '.join(extra)}")
+        missing = [c for c in expected if c not in frame.columns]
+        if missing:
+            problems.append(f"{where} {name}: returned columns missing: {', '.join(missing)}")
     for col, dtype in frame.schema.items():
         if dtype != pl.Binary:
             continue
@@ -198,8 +202,16 @@ def release_problems(
         if seg.get_column("maison_ref").is_duplicated().any():
             problems.append(f"{where} a maison_ref appears on more than one row")
         nodes = person_nodes.filter(pl.col("maison") == maison).select("maison_ref", "person_id")
-        present = [c for c in attributes if c in seg.columns]
-        combos.append(seg.join(nodes, on="maison_ref", how="inner").select("person_id", *present))
+        # (6) is checked on the full returned combination or not at all: a missing or
+        # unexpected column refuses the release, never a check on fewer columns
+        if set(seg.columns) == {"maison_ref", *attributes}:
+            joined = seg.join(nodes, on="maison_ref", how="inner")
+            combos.append(joined.select("person_id", *attributes))
+        else:
+            problems.append(
+                f"{where} segments columns differ from the contract: k-anonymity is not "
+                "checked on a partial combination (6)"
+            )
         problems += aggregate_problems(where, release.aggregates, k_aggregate)
         others = [m for m in maison_names if m != maison]
         pattern = _name_pattern(others + [maison_names[m] for m in others])
@@ -209,11 +221,10 @@ def release_problems(
         )
     # (6) every returned combination is shared by >= k distinct persons in the whole batch
     if combos:
-        columns = [c for c in attributes if all(c in f.columns for f in combos)]
-        everyone = pl.concat([f.select("person_id", *columns) for f in combos]).unique()
+        everyone = pl.concat(combos).unique()
         if everyone.get_column("person_id").is_duplicated().any():
             problems.append("one person is returned with different attributes to two maisons (6)")
-        sizes = everyone.group_by(columns).agg(pl.col("person_id").n_unique().alias("persons"))
+        sizes = everyone.group_by(attributes).agg(pl.col("person_id").n_unique().alias("persons"))
         rare = sizes.filter(pl.col("persons") < k).height
         if rare:
             problems.append(
