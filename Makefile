@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 
-.PHONY: install demo test lint format bench clean browser
+.PHONY: install demo test test-slow test-midnight faketime lint format bench clean browser
 
 install: $(STAMP)
 
@@ -42,6 +42,28 @@ browser:
 
 test: lint browser
 	CROSSGROUP_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
+
+# The tests marked slow (1M-person utility target, kill -9 at every twentieth, long fuzzing):
+# excluded from `make test`, each has a smaller counterpart that runs there.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+# The suite with the clock at today's MIDNIGHT_AT UTC (default 23:59:59) when pytest starts,
+# so it crosses midnight UTC: libfaketime (Debian package `libfaketime`) shifts the clock of
+# pytest and of every subprocess it starts (LD_PRELOAD and FAKETIME are inherited), by one
+# fixed offset so they all agree. MIDNIGHT_TESTS narrows it, e.g. to tests/rights, and an
+# earlier MIDNIGHT_AT puts midnight inside a module's fixtures rather than in collection.
+MIDNIGHT_AT    ?= 23:59:59
+MIDNIGHT_TESTS ?= tests
+faketime:
+	@ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime)
+
+test-midnight: $(STAMP) faketime
+	@offset=$$(( $$(date -u -d "$$(date -u +%F) $(MIDNIGHT_AT)" +%s) - $$(date -u +%s) )); \
+	lib=$$(ls /usr/lib/*/faketime/libfaketime.so.1 | head -1); \
+	echo "clock at $$(date -u +%F) $(MIDNIGHT_AT) UTC (offset $$offset s, $$lib)"; \
+	LD_PRELOAD=$$lib FAKETIME=$$(printf '%+d' $$offset) $(BIN)/python -m pytest $(MIDNIGHT_TESTS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis

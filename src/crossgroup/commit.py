@@ -32,6 +32,7 @@ from crossgroup import audit, jsonl
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import (
     STAGING_PREFIX,
+    WORKDIR_PREFIX,
     chmod_files,
     journal_pending,
     move_file,
@@ -88,6 +89,9 @@ def party_session(party_dir: Path, *, party: str, command: str) -> Iterator[None
         _held[key] = 1
         try:
             recover(party_dir)
+            # a run killed after its commit but before removing its working folder: the
+            # rerun may refuse at once (batch already exported), so sweep here, not later
+            remove_stale(None, WORKDIR_PREFIX, keep=lambda o: o.get("party", party) != party)
             yield
         finally:
             del _held[key]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -92,18 +94,62 @@ def test_unparseable_csv_dates(run_cli, keydir, tmp_path, files):
     assert_refused(result, out, 2, "column purchased_at has 1 value(s) that cannot be parsed")
 
 
-def test_csv_inputs_export(run_cli, keydir, tmp_path, files):
+def opened_tables(package, keydir, work) -> dict[str, pl.DataFrame]:
+    """The package's tables as the processor decrypts them, rows in a fixed order."""
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.crypto.package import open_package
+
+    work.mkdir()
+    opened = open_package(package, load_party(keydir / "processor"), work, kind="export")
+    return {n: pl.read_parquet(p).sort(pl.all()) for n, p in opened.tables.items()}
+
+
+def test_csv_inputs_export(run_cli, keydir, fresh_keys, tmp_path, crm):
+    """CSV inputs give the same package content as the same rows in Parquet."""
     customers, purchases = (tmp_path / "customers.csv", tmp_path / "purchases.csv")
     customers.write_text(
         "customer_id,last_name,email,phone,country,cross_group_consent,consent_updated_at\n"
         "A,Durand,a@example.org,,FR,true,2024-01-01\n"
+        "B,Martin, B@Example.org ,06 12 34 56 78,FR,true,2024-01-01T09:30:00\n"
+        "C,Petit,c@example.org,,FR,false,2024-01-01\n"
     )
     purchases.write_text(
         "customer_id,order_id,purchased_at,category,amount,currency,channel\n"
         "A,o1,2026-01-05T10:00:00,Bagues,100.50,EUR,Boutique\n"
+        "B,o2,2026-03-05T10:00:00,Bagues,250,USD,online\n"
+        "B,o3,2025-11-20T18:30:00,Bagues,80.25,EUR,boutique\n"
+        "C,o4,2026-02-05T10:00:00,Bagues,90,EUR,boutique\n"
     )
+    c, p = crm.customer, crm.purchase
+    at = datetime(2024, 1, 1)
+    pq_customers = crm.write(tmp_path / "customers.parquet", [
+        c("A", email="a@example.org", consent_updated_at=at),
+        c("B", email=" B@Example.org ", phone="06 12 34 56 78",
+          consent_updated_at=datetime(2024, 1, 1, 9, 30)),
+        c("C", email="c@example.org", cross_group_consent=False, consent_updated_at=at),
+    ], crm.customer_schema)  # fmt: skip
+    pq_purchases = crm.write(tmp_path / "purchases.parquet", [
+        p("A", "o1", datetime(2026, 1, 5, 10), amount=100.5, channel="Boutique"),
+        p("B", "o2", datetime(2026, 3, 5, 10), amount=250.0, currency="USD", channel="online"),
+        p("B", "o3", datetime(2025, 11, 20, 18, 30), amount=80.25),
+        p("C", "o4", datetime(2026, 2, 5, 10), amount=90.0),
+    ], crm.purchase_schema)  # fmt: skip
     result = export(run_cli, keydir, tmp_path / "out", customers, purchases)
     assert result.exit_code == 0, result.stderr
+    # the same keys, a ledger of its own: the Parquet export is not a second export of a batch
+    pq_keys = Path(shutil.copytree(fresh_keys, tmp_path / "pq-keys"))
+    reference = export(run_cli, pq_keys, tmp_path / "pq-out", pq_customers, pq_purchases)
+    assert reference.exit_code == 0, reference.stderr
+    (from_csv,) = (tmp_path / "out").glob("*.cgpkg")
+    (from_parquet,) = (tmp_path / "pq-out").glob("*.cgpkg")
+    got = opened_tables(from_csv, keydir, tmp_path / "open-csv")
+    want = opened_tables(from_parquet, pq_keys, tmp_path / "open-parquet")
+    assert set(got) == set(want) == {"identities", "activity"}
+    assert want["identities"].height == 2  # A and B consent, C does not
+    assert want["identities"]["phone_token"].null_count() == 1  # B's phone only
+    assert want["activity"].height >= 2
+    for name in want:
+        assert got[name].equals(want[name]), name
 
 
 def test_missing_file_and_bad_options(run_cli, keydir, tmp_path, files):

@@ -192,13 +192,13 @@ def test_erase_is_recorded_in_the_maisons_audit_log_without_identifiers(world):
     assert scan([log], erased_needles(world)).hits == []
 
 
-def test_next_return_no_longer_carries_the_erased_customer(world):
+def test_next_return_no_longer_carries_the_erased_customer(world, tmp_path):
     root, x = world["root"], world["x"]
-    back = returned_refs(root, "aurelle", "b2", world["tmp"])
+    back = returned_refs(root, "aurelle", "b2", tmp_path)
     assert back.len() > 100
     assert x["ref"] not in back.to_list()
     # scoped to aurelle: kessler's record of the same person is still processed and returned
-    assert x["ref_k"] in returned_refs(root, "kessler", "b2", world["tmp"]).to_list()
+    assert x["ref_k"] in returned_refs(root, "kessler", "b2", tmp_path).to_list()
 
 
 def test_stale_export_records_are_counted_as_suppressed(world):
@@ -235,7 +235,8 @@ def test_retained_inputs_hold_no_erased_record(world):
 
 
 def test_erasure_only_run_updates_the_ledger_and_writes_no_return(world, tmp_path):
-    root, cli = world["root"], world["cli"]
+    # on a copy: the shared world stays as the fixture left it for the other tests
+    root, cli = Path(shutil.copytree(world["root"], tmp_path / "world")), world["cli"]
     ledger = root / "keys" / "processor" / "suppression-ledger.jsonl"
     before = len(ledger.read_text().splitlines())
     returns = {p: audit.file_digest(p) for p in (root / "out" / "returns").rglob("*.cgpkg")}

@@ -38,8 +38,15 @@ def template(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def processed(template, tmp_path_factory):
-    """One batch processed today with retention periods set; inputs kept 10 days."""
+def processed_at(template) -> dt.datetime:
+    """The clock of the processed batch, injected: every date a test expects derives from it,
+    so a run that starts at 23:59:59 UTC and checks after midnight still agrees."""
+    return dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def processed(template, processed_at, tmp_path_factory):
+    """One batch processed at `processed_at` with retention periods set; inputs kept 10 days."""
     root = tmp_path_factory.mktemp("processed") / "batch"
     shutil.copytree(template.keys.parent, root)
     pipeline = root / "group.toml"
@@ -47,7 +54,7 @@ def processed(template, tmp_path_factory):
     copy = root / "inbox-copy"
     shutil.copytree(root / "inbox", copy)
     process_batch(root / "inbox", load_party(root / "keys" / "processor"), root / "out",
-                  group=load_group(pipeline))  # fmt: skip
+                  group=load_group(pipeline), now=processed_at)  # fmt: skip
     return root
 
 
@@ -57,8 +64,9 @@ def fresh(processed: Path, tmp_path: Path) -> Path:
     return root
 
 
-def purge(run_cli, root: Path, days: int):
-    when = (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).date().isoformat()
+def purge(run_cli, root: Path, days: int, processed_at: dt.datetime):
+    """`crossgroup purge --now` on the date `days` after the batch was processed."""
+    when = (processed_at + dt.timedelta(days=days)).date().isoformat()
     return run_cli("purge", "--out", root / "out", "--keys", root / "keys" / "processor",
                    "--pipeline", root / "group.toml", "--now", when)  # fmt: skip
 
@@ -78,29 +86,31 @@ def test_inputs_are_deleted_after_a_run_without_retention(template, tmp_path):
     assert {i["after_run"] for i in entry["inputs"]} == {"deleted"}
 
 
-def test_inputs_are_retained_with_their_accept_date(processed):
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+def test_inputs_are_retained_with_their_accept_date(processed, processed_at):
+    accepted = processed_at.date().isoformat()
     kept = files(processed / "out" / "retained")
-    assert len(kept) == 3 and all(k.startswith(f"{today}/export-") for k in kept)
+    assert len(kept) == 3 and all(k.startswith(f"{accepted}/export-") for k in kept)
+    (entry,) = audit.read_entries(processed / "out" / "audit.jsonl")
+    assert {i["after_run"] for i in entry["inputs"]} == {f"retained/{k}" for k in kept}
     assert not list((processed / "inbox").glob("*.cgpkg"))
 
 
-def test_nothing_is_purged_before_its_period(run_cli, processed, tmp_path):
+def test_nothing_is_purged_before_its_period(run_cli, processed, processed_at, tmp_path):
     root = fresh(processed, tmp_path)
     before = files(root / "out")
-    r = purge(run_cli, root, 5)
+    r = purge(run_cli, root, 5, processed_at)
     assert r.exit_code == 0, r.stderr
     assert files(root / "out") == [*before]  # the audit log gained no entry either
     assert len(audit.read_entries(root / "out" / "audit.jsonl")) == 1
 
 
 def test_retained_inputs_then_returns_are_purged_each_with_an_audit_entry(
-    run_cli, processed, tmp_path
+    run_cli, processed, processed_at, tmp_path
 ):
     root = fresh(processed, tmp_path)
     retained = {f: audit.file_digest(root / "out" / "retained" / f)
                 for f in files(root / "out" / "retained")}  # fmt: skip
-    r = purge(run_cli, root, 11)
+    r = purge(run_cli, root, 11, processed_at)
     assert r.exit_code == 0, r.stderr
     assert not (root / "out" / "retained").exists() or not files(root / "out" / "retained")
     assert files(root / "out" / "returns")  # returns are kept 30 days
@@ -109,7 +119,7 @@ def test_retained_inputs_then_returns_are_purged_each_with_an_audit_entry(
     assert len(purged) == 3
     assert {o["sha256"] for e in purged for o in e["outputs"]} == set(retained.values())
     assert all(e["counts"]["removed"] == "retained input" for e in purged)
-    r = purge(run_cli, root, 31)
+    r = purge(run_cli, root, 31, processed_at)
     assert r.exit_code == 0, r.stderr
     assert files(root / "out") == [".audit.jsonl.lock", "audit.jsonl", "audit.jsonl.head"]
     assert audit.verify_chain(root / "out" / "audit.jsonl") == []
@@ -119,21 +129,21 @@ def test_retained_inputs_then_returns_are_purged_each_with_an_audit_entry(
 
 
 def test_ledgers_are_purged_and_old_packages_are_refused_not_replayed(
-    run_cli, processed, template, tmp_path
+    run_cli, processed, processed_at, template, tmp_path
 ):
     root = fresh(processed, tmp_path)
     party = root / "keys" / "processor"
-    old = (dt.date.today() - dt.timedelta(days=150)).isoformat()
+    old = (processed_at.date() - dt.timedelta(days=150)).isoformat()
     (party / SUPPRESSION_LEDGER).write_text(
         json.dumps({"digest": "ab" * 16, "added": old})
         + "\n"
-        + json.dumps({"digest": "cd" * 16, "added": dt.date.today().isoformat()})
+        + json.dumps({"digest": "cd" * 16, "added": processed_at.date().isoformat()})
         + "\n",
         encoding="utf-8",
     )
     assert len((party / "ledger.jsonl").read_text().splitlines()) == 3
     # replay entries are kept max_age + CLOCK_SKEW after max(accepted_at, created_at)
-    r = purge(run_cli, root, 62)
+    r = purge(run_cli, root, 62, processed_at)
     assert r.exit_code == 0, r.stderr
     assert (party / "ledger.jsonl").read_text() == ""
     assert [json.loads(x)["digest"] for x in (party / SUPPRESSION_LEDGER).read_text().splitlines()
@@ -148,7 +158,7 @@ def test_ledgers_are_purged_and_old_packages_are_refused_not_replayed(
     from crossgroup.errors import SecurityError
 
     shutil.copytree(root / "inbox-copy", root / "inbox", dirs_exist_ok=True)
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=62)
+    later = processed_at + dt.timedelta(days=62)
     with pytest.raises(SecurityError, match="older than the replay ledger"):
         process_batch(root / "inbox", load_party(party), root / "out2",
                       group=load_group(root / "group.toml"), now=later)  # fmt: skip
@@ -273,7 +283,9 @@ def test_old_ledger_line_without_created_at_is_kept_two_skews_past_the_window(
     assert len((tmp_path / "ledger.jsonl").read_text().splitlines()) == kept
 
 
-def test_a_tampered_audit_log_stops_purge_before_any_deletion(run_cli, processed, tmp_path):
+def test_a_tampered_audit_log_stops_purge_before_any_deletion(
+    run_cli, processed, processed_at, tmp_path
+):
     """Deletions are recorded in the log, so a log that is not intact refuses purge (exit 3)
     before a single expired file goes: none may vanish unrecorded."""
     root = fresh(processed, tmp_path)
@@ -282,7 +294,7 @@ def test_a_tampered_audit_log_stops_purge_before_any_deletion(run_cli, processed
     entry["counts"]["packages"] = 99
     log.write_text(json.dumps(entry) + "\n", encoding="utf-8")
     before = files(root)
-    result = purge(run_cli, root, 400)
+    result = purge(run_cli, root, 400, processed_at)
     assert result.exit_code == 3, result.stderr
     assert "audit log is not intact" in result.stderr
     assert files(root) == before
