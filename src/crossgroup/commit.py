@@ -32,7 +32,6 @@ from crossgroup import audit, jsonl
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import (
     STAGING_PREFIX,
-    WORKDIR_PREFIX,
     chmod_files,
     journal_pending,
     move_file,
@@ -40,6 +39,7 @@ from crossgroup.io import (
     output_folder,
     owned_dir,
     remove_stale,
+    remove_stale_workdirs,
     write_private_bytes,
 )
 
@@ -91,7 +91,7 @@ def party_session(party_dir: Path, *, party: str, command: str) -> Iterator[None
             recover(party_dir)
             # a run killed after its commit but before removing its working folder: the
             # rerun may refuse at once (batch already exported), so sweep here, not later
-            remove_stale(None, WORKDIR_PREFIX, keep=lambda o: o.get("party", party) != party)
+            remove_stale_workdirs(None, party)
             yield
         finally:
             del _held[key]

@@ -297,6 +297,13 @@ def journal_pending(owner: dict) -> bool:
         return True
 
 
+def remove_stale_workdirs(parent: Path | str | None, party: str) -> list[Path]:
+    """Remove the working folders a killed run of `party` left under `parent` (TMPDIR)."""
+    return remove_stale(
+        parent, WORKDIR_PREFIX, keep=lambda owner: owner.get("party", party) != party
+    )
+
+
 @contextlib.contextmanager
 def private_workdir(
     parent: Path | str | None = None, prefix: str = WORKDIR_PREFIX, *, party: str = ""
@@ -305,7 +312,7 @@ def private_workdir(
 
     Folders of the same party left by a killed run (owner pid gone) are removed first.
     """
-    remove_stale(parent, WORKDIR_PREFIX, keep=lambda owner: owner.get("party", party) != party)
+    remove_stale_workdirs(parent, party)
     path = owned_dir(parent, prefix, party=party)
     try:
         yield path
