@@ -1,0 +1,99 @@
+"""Each privacy invariant of DESIGN §5, broken on purpose by a small change to the product,
+must make its test fail: the tests prove the invariants, not merely agree with the code.
+
+Slow (one pytest child per mutation, about a minute in all): `pytest -m slow
+tests/test_invariant_mutations.py`. Each mutation edits a copy of `src/`, never the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (invariant, what is broken, [(file, old text, new text)], the test that must then fail)
+# fmt: off
+MUTATIONS = [
+    (1, "consent ignored", [
+        ("src/crossgroup/maison/export_rules.py",
+         "WHEN cross_group_consent IS NOT TRUE THEN 'no_consent'", "WHEN FALSE THEN 'no_consent'")],
+     "tests/export/test_rules.py::test_consent_restriction_and_consent_after_as_of"),
+    (2, "window of 4 years", [
+        ("src/crossgroup/maison/export_rules.py",
+         "return as_of.replace(year=as_of.year - WINDOW_YEARS)",
+         "return as_of.replace(year=as_of.year - WINDOW_YEARS - 1)")],
+     "tests/export/test_rules.py::test_exact_three_year_boundary"),
+    (3, "e-mail and phone shapes never match", [
+        ("src/crossgroup/privacy/export_checks.py",
+         'EMAIL_SHAPED = r"[^\\s@]@[^\\s@]"', 'EMAIL_SHAPED = r"[^\\s\\S]"'),
+        ("src/crossgroup/privacy/export_checks.py",
+         'PHONE_SHAPED = r"\\+?\\d(?:[\\s().\\/-]{0,2}\\d){6,}"', 'PHONE_SHAPED = r"[^\\s\\S]"')],
+     "tests/export/test_invariant3_identifying.py::test_identifying_group_category_is_refused_exit_3"),
+    (4, "secret files allowed in the processor dir", [
+        ("src/crossgroup/crypto/keys.py",
+         'if path.suffix == ".secret" or (kind is not None and not (',
+         'if False and (kind is not None and not (')],
+     "tests/group/test_ingest.py::test_secret_copied_into_processor_dir_is_refused"),
+    (5, "return carries every maison's customers, check off", [
+        ("src/crossgroup/group/release.py",
+         'person_nodes.filter(pl.col("maison") == maison).select(',
+         'person_nodes.select('),
+        ("src/crossgroup/privacy/release_checks.py",
+         "        if foreign:\n", "        if False:\n")],
+     "tests/group/test_process_cli.py::test_each_return_holds_only_its_own_customers"),
+    (6, "k-anonymity at k=1, check at k=1", [
+        ("src/crossgroup/group/generalize.py", "k=policy.k, labels=labels", "k=1, labels=labels"),
+        ("src/crossgroup/privacy/release_checks.py",
+         "k, k_aggregate, maison_names = policy.k, policy.k_aggregate",
+         "k, k_aggregate, maison_names = 1, policy.k_aggregate")],
+     "tests/group/test_process_cli.py::test_every_returned_combination_covers_k_persons"),
+    (7, "no cell suppression, check at 1", [
+        ("src/crossgroup/group/cells.py", "    k = int(k_aggregate)\n", "    k = 1\n"),
+        ("src/crossgroup/privacy/release_checks.py",
+         "k, k_aggregate, maison_names = policy.k, policy.k_aggregate",
+         "k, k_aggregate, maison_names = policy.k, 1"),
+        ("src/crossgroup/privacy/release_checks.py",
+         "report_problems(reports or {}, k_aggregate=policy.k_aggregate)",
+         "report_problems(reports or {}, k_aggregate=1)")],
+     "tests/contracts/test_return_contract.py::test_every_return_aggregate_follows_the_cell_rule"),
+    (8, "placeholder guard off", [
+        ("src/crossgroup/group/resolve.py", "limit = int(max_records_per_token)", "limit = 10**9"),
+        ("src/crossgroup/group/resolve.py", "limit = int(max_records_per_token)", "limit = 10**9")],
+     "tests/group/test_resolve.py::test_placeholder_shared_by_four_records_of_one_maison_links_nobody"),
+    (9, "working folder kept after the run", [
+        ("src/crossgroup/io.py",
+         "    try:\n        yield path\n    finally:\n"
+         "        shutil.rmtree(path, ignore_errors=True)\n",
+         "    yield path\n")],
+     "tests/group/test_process_cli.py::test_only_encrypted_returns_reports_and_audit_remain"),
+]
+# fmt: on
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("number", "what", "edits", "test"), MUTATIONS, ids=[f"{m[0]}-{m[1]}" for m in MUTATIONS]
+)
+def test_breaking_an_invariant_fails_its_test(tmp_path, number, what, edits, test):
+    src = Path(shutil.copytree(REPO / "src", tmp_path / "src"))
+    for file, old, new in edits:
+        path = tmp_path / file
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"invariant {number}: {file} no longer holds the mutated text"
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", "-p",
+         "no:cacheprovider", test],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(src)},
+    )  # fmt: skip
+    assert child.returncode == 1, (
+        f"invariant {number} broken ({what}) and {test} still passes:\n{child.stdout[-2000:]}"
+    )
+    assert "failed" in child.stdout.splitlines()[-1], child.stdout[-2000:]
