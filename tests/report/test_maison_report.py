@@ -137,3 +137,43 @@ def test_falls_back_to_own_counts_without_aggregates(payload):
     assert 'data-chart="segment-sizes"' in page and 'data-chart="value-tiers"' in page
     assert 'data-chart="segment-sector-affinity"' not in page
     assert "k = not stated" in page
+
+
+def test_charts_need_no_plotting_library(page):
+    """The charts are written as SVG text: rendering loads no plotting library (issue 13)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import crossgroup.report.maison_report, crossgroup.report.group_report; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "matplotlib" not in done.stdout
+    assert "<image" not in page and "base64" not in page
+
+
+def test_suppressed_values_are_said_in_words_in_every_chart(payload):
+    """A suppressed bar reads "suppressed" and a suppressed heat-map cell "n/a", as the
+    suppression box says; each bar and cell also names its series and category."""
+    page = _render(payload)
+    segment_chart = re.search(r'<svg[^>]*data-chart="segment-sizes".*?</svg>', page, re.DOTALL)
+    assert segment_chart and "<title>Your customers, " in segment_chart.group(0)
+    heat = re.search(r'<svg[^>]*data-chart="segment-sector-affinity".*?</svg>', page, re.DOTALL)
+    assert heat and ">n/a<" in heat.group(0)
+
+
+def test_bar_chart_marks_suppressed_bars_and_escapes_labels():
+    from crossgroup.report.charts import bar_chart
+
+    args = (
+        "t",
+        ["<a & b>", "Core"],
+        {"Your customers": [None, 0.4], "Whole group": [0.25, 0.75]},
+    )
+    svg = bar_chart(*args, title='Tiers <"x">', alt="alt & more").svg
+    assert ">suppressed</text>" in svg and ">40%</text>" in svg and ">75%</text>" in svg
+    assert "<title>Your customers, &lt;a &amp; b&gt;: suppressed</title>" in svg
+    assert "<a & b>" not in svg and '<"x">' not in svg
+    assert '<title id="t-title">Tiers &lt;&quot;x&quot;&gt;</title>' in svg
+    assert svg == bar_chart(*args, title='Tiers <"x">', alt="alt & more").svg

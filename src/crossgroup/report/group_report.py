@@ -27,13 +27,14 @@ def group_report_html(
         mix.get_column("row_key").to_list(),
         {"Whole batch": mix.get_column("share").to_list()},
         title="Segment mix, whole batch",
+        width=8.0,
         alt="; ".join(f"{r} {s:.0%}" for r, s in mix.select("row_key", "share").iter_rows()),
     )
     parts = [
         f"<header class='page'><h1>Group processing report</h1>"
         f"<p>Batch {html.escape(batch_id)}, as of {html.escape(as_of)}. Every count covers at "
         "least k_aggregate persons or is suppressed.</p></header>",
-        f"<section class='panel'>{chart.svg}</section>",
+        f"<section class='panel wide'>{chart.svg}</section>",
         _html_table("What k-anonymity cost", loss),
         _html_table("Segment model quality", quality),
         _html_table("Batch aggregates", cells),
