@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # only a type here: the CLI prints through `printable` without loading Polars
+    import polars as pl
 
 REPLACEMENT = "\ufffd"
 HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})

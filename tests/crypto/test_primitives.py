@@ -6,11 +6,13 @@ import hmac
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crossgroup.crypto import _primitives as P
@@ -26,14 +28,31 @@ def _batch(key: bytes, values: list[bytes], out_len: int = 32) -> list[bytes]:
     return [row.tobytes() for row in out]
 
 
+@pytest.fixture(params=["kernel", "hashlib"])
+def batch_path(request, monkeypatch):
+    """Run a test through each batch implementation: the numba kernel (forced on small
+    batches, which normally take the hashlib loop) and the hashlib midstate loop."""
+    if request.param == "kernel":
+        monkeypatch.setattr(P, "_KERNEL_MIN_VALUES", 0)
+    else:
+        monkeypatch.setattr(P, "_build_kernel", lambda: None)
+    return request.param
+
+
 def test_fast_path_is_available():
     assert P.fast_hmac_available(), "numba kernel should compile on the supported platform"
 
 
-@pytest.mark.parametrize("jit", [True, False])
-def test_rfc4231_vectors(jit, monkeypatch):
-    if not jit:
-        monkeypatch.setattr(P, "_build_kernel", lambda: None)
+def test_small_batches_do_not_load_numba():
+    code = (
+        "import sys, numpy as np; from crossgroup.crypto import _primitives as P; "
+        "P.hmac_sha256_batch(b'k' * 32, np.array([0, 3]), np.frombuffer(b'abc', np.uint8)); "
+        "assert 'numba' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rfc4231_vectors(batch_path):
     doc = json.loads((VECTORS / "rfc4231_hmac_sha256.json").read_text())
     assert "RFC 4231" in doc["source"]
     for case in doc["cases"]:
@@ -43,17 +62,22 @@ def test_rfc4231_vectors(jit, monkeypatch):
         assert _batch(key, [data], len(expected)) == [expected], case["case"]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(
+    max_examples=60,
+    deadline=None,
+    # the fixture only picks the implementation: nothing in it changes between inputs
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     key=st.binary(min_size=0, max_size=150),
     values=st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=40),
 )
-def test_batch_hmac_equals_hmac_digest(key, values):
+def test_batch_hmac_equals_hmac_digest(batch_path, key, values):
     # Lengths up to 300 bytes cover 1 to 6 message blocks and every padding boundary.
     assert _batch(key, values) == [hmac.digest(key, v, "sha256") for v in values]
 
 
-def test_batch_hmac_every_length_around_block_boundaries():
+def test_batch_hmac_every_length_around_block_boundaries(batch_path):
     key = os.urandom(32)
     values = [os.urandom(n) for n in range(0, 200)]
     assert _batch(key, values, 16) == [hmac.digest(key, v, "sha256")[:16] for v in values]

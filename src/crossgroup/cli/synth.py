@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from crossgroup.cli.options import date_option
 from crossgroup.config import demo_maisons
 from crossgroup.errors import InputError
-from crossgroup.io import staged_output
-from crossgroup.synth import world
-from crossgroup.synth.writer import SynthSummary, check_arguments, write_world
+from crossgroup.synth import world  # parameters only: cheap to import for the defaults below
+
+if TYPE_CHECKING:
+    from crossgroup.synth.writer import SynthSummary
 
 
 def synth(
@@ -51,6 +50,19 @@ def synth(
 
     Example:  crossgroup synth --out synthetic --persons 10000 --seed 7 --as-of 2026-09-30
     """
+    # deferred: the writer loads Polars, NumPy and Faker, which no other command needs
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from crossgroup.io import staged_output
+    from crossgroup.synth.writer import check_arguments, write_world
+
     configs = demo_maisons()
     if not 1 <= maisons <= len(configs):
         raise InputError(

@@ -13,6 +13,7 @@ import hmac
 import os
 import struct
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from typing import BinaryIO
 
 import numpy as np
@@ -39,7 +40,15 @@ def hmac_sha256(key: bytes, data: bytes) -> bytes:
 # so the state after compressing it (the "midstate") depends on the key only. We compute
 # both midstates once per key and, per value, run only the message blocks of the inner hash
 # and the single block of the outer hash: 2 compressions for a value under 56 bytes.
+#
+# Two implementations give identical bytes. The standard library one copies the two hashlib
+# states per value (about 0.7-1.1 us per value, nothing to load). The numba kernel is about
+# 1.3x (one core) to 2x (two idle cores) faster per value but costs 0.6-1.0 s to import and
+# load from its on-disk cache in every process, so it only pays on batches of millions of
+# values: below _KERNEL_MIN_VALUES it is never imported (the fixed cost of every command at
+# the S and M scales; see benchmarks/README.md).
 
+_KERNEL_MIN_VALUES = 2_000_000
 _batch_kernel: Callable | None = None
 _kernel_error: str | None = None
 
@@ -66,19 +75,45 @@ def _build_kernel() -> Callable | None:
     return run
 
 
-def _midstates(key: bytes, midstate: Callable, k_table: np.ndarray) -> tuple:
-    """The SHA-256 states after one block of key^ipad and of key^opad (RFC 2104)."""
+def _padded_key(key: bytes) -> bytes:
+    """The HMAC block key k' (RFC 2104): hashed if longer than a block, zero-padded to 64."""
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
-    padded = np.frombuffer(key.ljust(64, b"\x00"), dtype=np.uint8)
+    return key.ljust(64, b"\x00")
+
+
+def _midstates(key: bytes, midstate: Callable, k_table: np.ndarray) -> tuple:
+    """The SHA-256 states after one block of key^ipad and of key^opad (RFC 2104)."""
+    padded = np.frombuffer(_padded_key(key), dtype=np.uint8)
     inner = midstate(padded ^ np.uint8(0x36), k_table)
     outer = midstate(padded ^ np.uint8(0x5C), k_table)
     return inner, outer
 
 
 def fast_hmac_available() -> bool:
-    """Whether the compiled batch path can run here (else callers use `hmac.digest`)."""
+    """Whether the compiled batch path can run here (large batches; else the hashlib loop)."""
     return _build_kernel() is not None
+
+
+def _hmac_hashlib(key: bytes, offsets: np.ndarray, data: np.ndarray, out_len: int) -> np.ndarray:
+    """The batch HMAC with the standard library: the two key midstates are hashlib objects
+    computed once, copied for each value (no per-value key schedule, unlike `hmac.digest`)."""
+    padded = _padded_key(key)
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
+    raw = data.tobytes()
+    bounds = offsets.tolist()
+    digests = []
+    append = digests.append
+    for start, end in pairwise(bounds):
+        h = inner()
+        h.update(raw[start:end])
+        o = outer()
+        o.update(h.digest())
+        append(o.digest())
+    n = len(bounds) - 1
+    flat = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(n, 32)
+    return np.ascontiguousarray(flat[:, :out_len])
 
 
 def hmac_sha256_batch(
@@ -86,24 +121,19 @@ def hmac_sha256_batch(
 ) -> np.ndarray:
     """HMAC-SHA256 of every value `data[offsets[i]:offsets[i+1]]`, truncated to `out_len`.
 
-    Returns an (n, out_len) uint8 array. Uses the compiled midstate kernel over both cores,
-    or the standard library when it is unavailable; both give identical bytes.
+    Returns an (n, out_len) uint8 array: from the compiled midstate kernel over both cores
+    for a batch of at least _KERNEL_MIN_VALUES values, else from the hashlib midstate loop;
+    both give identical bytes.
     """
     if not 1 <= out_len <= 32:
         raise ValueError("out_len must be between 1 and 32")
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     data = np.ascontiguousarray(data, dtype=np.uint8)
-    run = _build_kernel()
-    if run is not None:
-        return run(key, offsets, data, out_len)
-    n = len(offsets) - 1
-    raw = data.tobytes()
-    out = np.empty((n, out_len), dtype=np.uint8)
-    flat = b"".join(
-        hmac.digest(key, raw[offsets[i] : offsets[i + 1]], "sha256")[:out_len] for i in range(n)
-    )
-    out[:] = np.frombuffer(flat, dtype=np.uint8).reshape(n, out_len)
-    return out
+    if len(offsets) - 1 >= _KERNEL_MIN_VALUES:
+        run = _build_kernel()
+        if run is not None:
+            return run(key, offsets, data, out_len)
+    return _hmac_hashlib(key, offsets, data, out_len)
 
 
 # ---------------------------------------------------------------- STREAM chunked AEAD

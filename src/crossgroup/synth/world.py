@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is loaded by the two functions that compute with it: every command's
+    import numpy as np  # --help reads this module's defaults (cli/synth.py)
 
 DEFAULT_AS_OF = date(2026, 9, 30)
 DEFAULT_SEED = 20260930
@@ -272,12 +274,16 @@ def shift_years(d: date, years: int) -> date:
 
 def history_days(as_of: date) -> np.ndarray:
     """Every day of the five-year history, as-of included, as datetime64[D]."""
+    import numpy as np
+
     start = np.datetime64(shift_years(as_of, -HISTORY_YEARS), "D")
     return np.arange(start, np.datetime64(as_of, "D") + 1, dtype="datetime64[D]")
 
 
 def seasonal_weights(days: np.ndarray, archetype: Archetype) -> np.ndarray:
     """Relative purchase intensity per day: Q4 and gifting peaks, summer, slow growth."""
+    import numpy as np
+
     months = days.astype("datetime64[M]")
     month = months.astype(np.int64) % 12 + 1
     dom = (days - months).astype(np.int64) + 1
