@@ -84,6 +84,12 @@ def _check_finite_amounts(engine: Engine, purchases: Path) -> float:
     return float(total)
 
 
+def _reads_like_a_phone(batch_id: str) -> bool:
+    """Phone-shaped with 9 digits or more: a national number with its trunk prefix, or an
+    international one. Shorter digit runs are ordinary ids ("2026-09.1", "20260930")."""
+    return looks_identifying(batch_id) and sum(c.isdigit() for c in batch_id) >= 9
+
+
 def _require_new_batch(keys: PartyKeys, batch_id: str) -> None:
     """One package per maison and batch: a second one would be refused at the processor, and
     a rerun after a crash must not send the batch twice."""
@@ -131,7 +137,7 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
     summary, the refs file, the export ledger's line and the audit entry."""
     audit.require_intact(party_log(keys))  # refuse before working, not after
     batch_id = batch_id or as_of.strftime("%Y-%m")
-    if looks_identifying(batch_id):  # it is in the package's name and readable manifest
+    if _reads_like_a_phone(batch_id):  # it is in the package's name and readable manifest
         raise InputError(
             "--batch-id reads like a phone number or an e-mail, and it travels in the "
             "package's name and manifest: use a neutral id such as 2026-09"
