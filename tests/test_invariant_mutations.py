@@ -96,4 +96,9 @@ def test_breaking_an_invariant_fails_its_test(tmp_path, number, what, edits, tes
     assert child.returncode == 1, (
         f"invariant {number} broken ({what}) and {test} still passes:\n{child.stdout[-2000:]}"
     )
-    assert "failed" in child.stdout.splitlines()[-1], child.stdout[-2000:]
+    # failed on its own assertion, not errored on something the mutation broke by the way
+    out = child.stdout
+    assert f"FAILED {test}" in out and "ERROR " not in out, out[-2000:]
+    assert any(w in out for w in ("AssertionError", "E       assert", "DID NOT RAISE")), out[-2000:]
+    broken = ("SyntaxError", "ImportError", "NameError", "AttributeError", "TypeError")
+    assert not any(f"E   {w}" in out or f"E       {w}" in out for w in broken), out[-2000:]

@@ -263,11 +263,13 @@ def test_a_batch_id_that_reads_like_an_identifier_is_refused(
     """The batch id travels in the package's file name and readable manifest."""
     out = tmp_path / "out"
     result = export(run_cli, keydir, out, *files, "--batch-id", batch_id)
-    assert_refused(result, out, 2, "--batch-id reads like a phone number or an e-mail")
+    assert_refused(result, out, 2, "--batch-id reads like a phone number")
     assert batch_id not in result.stderr
 
 
-@pytest.mark.parametrize("batch_id", ["2026-09.1", "20260930", "2026-09-30", "q3-2026"])
+@pytest.mark.parametrize(
+    "batch_id", ["2026-09.1", "20260930", "20260930-2", "2026093001", "2026-09-30-01", "q3-2026"]
+)
 def test_an_ordinary_batch_id_with_digits_is_accepted(run_cli, keydir, tmp_path, files, batch_id):
     result = export(run_cli, keydir, tmp_path / "out", *files, "--batch-id", batch_id)
     assert result.exit_code == 0, result.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,9 +86,15 @@ def _check_finite_amounts(engine: Engine, purchases: Path) -> float:
 
 
 def _reads_like_a_phone(batch_id: str) -> bool:
-    """Phone-shaped with 9 digits or more: a national number with its trunk prefix, or an
-    international one. Shorter digit runs are ordinary ids ("2026-09.1", "20260930")."""
-    return looks_identifying(batch_id) and sum(c.isdigit() for c in batch_id) >= 9
+    """Phone-shaped with 9 digits or more once a leading date (2026-09-30, 20260930) is set
+    aside: a national number with its trunk prefix, or an international one. Ordinary ids
+    ("2026-09.1", "20260930-2", "2026093001") pass."""
+    undated = re.sub(
+        r"^(?:\d{4}-\d{2}-\d{2}|(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))",
+        "",
+        batch_id,
+    )
+    return looks_identifying(undated) and sum(c.isdigit() for c in undated) >= 9
 
 
 def _require_new_batch(keys: PartyKeys, batch_id: str) -> None:
@@ -139,8 +146,8 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
     batch_id = batch_id or as_of.strftime("%Y-%m")
     if _reads_like_a_phone(batch_id):  # it is in the package's name and readable manifest
         raise InputError(
-            "--batch-id reads like a phone number or an e-mail, and it travels in the "
-            "package's name and manifest: use a neutral id such as 2026-09"
+            "--batch-id reads like a phone number, and it travels in the package's name and "
+            "manifest: use a neutral id such as 2026-09"
         )
     _require_new_batch(keys, batch_id)
     if config.sector not in taxonomy.sector_names:
