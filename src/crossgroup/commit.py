@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,19 @@ def party_session(party_dir: Path, *, party: str, command: str) -> Iterator[None
 
 
 def _holder(lock: Path) -> str:
-    try:
-        holder = json.loads(lock.read_text(encoding="utf-8"))
-        return f"crossgroup {holder['command']} (pid {holder['pid']}, since {holder['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another crossgroup run"
+    """Who holds the lock, as its holder wrote it. The holder writes that just after taking
+    the lock, so for a moment the file may be empty or still name the previous, finished
+    holder: read again briefly until it names a live process."""
+    for _ in range(20):
+        try:
+            holder = json.loads(lock.read_text(encoding="utf-8"))
+            named = f"crossgroup {holder['command']} (pid {holder['pid']}, since {holder['since']})"
+            with contextlib.suppress(PermissionError):  # another user's live process
+                os.kill(int(holder["pid"]), 0)
+            return named
+        except (OSError, ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+    return "another crossgroup run"
 
 
 def holds(party_dir: Path) -> bool:
