@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import secrets
@@ -44,11 +43,8 @@ from crossgroup.io import (
     write_private_bytes,
 )
 
-LOCK_FILE = ".crossgroup.lock"
+PARTY_STATE = "crossgroup"  # locked as a state file: its lock is `.crossgroup.lock`
 JOURNAL_DIR = ".journal"
-
-_held: dict[str, int] = {}  # party directories this process holds: path -> depth
-
 
 # ---------------------------------------------------------------- the party lock
 
@@ -57,27 +53,19 @@ _held: dict[str, int] = {}  # party directories this process holds: path -> dept
 def party_session(party_dir: Path, *, party: str, command: str) -> Iterator[None]:
     """Hold the party's lock for a whole command, after finishing what a killed run left.
 
-    Refuses (SecurityError, exit 3) when another run of this party holds it: a consumer
-    that waited would then find its package in the ledger anyway, and a scheduler's retry
-    is clearer than a silent wait. Re-entrant within a process (process -> erasures).
+    The lock is `jsonl.locked` on the party directory's `.crossgroup.lock`, taken without
+    waiting: when another run of this party holds it, a SecurityError (exit 3) names that
+    run, since a consumer that waited would find its package in the ledger anyway and a
+    scheduler's retry is clearer than a silent wait. Re-entrant (process -> erasures).
     """
-    party_dir = Path(party_dir)
-    key = os.path.abspath(party_dir)
-    if key in _held:
-        _held[key] += 1
-        try:
-            yield
-        finally:
-            _held[key] -= 1
+    state = Path(party_dir) / PARTY_STATE
+    if jsonl.is_locked(state):
+        yield
         return
-    lock = party_dir / LOCK_FILE
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as e:
-        raise InputError(f"cannot lock {party_dir}: {e.strerror}") from None
-    try:
+    lock = jsonl.lock_path(state)
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(jsonl.locked(state, wait=False))
         except BlockingIOError:
             raise SecurityError(
                 f"{party}'s state in {party_dir} is in use by {_holder(lock)}: nothing was "
@@ -85,18 +73,21 @@ def party_session(party_dir: Path, *, party: str, command: str) -> Iterator[None
             ) from None
         holder = {"command": command, "pid": os.getpid(),
                   "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+        _name_holder(lock, json.dumps(holder).encode())
+        recover(party_dir)
+        # a run killed after its commit but before removing its working folder: the
+        # rerun may refuse at once (batch already exported), so sweep here, not later
+        remove_stale_workdirs(None, party)
+        yield
+
+
+def _name_holder(lock: Path, data: bytes) -> None:
+    """Write the holder into the lock file in place: replacing the file would leave the
+    lock on the old one and let another run lock the new one."""
+    fd = os.open(lock, os.O_WRONLY)
+    try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
-        _held[key] = 1
-        try:
-            recover(party_dir)
-            # a run killed after its commit but before removing its working folder: the
-            # rerun may refuse at once (batch already exported), so sweep here, not later
-            remove_stale_workdirs(None, party)
-            yield
-        finally:
-            del _held[key]
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.pwrite(fd, data, 0)
     finally:
         os.close(fd)
 
@@ -118,7 +109,7 @@ def _holder(lock: Path) -> str:
 
 
 def holds(party_dir: Path) -> bool:
-    return os.path.abspath(party_dir) in _held
+    return jsonl.is_locked(Path(party_dir) / PARTY_STATE)
 
 
 # ---------------------------------------------------------------- journals

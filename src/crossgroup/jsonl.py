@@ -34,7 +34,8 @@ def dumps(record: Mapping[str, Any]) -> str:
 
 
 def lock_path(path: Path) -> Path:
-    """The lock file beside a state file: `.NAME.lock` (empty, mode 0600)."""
+    """The lock file beside a state file: `.NAME.lock` (mode 0600; empty, except a party's
+    lock, which names its holder: crossgroup.commit)."""
     path = Path(path)
     return path.with_name(f".{path.name}.lock")
 
@@ -51,11 +52,12 @@ def is_locked(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
+def locked(path: Path, *, wait: bool = True) -> Iterator[None]:
     """Hold the exclusive lock of a state file: one writer at a time, across processes.
 
     Re-entrant within a thread, so a caller holding it can call `append` or `rewrite`.
-    Creates the file's folder when missing. Example:
+    Creates the file's folder when missing. With `wait=False`, a lock held by another
+    process raises BlockingIOError instead of waiting. Example:
     with locked(log): check(read(log, what="audit log")); append(log, [entry])
     """
     lock = lock_path(path)
@@ -74,7 +76,7 @@ def locked(path: Path) -> Iterator[None]:
     except OSError as e:
         raise InputError(f"cannot lock {Path(path)}: {e.strerror}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         held[key] = [fd, 1]
         try:
             yield
