@@ -107,10 +107,10 @@ def test_a_crash_while_applying_is_finished_by_the_next_run(dirs, tmp_path, monk
 
     real_apply, done = commit._apply, []
 
-    def dying_apply(step):
+    def dying_apply(step, **kwargs):
         if len(done) == dies_at:
             raise Killed
-        real_apply(step)
+        real_apply(step, **kwargs)
         done.append(step["do"])
 
     monkeypatch.setattr(commit, "_apply", dying_apply)
@@ -134,9 +134,9 @@ def test_applying_a_journal_twice_changes_nothing_more(dirs, monkeypatch):
     journals = []
     real = commit.apply_journal
 
-    def keep_a_copy(journal):
+    def keep_a_copy(journal, **kwargs):
         journals.append((journal, journal.read_bytes()))
-        real(journal)
+        real(journal, **kwargs)
 
     monkeypatch.setattr(commit, "apply_journal", keep_a_copy)
     run_command(party_dir, out, 2)
@@ -346,10 +346,10 @@ def test_a_rerun_from_another_folder_finishes_the_commit_in_place(tmp_path, monk
     Path("party").mkdir()
     real_apply = commit._apply
 
-    def dying_apply(step):
+    def dying_apply(step, **kwargs):
         if step["do"] == "append":
             raise Killed
-        real_apply(step)
+        real_apply(step, **kwargs)
 
     monkeypatch.setattr(commit, "_apply", dying_apply)
     with pytest.raises(Killed):

@@ -158,11 +158,15 @@ def _steps(journal: Path) -> list[dict]:
     return steps
 
 
-def apply_journal(journal: Path) -> None:
-    """Carry out a committed journal's steps, each one safe to repeat, then delete it."""
+def apply_journal(journal: Path, *, fresh: bool = False) -> None:
+    """Carry out a committed journal's steps, each one safe to repeat, then delete it.
+
+    `fresh`: applied by the run that just wrote it, so no line can be there yet and the
+    appended files are not read back; a journal found by `recover` is always checked.
+    """
     for step in _steps(journal):
         try:
-            _apply(step)
+            _apply(step, fresh=fresh)
         except OSError as e:
             where = e.filename2 or e.filename or step.get("path") or step.get("to")
             raise InputError(
@@ -173,11 +177,11 @@ def apply_journal(journal: Path) -> None:
     shutil.rmtree(journal.with_suffix(""), ignore_errors=True)
 
 
-def _apply(step: Mapping[str, Any]) -> None:
+def _apply(step: Mapping[str, Any], *, fresh: bool = False) -> None:
     kind = step["do"]
     if kind == "append":
         path = Path(step["path"])
-        present = set(path.read_text(encoding="utf-8").splitlines()) if path.exists() else set()
+        present = set() if fresh or not path.exists() else set(path.read_text("utf-8").splitlines())
         missing = [line for line in step["lines"] if line not in present]
         jsonl.append(path, missing, encode=str)
     elif kind == "move_tree":
@@ -294,7 +298,7 @@ class Transaction:
             _fsync(self.journal.parent)
         except OSError as e:
             raise InputError(f"cannot write {self.journal}: {e.strerror}") from None
-        apply_journal(self.journal)
+        apply_journal(self.journal, fresh=True)
 
     def discard(self) -> None:
         """Drop everything staged: nothing of this command reaches a file that counts."""
