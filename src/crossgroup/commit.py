@@ -31,14 +31,10 @@ from typing import Any
 from crossgroup import audit, jsonl
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import (
-    STAGING_PREFIX,
     chmod_files,
-    journal_pending,
     move_file,
     move_tree,
-    output_folder,
-    owned_dir,
-    remove_stale,
+    new_staging,
     remove_stale_workdirs,
     write_private_bytes,
 )
@@ -225,9 +221,7 @@ class Transaction:
 
     def stage_output(self, out_dir: Path, *, mode: int | None = None) -> Path:
         """A staging folder whose files move into `out_dir` at commit (with `mode`, if set)."""
-        out_dir = output_folder(Path(out_dir).absolute(), mode=mode)
-        remove_stale(out_dir, STAGING_PREFIX, keep=journal_pending)
-        staging = owned_dir(out_dir, STAGING_PREFIX, journal=str(self.journal))
+        out_dir, staging = new_staging(out_dir, mode=mode, journal=str(self.journal))
         self._stagings.append((staging, mode))
         self._steps.append({"do": "move_tree", "from": str(staging), "to": str(out_dir)})
         return staging

@@ -265,6 +265,15 @@ def chmod_files(folder: Path, mode: int) -> None:
             os.chmod(path, mode)
 
 
+def new_staging(out_dir: Path | str, *, mode: int | None = None, **owner: str) -> tuple[Path, Path]:
+    """(the output folder, a new staging folder in it), after checking the folder for `mode`
+    and removing staging folders a killed run left there (unless a journal still needs one).
+    `owner` goes into the staging folder's owner file (the party, a journal path)."""
+    out_dir = output_folder(Path(out_dir).absolute(), mode=mode)
+    remove_stale(out_dir, STAGING_PREFIX, keep=journal_pending)
+    return out_dir, owned_dir(out_dir, STAGING_PREFIX, **owner)
+
+
 @contextlib.contextmanager
 def staged_output(
     out_dir: Path | str, *, mode: int | None = None, party: str = ""
@@ -276,9 +285,7 @@ def staged_output(
     (`output_folder`). Staging folders a killed run left in `out_dir` are removed first.
     For commands that also change a party's state, see `crossgroup.commit`.
     """
-    out_dir = output_folder(out_dir, mode=mode)
-    remove_stale(out_dir, STAGING_PREFIX, keep=journal_pending)
-    staging = owned_dir(out_dir, STAGING_PREFIX, party=party)
+    out_dir, staging = new_staging(out_dir, mode=mode, party=party)
     try:
         yield staging
         if mode is not None:
