@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from crossgroup.contracts import REF_BYTES
-from crossgroup.crypto import _primitives
+from crossgroup.crypto import _primitives, e164
 
 if TYPE_CHECKING:
     from crossgroup.crypto.keys import MatchingKey
@@ -150,7 +150,9 @@ def normalize_phones(
     Polars does the cheap part for every row: NFKC, trim, strip punctuation, reject values
     with too few or too many digits, and drop the region of `+` numbers (it cannot change
     them) so more rows share one distinct value. Each distinct (number, region) is then
-    parsed and validated once with `phonenumbers`, over a process pool when there are many.
+    parsed and validated once: vectorized by `e164` from libphonenumber's metadata when it
+    is written in digits and separators, else with `phonenumbers` itself (over a process
+    pool when there are many such values).
     """
     if len(phones) != len(countries):
         raise ValueError("phones and countries must have the same length")
@@ -175,9 +177,12 @@ def normalize_phones(
         .select("key", "key_region")
         .unique(maintain_order=True)
     )
-    pairs = list(zip(distinct["key"].to_list(), distinct["key_region"].to_list(), strict=True))
-    e164 = _parse_many(pairs, workers)
-    lookup = distinct.with_columns(pl.Series("e164", e164, dtype=pl.String))
+    numbers, decided = e164.e164(distinct["key"], distinct["key_region"])
+    rest = distinct.filter(~decided)
+    if rest.height:
+        pairs = list(zip(rest["key"].to_list(), rest["key_region"].to_list(), strict=True))
+        numbers = numbers.scatter((~decided).arg_true(), _parse_many(pairs, workers))
+    lookup = distinct.with_columns(numbers.alias("e164"))
     joined = frame.select("key", "key_region").join(
         lookup, on=["key", "key_region"], how="left", nulls_equal=True, maintain_order="left"
     )
