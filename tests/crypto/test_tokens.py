@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from crossgroup.contracts import REF_BYTES
 from crossgroup.crypto.keys import MatchingKey, matching_key_id
 from crossgroup.crypto.tokens import (
+    _EMAIL_SHAPE,
+    WHITE_SPACE,
     email_token_key,
     hmac_tokens,
     maison_ref_key,
@@ -138,6 +140,43 @@ def test_email_normalization_is_idempotent(variant, provider_rules):
     if not provider_rules:
         assert once == canonical
     assert normalize_email(once, provider_rules=provider_rules) == once
+
+
+_EMAILISH = st.text(alphabet=st.sampled_from("aZ09.-_+@@ \t\x00\x7f\"(),:;<>[]\\é"), max_size=70)
+
+
+def _by_the_unicode_expression(values: list[str]) -> list[str | None]:
+    series = pl.Series(values, dtype=pl.String)
+    s = series.str.normalize("NFKC").str.strip_chars(WHITE_SPACE).str.to_lowercase()
+    unicode_rule = s.str.contains(_EMAIL_SHAPE) & (s.str.len_chars() <= 254)
+    unicode_rule &= ~s.str.contains(r"^\.|\.\.|\.@")
+    return [v if ok else None for v, ok in zip(s.to_list(), unicode_rule.to_list(), strict=True)]
+
+
+def _ascii_edges() -> list[str]:
+    """Every ASCII character in each part of an address, and every length limit's edges."""
+    chars = [chr(c) for c in range(128)]
+    values = [f"a{c}b@example.com" for c in chars] + [f"{c}@x.io" for c in chars]
+    values += [f"ab@ex{c}mple.com" for c in chars] + [f"ab@example.c{c}m" for c in chars]
+    values += ["a" * n + "@example.com" for n in range(62, 67)]
+    values += ["ab@" + "a" * n + ".com" for n in range(60, 66)]
+    values += ["ab@x." + "a" * n for n in (1, 2, 3, 62, 63, 64, 65)]
+    values += ["ab@-x.com", "ab@x-.com", "ab@x-y.com", ".a@x.com", "a.@x.com", "a..b@x.com"]
+    return values
+
+
+def test_ascii_email_fast_path_decides_every_edge_as_the_unicode_expression():
+    """The ASCII-only shape expression is a speed-up, never a different rule."""
+    values = _ascii_edges()
+    assert normalize_emails(pl.Series(values)).to_list() == _by_the_unicode_expression(values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_EMAILISH, st.text(max_size=30)), max_size=30))
+def test_email_fast_path_on_mixed_text_decides_as_the_unicode_expression(values):
+    assert normalize_emails(pl.Series(values, dtype=pl.String)).to_list() == (
+        _by_the_unicode_expression(values)
+    )
 
 
 @settings(max_examples=80, deadline=None)
