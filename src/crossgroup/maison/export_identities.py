@@ -13,7 +13,6 @@ import polars as pl
 
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.tokens import (
-    WHITE_SPACE,
     email_token_key,
     hmac_tokens,
     maison_refs,
@@ -45,60 +44,13 @@ def guard_placeholders(
     return guarded, {"email_values": counts["email_norm"], "phone_values": counts["phone_norm"]}
 
 
-# Cheap keys that any two values equal after normalization also share: an email's key is
-# its normalization minus the shape check; a phone's is its last 8 digits (E.164 numbers
-# that are equal end in the same digits), extension removed.
-EMAIL_KEY = pl.col("email").str.normalize("NFKC").str.strip_chars(WHITE_SPACE).str.to_lowercase()
-PHONE_KEY = (
-    pl.col("phone")
-    .str.replace(r"(?i)(ext\.?|x|#|;ext=).*$", "")
-    .str.replace_all(r"\D", "")
-    .str.slice(-8)
-)
-
-
-def parse_candidates(
-    customers: pl.DataFrame, key: pl.Expr, exported: pl.Series, *, placeholder_max_customers: int
-) -> pl.Series:
-    """Rows whose identifier must be normalized: the exported customers, plus every
-    customer whose cheap key is shared beyond the limit (a placeholder can only hide there).
-
-    This keeps the guard exact while `phonenumbers` parses thousands, not millions, of values.
-    """
-    shared = pl.col("customer_id").count().over(key) > placeholder_max_customers
+def _normalized(customers: pl.DataFrame) -> pl.DataFrame:
+    """customer_id, email_norm, phone_norm and has_phone for every customer of the file."""
     return customers.select(
-        pl.col("customer_id").is_in(exported.implode())
-        | (key.is_not_null() & (key.str.len_chars() > 0) & shared)
-    ).to_series()
-
-
-def _normalized(
-    customers: pl.DataFrame, exported: pl.Series, placeholder_max_customers: int
-) -> pl.DataFrame:
-    """customer_id, email_norm, phone_norm (null where not needed), has_phone."""
-    limit = {"placeholder_max_customers": placeholder_max_customers}
-    emails = customers.filter(parse_candidates(customers, EMAIL_KEY, exported, **limit))
-    phones = customers.filter(parse_candidates(customers, PHONE_KEY, exported, **limit))
-    return (
-        customers.select(
-            "customer_id",
-            (pl.col("phone").str.strip_chars().str.len_chars() > 0)
-            .fill_null(False)
-            .alias("has_phone"),
-        )
-        .join(
-            emails.select("customer_id", normalize_emails(emails["email"]).alias("email_norm")),
-            on="customer_id",
-            how="left",
-        )
-        .join(
-            phones.select(
-                "customer_id",
-                normalize_phones(phones["phone"], phones["country"]).alias("phone_norm"),
-            ),
-            on="customer_id",
-            how="left",
-        )
+        "customer_id",
+        normalize_emails(customers["email"]).alias("email_norm"),
+        normalize_phones(customers["phone"], customers["country"]).alias("phone_norm"),
+        (pl.col("phone").str.strip_chars().str.len_chars() > 0).fill_null(False).alias("has_phone"),
     )
 
 
@@ -109,7 +61,7 @@ def tokenizable_identifiers(
 
     `customers` has customer_id, email, phone, country for the whole file.
     """
-    normalized = _normalized(customers, exported, placeholder_max_customers)
+    normalized = _normalized(customers)
     guarded, values = guard_placeholders(
         normalized, placeholder_max_customers=placeholder_max_customers
     )
