@@ -197,7 +197,7 @@ def normalize_phones(
         numbers, decided = e164.e164(distinct["key"], distinct["key_region"])
     else:
         numbers = pl.Series("e164", [None] * distinct.height, dtype=pl.String)
-        decided = pl.Series([False] * distinct.height)
+        decided = pl.Series([False] * distinct.height, dtype=pl.Boolean)
     rest = distinct.filter(~decided)
     if rest.height:
         pairs = list(zip(rest["key"].to_list(), rest["key_region"].to_list(), strict=True))
