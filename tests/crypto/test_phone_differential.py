@@ -37,6 +37,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from crossgroup.crypto import tokens
+from crossgroup.crypto.e164 import e164 as vectorized_e164
 from phone_corpus import NON_GEO, examples, phone_corpus
 
 CI_ROWS = 60_000
@@ -345,3 +346,33 @@ def test_unicode_tables_match_polars():
         if u != ch.upper() and (u.isascii() or ch.upper().isascii()):
             bad.append((hex(cp), "upper"))
     assert not bad, bad[:20]
+
+
+def test_metadata_version_is_the_specs():
+    """The token spec pins libphonenumber's metadata (docs/normalization.md §4): another
+    version can change which numbers are valid, hence tokens, across the group."""
+    spec = (Path(__file__).parents[2] / "docs" / "normalization.md").read_text("utf-8")
+    pinned = re.search(r"\*\*Metadata version: libphonenumber (\S+)\*\*", spec)
+    assert pinned and phonenumbers.__version__ == pinned.group(1)
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text("utf-8")
+    assert f'"phonenumbers=={pinned.group(1)}"' in pyproject
+
+
+def test_vectorized_path_decides_the_common_shapes(corpus, outcomes):
+    """The differential proves identity only if the vectorized path takes part: it must
+    decide every value written in digits and separators (most of the corpus), and what it
+    decides must equal the reference on its own, without the fallback."""
+    prepared = [(p, c) for p, c in corpus.iter_rows() if p is not None and _prepare(p, c)]
+    keys = pl.Series([_prepare(p, c)[0] for p, c in prepared], dtype=pl.String)
+    regions = pl.Series([_prepare(p, c)[1] for p, c in prepared], dtype=pl.String)
+    got, decided = vectorized_e164(keys, regions)
+    simple = keys.str.contains(r"^\+?[0-9 ().\-/\u2010-\u2015]+$") & (keys.str.len_chars() <= 250)
+    assert (decided == simple).all()
+    assert decided.mean() > 0.6, decided.mean()
+    expected = [reference_e164(p, c) for p, c in prepared]
+    wrong = [
+        (prepared[i], expected[i], g)
+        for i, (g, d) in enumerate(zip(got.to_list(), decided.to_list(), strict=True))
+        if d and g != expected[i]
+    ]
+    assert not wrong, wrong[:10]

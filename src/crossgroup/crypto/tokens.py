@@ -164,8 +164,8 @@ def normalize_phones(
     """E.164 for each valid phone (country = default region for national formats), else null.
 
     Polars does the cheap part for every row: NFKC, trim, strip punctuation, reject values
-    with too few or too many digits, and drop the region of `+` numbers (it cannot change
-    them) so more rows share one distinct value. Each distinct (number, region) is then
+    with too few or too many digits, and drop the region of `+` numbers (the spec parses
+    them without one) so more rows share one distinct value. Each distinct (number, region) is then
     parsed and validated once: vectorized by `e164` from libphonenumber's metadata when it
     is written in digits and separators and there are many, else with `phonenumbers`
     itself (over a process pool when there are many such values).
