@@ -146,6 +146,18 @@ def _plan(region: str, country_code: int = 0) -> _Plan | None:
 # ---------------------------------------------------------------- steps over frames
 # Each step takes and returns frames with `row` (position in the input) and adds columns.
 
+# A region's or calling code's expressions cost a few milliseconds to compile and run
+# whatever its row count; phonenumbers parses about 40 values in a millisecond. Groups
+# smaller than this are left undecided (for phonenumbers), so the fixed cost stays
+# proportional to the data.
+_GROUP_MIN = 256
+
+
+def _set_aside(frame: pl.DataFrame, *by: str) -> tuple[pl.DataFrame, pl.Series]:
+    """(rows of groups large enough to vectorize, row ids of the others)."""
+    large = pl.len().over(*by) >= _GROUP_MIN
+    return frame.filter(large), frame.filter(~large)["row"]
+
 
 def _split_country_code(frame: pl.DataFrame, digits: str) -> pl.DataFrame:
     """`_extract_country_code`: the first 1–3 digits naming a calling code (0 if none)."""
@@ -263,26 +275,31 @@ def e164(keys: pl.Series, regions: pl.Series) -> tuple[pl.Series, pl.Series]:
         pl.col("key").str.contains(_SIMPLE)
         & (pl.col("key").str.len_chars() <= _MAX_INPUT)
         & (pl.col("key").str.count_matches(r"[0-9]") >= _MIN_NSN + 1)
-    )
-    frame = frame.with_columns(simple.fill_null(False).alias("decided"))
-    work = frame.filter(pl.col("decided")).with_columns(
+    ).fill_null(False)
+    work = frame.filter(simple).with_columns(
         pl.col("key").str.replace_all(r"[^0-9]", "").alias("digits"),
         pl.col("key").str.starts_with("+").alias("plus"),
     )
     # `+`: the region is never used (a + number that names no code gets no second chance)
     numbers = [_international(work.filter(pl.col("plus")), "digits")]
     supported = pl.col("region").is_in(pnu.SUPPORTED_REGIONS)
+    national, aside_region = _set_aside(work.filter(~pl.col("plus") & supported), "region")
     nationals = []
-    for (region,), part in work.filter(~pl.col("plus") & supported).group_by("region"):
-        dialled, national = _national(part, region)
+    for (region,), part in national.group_by("region"):
+        dialled, parsed_here = _national(part, region)
         numbers.append(_international(dialled, "digits"))
-        nationals.append(national)
+        nationals.append(parsed_here)
     main = pl.col("cc").replace_strict(_MAIN_REGIONS, return_dtype=pl.String)
     with_plan = [n.with_columns(main.alias("plan")) for n in numbers]
     parsed = pl.concat([_EMPTY, *with_plan, *nationals], how="vertical_relaxed").filter(
         pl.col("nsn").str.len_chars() >= _MIN_NSN
     )
+    parsed, aside_plan = _set_aside(parsed, "plan", "cc")
     parsed = _national_number(parsed).filter(pl.col("nsn").str.len_chars() <= _MAX_NSN)
+    parsed, aside_code = _set_aside(parsed, "cc")
     found = _validate(parsed)
-    out = frame.join(found, on="row", how="left").sort("row")
+    aside = pl.concat([aside_region, aside_plan, aside_code])
+    decided = simple & ~pl.col("row").is_in(aside.implode())
+    out = frame.with_columns(decided.alias("decided")).join(found, on="row", how="left")
+    out = out.sort("row")
     return out["e164"], out["decided"]

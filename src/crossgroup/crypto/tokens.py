@@ -132,9 +132,6 @@ def normalize_email(value: str | None, *, provider_rules: bool = False) -> str |
 # ---------------------------------------------------------------- phone
 
 _PARALLEL_MIN = 20_000  # below this many distinct values a process pool costs more than it saves
-# Below this many distinct values, parsing each with phonenumbers (~25 µs) costs less than
-# the vectorized path's fixed ~0.2 s (an expression set per region present); measured.
-_VECTORIZED_MIN = 5_000
 
 
 def _e164(raw: str, region: str | None) -> str | None:
@@ -148,6 +145,9 @@ def _e164(raw: str, region: str | None) -> str | None:
 
 
 def _e164_chunk(pairs: list[tuple[str, str | None]]) -> list[str | None]:
+    # Keep every compiled metadata pattern: values from many regions otherwise thrash `re`'s
+    # 512-entry cache and cost ~5x more (phonenumbers' own switch; no result changes).
+    phonenumbers.re_util.enable_pattern_cache()
     return [_e164(raw, region) for raw, region in pairs]
 
 
@@ -167,7 +167,7 @@ def normalize_phones(
     with too few or too many digits, and drop the region of `+` numbers (the spec parses
     them without one) so more rows share one distinct value. Each distinct (number, region) is then
     parsed and validated once: vectorized by `e164` from libphonenumber's metadata when it
-    is written in digits and separators and there are many, else with `phonenumbers`
+    is written in digits and separators and its region has many, else with `phonenumbers`
     itself (over a process pool when there are many such values).
     """
     if len(phones) != len(countries):
@@ -193,11 +193,7 @@ def normalize_phones(
         .select("key", "key_region")
         .unique(maintain_order=True)
     )
-    if distinct.height >= _VECTORIZED_MIN:
-        numbers, decided = e164.e164(distinct["key"], distinct["key_region"])
-    else:
-        numbers = pl.Series("e164", [None] * distinct.height, dtype=pl.String)
-        decided = pl.Series([False] * distinct.height, dtype=pl.Boolean)
+    numbers, decided = e164.e164(distinct["key"], distinct["key_region"])
     rest = distinct.filter(~decided)
     if rest.height:
         pairs = list(zip(rest["key"].to_list(), rest["key_region"].to_list(), strict=True))
