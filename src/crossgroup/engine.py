@@ -99,6 +99,15 @@ class Engine:
         self._con.register(name, frame)
         return name
 
+    def unregister(self, name: str) -> None:
+        """Forget a frame exposed with `register`, so the engine holds no reference to it."""
+        self._con.unregister(name)
+
+    def drop(self, *tables: str) -> None:
+        """Drop tables no later step reads, so their memory goes to the next steps."""
+        for table in tables:
+            self._run(f"drop {table}", f"DROP TABLE IF EXISTS {table}")
+
     def view_parquet(self, name: str, paths: list[Path] | Path) -> str:
         """A view over one or more Parquet files (scanned out of core, never loaded whole)."""
         files = [paths] if isinstance(paths, Path | str) else list(paths)

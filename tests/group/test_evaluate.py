@@ -154,10 +154,11 @@ def test_evaluate_batch_end_to_end_on_crafted_truth():
     )
     with Engine() as engine:
         engine.register("identities", identities)
+        engine.register("activity", activity)
         report = evaluate_batch(
             engine,
             "identities",
-            activity.lazy(),
+            "activity",
             ref_truth,
             group=group,
             taxonomy=load_taxonomy(PIPELINES / "taxonomy.toml"),
@@ -182,10 +183,11 @@ def test_untraceable_records_count_against_nothing_but_are_reported():
     group = GroupConfig(maisons=("aurelle",), k_aggregate=5, n_segments=4)
     with Engine() as engine:
         engine.register("identities", identities)
+        engine.register("activity", activity)
         report = evaluate_batch(
             engine,
             "identities",
-            activity.lazy(),
+            "activity",
             ref_truth.slice(5),
             group=group,
             taxonomy=load_taxonomy(PIPELINES / "taxonomy.toml"),

@@ -68,12 +68,20 @@ def scope_cells(persons: pl.DataFrame, scope: str, sectors: list[str]) -> pl.Dat
     persons = persons.unique("person_id")
     total = persons.height
     parts = [_cells(persons, t, scope, col, total) for t, col in PARTITION_TABLES.items()]
-    long = persons.unpivot(
-        index=["person_id", "segment_label"], on=sectors, variable_name="sector", value_name="aff"
-    ).filter(pl.col("aff"))
+    # Affinity counts summed per segment, then made long: a long frame of every person x
+    # sector would be (persons x sectors) rows. A (segment, sector) without a person is no cell.
+    per_segment = (
+        persons.group_by("segment_label")
+        .agg(pl.len().alias("size"), *(pl.col(s).sum() for s in sectors))
+        .unpivot(
+            index=["segment_label", "size"], on=sectors, variable_name="sector", value_name="n"
+        )
+        .filter(pl.col("n") > 0)
+        .with_columns(persons=pl.col("n").cast(pl.Int64))
+    )
     parts.append(
-        long.group_by("sector")
-        .agg(pl.len().cast(pl.Int64).alias("persons"))
+        per_segment.group_by("sector")
+        .agg(pl.col("persons").sum())
         .select(
             pl.lit("sector_affinity").alias("table"),
             pl.lit(scope).alias("scope"),
@@ -84,12 +92,8 @@ def scope_cells(persons: pl.DataFrame, scope: str, sectors: list[str]) -> pl.Dat
             pl.lit(total, dtype=pl.Int64).alias("base"),
         )
     )
-    seg_size = persons.group_by("segment_label").agg(pl.len().alias("size"))
     parts.append(
-        long.group_by("segment_label", "sector")
-        .agg(pl.len().cast(pl.Int64).alias("persons"))
-        .join(seg_size, on="segment_label", how="left", nulls_equal=True)
-        .select(
+        per_segment.select(
             pl.lit("segment_sector_affinity").alias("table"),
             pl.lit(scope).alias("scope"),
             pl.col("segment_label").fill_null(NOT_RELEASED).alias("row_key"),

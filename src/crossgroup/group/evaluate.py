@@ -127,7 +127,7 @@ def recoverable_step() -> Step:
 def evaluate_batch(
     engine: Engine,
     identities: str,
-    activity: pl.LazyFrame,
+    activity: str,
     ref_truth: pl.DataFrame,
     *,
     group: GroupConfig,
@@ -137,8 +137,8 @@ def evaluate_batch(
     """Resolve, segment and score one batch already loaded in `engine`.
 
     `identities` is the processor's identities table (maison, maison_ref, email_token,
-    phone_token); `activity` the export activity plus `maison`; `ref_truth` maps
-    (maison, maison_ref) to `true_person` and `archetype`.
+    phone_token); `activity` the export activity plus `maison` (also a table or view);
+    `ref_truth` maps (maison, maison_ref) to `true_person` and `archetype`.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -176,9 +176,7 @@ def evaluate_batch(
     links["unmapped_records"] = unmapped
 
     t0 = time.perf_counter()
-    features = person_features(
-        engine.to_polars(person_nodes).lazy(), activity, as_of=as_of, taxonomy=taxonomy
-    )
+    features = person_features(engine, person_nodes, activity, as_of=as_of, taxonomy=taxonomy)
     timings["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # evaluation scores segments against the truth: every sector by its own name
@@ -269,16 +267,10 @@ def evaluate_exports(
     ):
         tables = decrypt_batch(batch, processor, work, check_replay=False)
         build_views(engine, tables)
-        activity = pl.concat(
-            [
-                pl.scan_parquet(paths["activity"]).with_columns(maison=pl.lit(maison))
-                for maison, paths in sorted(tables.items())
-            ]
-        )
         report = evaluate_batch(
             engine,
             "identities",
-            activity,
+            "activity",
             pl.concat(ref_truth),
             group=group,
             taxonomy=taxonomy,

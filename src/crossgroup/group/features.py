@@ -1,9 +1,10 @@
-"""Per-person features from the joined activity of every maison (DESIGN §6), in Polars.
+"""Per-person features from the joined activity of every maison (DESIGN §6).
 
-Pure and vectorized: lazy frames in, one row per person out. Spend shares are shares of
-positive net spend: each group (sector, category, channel, season) is netted first, negative
-nets count as zero, so returns never give a share below 0 or above 1, and a person whose net
-spend is zero or negative everywhere has all shares 0.
+The engine joins the activity lines to resolved persons and sums them per person (a SQL
+builder, as in `resolve`); the shares are pure Polars over those sums, one row per person.
+Spend shares are shares of positive net spend: each group (sector, channel, season) is
+netted first, negative nets count as zero, so returns never give a share below 0 or above 1,
+and a person whose net spend is zero or negative everywhere has all shares 0.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import date
 import polars as pl
 
 from crossgroup.config import Taxonomy
+from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError
 
 BASE_COLUMNS = (
@@ -43,20 +45,11 @@ def sector_columns(taxonomy: Taxonomy) -> list[str]:
     return [f"share_{sector_slug(s)}" for s in taxonomy.sector_names]
 
 
-def category_columns(taxonomy: Taxonomy) -> list[str]:
-    return [f"cat_{sector_slug(c)}" for c in taxonomy.category_sector()]
-
-
-def _month_index(col: str | pl.Expr) -> pl.Expr:
-    expr = pl.col(col) if isinstance(col, str) else col
-    return expr.dt.year().cast(pl.Int32) * 12 + expr.dt.month().cast(pl.Int32) - 1
-
-
-def _positive_shares(frame: pl.DataFrame, nets: list[str], names: list[str]) -> pl.DataFrame:
+def _positive_shares(frame: pl.LazyFrame, nets: list[str], names: list[str]) -> pl.LazyFrame:
     """Replace net columns by their shares of the positive total (0 where nothing positive).
 
-    The total is materialized once: written inline, every share would recompute the sum over
-    all the nets (quadratic in the number of categories).
+    The total is computed once: written inline, every share would recompute the sum over
+    all the nets (quadratic in the number of groups).
     """
     total = "__positive_total"
     frame = frame.with_columns(pl.col(n).clip(lower_bound=0.0) for n in nets)
@@ -67,112 +60,123 @@ def _positive_shares(frame: pl.DataFrame, nets: list[str], names: list[str]) -> 
     ).drop([total, *(n for n in nets if n not in names)])
 
 
+def _literals(texts) -> str:
+    return ", ".join("'" + t.replace("'", "''") + "'" for t in texts)
+
+
+def person_sums_step(person_nodes: str, activity: str, taxonomy: Taxonomy) -> Step:
+    """One row per resolved person: breadth, and their activity lines summed (spend, orders,
+    months, and the channel, season and sector nets; `unknown_category` flags a category
+    outside the taxonomy).
+
+    Joined and summed in the engine, which spills under its memory limit: the ~100M lines of
+    a large batch never come to Python, and no ref is carried past the join. A sector's net
+    is its categories' nets added in taxonomy order, so a refund cancels its purchase within
+    the category exactly, whatever order the lines came in.
+    """
+    month = "(year(a.month) * 12 + month(a.month) - 1)"
+    category_sector = taxonomy.category_sector()
+    position = f"list_position([{_literals(category_sector)}], group_category)"
+
+    def spend_where(condition: str, name: str) -> str:
+        # like Polars: a line whose condition is NULL counts nowhere, NULL amounts net to 0
+        return f"coalesce(sum(a.amount_eur) FILTER (WHERE {condition}), 0)::DOUBLE AS {name}"
+
+    sectors = ",\n".join(
+        f"coalesce(sum(net ORDER BY {position}) FILTER (WHERE group_category IN "
+        f"({_literals(c for c, s in category_sector.items() if s == sector)})), 0)::DOUBLE "
+        f"AS n_{column}"
+        for sector, column in zip(taxonomy.sector_names, sector_columns(taxonomy), strict=True)
+    )
+    return Step(
+        "features_person_sums",
+        f"""
+        WITH breadth AS (
+            SELECT person_id, count(DISTINCT maison)::INTEGER AS n_maisons
+            FROM {person_nodes} GROUP BY person_id
+        ),
+        spend AS (
+            SELECT p.person_id,
+                   coalesce(sum(a.amount_eur), 0)::DOUBLE AS total_spend_eur,
+                   coalesce(sum(a.orders), 0)::BIGINT AS orders,
+                   count(DISTINCT {month})::INTEGER AS active_months,
+                   max({month})::INTEGER AS last_month,
+                   min({month})::INTEGER AS first_month,
+                   {spend_where("a.channel = 'online'", "net_online")},
+                   {spend_where("a.channel = 'boutique'", "net_boutique")},
+                   {spend_where("a.channel NOT IN ('online', 'boutique')", "net_other")},
+                   {spend_where("month(a.month) >= 10", "net_q4")},
+                   {spend_where("month(a.month) < 10", "net_q1_q3")}
+            FROM {activity} a JOIN {person_nodes} p USING (maison, maison_ref)
+            GROUP BY p.person_id
+        ),
+        category_nets AS (
+            SELECT p.person_id, a.group_category, coalesce(sum(a.amount_eur), 0) AS net
+            FROM {activity} a JOIN {person_nodes} p USING (maison, maison_ref)
+            GROUP BY p.person_id, a.group_category
+        ),
+        sectors AS (
+            SELECT person_id,
+                   {sectors},
+                   bool_or(group_category IS NULL
+                           OR group_category NOT IN ({_literals(category_sector)}))
+                       AS unknown_category
+            FROM category_nets GROUP BY person_id
+        )
+        SELECT * FROM breadth LEFT JOIN spend USING (person_id) LEFT JOIN sectors USING (person_id)
+        """,
+    )
+
+
 def person_features(
-    person_nodes: pl.LazyFrame,
-    activity: pl.LazyFrame,
+    engine: Engine,
+    person_nodes: str,
+    activity: str,
     *,
     as_of: date,
     taxonomy: Taxonomy,
 ) -> pl.DataFrame:
-    """One row per person_id: value, frequency, recency, breadth, channel, season, affinities.
-
-    Persons without activity keep zero spend and orders, zero shares and null recency/tenure.
-    """
-    category_sector = taxonomy.category_sector()
-    categories = list(category_sector)
-    sectors = list(taxonomy.sector_names)
-    as_of_month = as_of.year * 12 + as_of.month - 1
-
-    refs = person_nodes.select("maison", "maison_ref", pl.col("person_id").cast(pl.Int64))
-    lines = (
-        activity.select(
-            "maison", "maison_ref", "month", "group_category", "channel", "orders", "amount_eur"
-        )
-        .join(refs, on=["maison", "maison_ref"], how="inner")
-        # An Enum makes the category group-by cheap; unknown categories become null (checked).
-        .with_columns(pl.col("group_category").cast(pl.Enum(categories), strict=False))
-    )
-    per_category = lines.group_by("person_id", "group_category").agg(
-        pl.col("amount_eur").sum().alias("net")
-    )
-    month = _month_index("month")
-    amount = pl.col("amount_eur")
-
-    def spend_where(condition: pl.Expr, name: str) -> pl.Expr:
-        return pl.when(condition).then(amount).otherwise(0.0).sum().alias(name)
-
-    per_person = lines.group_by("person_id").agg(
-        amount.sum().alias("total_spend_eur"),
-        pl.col("orders").cast(pl.Int64).sum().alias("orders"),
-        month.n_unique().cast(pl.Int32).alias("active_months"),
-        (as_of_month - month.max()).clip(lower_bound=0).cast(pl.Int32).alias("recency_months"),
-        (as_of_month - month.min()).clip(lower_bound=0).cast(pl.Int32).alias("tenure_months"),
-        *[spend_where(pl.col("channel") == ch, f"net_{ch}") for ch in ("online", "boutique")],
-        spend_where(~pl.col("channel").is_in(["online", "boutique"]), "net_other"),
-        spend_where(pl.col("month").dt.month() >= 10, "net_q4"),
-        spend_where(pl.col("month").dt.month() < 10, "net_q1_q3"),
-    )
-    breadth = refs.group_by("person_id").agg(
-        pl.col("maison").n_unique().cast(pl.Int32).alias("n_maisons")
-    )
-    cat_net, person, persons = pl.collect_all([per_category, per_person, breadth])
-
-    unknown = cat_net["group_category"].null_count()
+    """One row per person_id, sorted: value, frequency, recency, breadth, channel, season and
+    sector affinities, from the engine's `person_nodes` and `activity` (with `maison`)."""
+    sums = engine.to_polars(person_sums_step(person_nodes, activity, taxonomy).sql)
+    unknown = int(sums.get_column("unknown_category").sum() or 0)
     if unknown:
         raise InputError(
             "activity column group_category holds values that are not categories of the "
-            f"group taxonomy ({unknown} person-category cells)"
+            f"group taxonomy ({unknown} person(s))"
         )
+    return features_from_sums(sums, as_of=as_of, taxonomy=taxonomy)
 
-    cat_cols = category_columns(taxonomy)
+
+def features_from_sums(sums: pl.DataFrame, *, as_of: date, taxonomy: Taxonomy) -> pl.DataFrame:
+    """Features from the per-person sums of `person_sums_step`: pure frame arithmetic, lazy
+    so the shares replace the nets batch by batch, never as copies of the whole frame.
+
+    Persons without activity keep zero spend and orders, zero shares and null recency/tenure.
+    """
     sec_cols = sector_columns(taxonomy)
-    wide = cat_net.pivot(
-        on="group_category", index="person_id", values="net", on_columns=categories
-    ).select(
-        "person_id",
-        *[
-            pl.col(c).fill_null(0.0).alias(f"n_{col}")
-            for c, col in zip(categories, cat_cols, strict=True)
-        ],
+    as_of_month = as_of.year * 12 + as_of.month - 1
+    frame = sums.lazy().with_columns(
+        (as_of_month - pl.col(c)).clip(lower_bound=0).cast(pl.Int32).alias(name)
+        for c, name in (("last_month", "recency_months"), ("first_month", "tenure_months"))
     )
-    # A sector's net is the sum of its categories' nets, netted before clipping.
-    wide = wide.with_columns(
-        pl.sum_horizontal(
-            [
-                pl.col(f"n_{cat_col}")
-                for c, cat_col in zip(categories, cat_cols, strict=True)
-                if category_sector[c] == s
-            ]
-        ).alias(f"n_{col}")
-        for s, col in zip(sectors, sec_cols, strict=True)
-    )
-    wide = _positive_shares(wide, [f"n_{c}" for c in cat_cols], cat_cols)
-    wide = _positive_shares(wide, [f"n_{c}" for c in sec_cols], sec_cols)
-    wide = wide.with_columns(
-        pl.sum_horizontal([(pl.col(c) > 0).cast(pl.Int32) for c in sec_cols]).alias("n_sectors")
-    )
-
-    person = _positive_shares(
-        person,
+    frame = _positive_shares(frame, [f"n_{c}" for c in sec_cols], sec_cols)
+    frame = _positive_shares(
+        frame,
         ["net_online", "net_boutique", "net_other"],
         ["online_share", "boutique_share", "other_share"],
-    ).drop("other_share")
-    person = _positive_shares(person, ["net_q4", "net_q1_q3"], ["q4_share", "q1_q3"]).drop("q1_q3")
-
-    out = (
-        persons.join(person, on="person_id", how="left")
-        .join(wide, on="person_id", how="left")
-        .with_columns(
+    )
+    frame = _positive_shares(frame, ["net_q4", "net_q1_q3"], ["q4_share", "q1_q3"])
+    return (
+        frame.with_columns(
+            pl.sum_horizontal([(pl.col(c) > 0).cast(pl.Int32) for c in sec_cols]).alias(
+                "n_sectors"
+            ),
             pl.col("total_spend_eur").fill_null(0.0),
             pl.col("orders").fill_null(0),
             pl.col("active_months").fill_null(0),
-            pl.col("n_sectors").fill_null(0),
-            *[
-                pl.col(c).fill_null(0.0)
-                for c in ("online_share", "boutique_share", "q4_share", *sec_cols, *cat_cols)
-            ],
         )
-        .select(*BASE_COLUMNS, *sec_cols, *cat_cols)
+        .select(*BASE_COLUMNS, *sec_cols)
         .sort("person_id")
+        .collect()
     )
-    return out

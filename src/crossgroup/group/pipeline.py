@@ -164,7 +164,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
          tx: Transaction) -> ProcessResult:  # fmt: skip
     from crossgroup.group.erasure import suppress_decrypted
     from crossgroup.group.features import person_features, sector_slug
-    from crossgroup.group.resolve import match_figures, resolve_persons
+    from crossgroup.group.resolve import drop_evaluation_tables, match_figures, resolve_persons
     from crossgroup.group.retention import plan_dispositions
     from crossgroup.group.segment import configured_model
 
@@ -178,17 +178,11 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             engine, "identities", max_records_per_token=group.max_records_per_token
         )
         figures = match_figures(engine, nodes_table, k_aggregate=group.k_aggregate)
-        person_nodes = engine.to_polars(f"SELECT maison, maison_ref, person_id FROM {nodes_table}")
+        drop_evaluation_tables(engine)
     with timer.stage("features"):
-        activity = pl.concat(
-            [
-                pl.scan_parquet(paths["activity"]).with_columns(maison=pl.lit(maison))
-                for maison, paths in tables.items()
-            ]
-        )
         features = person_features(
-            person_nodes.lazy(), activity, as_of=batch.as_of, taxonomy=taxonomy
-        ).sort("person_id")
+            engine, nodes_table, "activity", as_of=batch.as_of, taxonomy=taxonomy
+        )
     sector_columns = {s: f"share_{sector_slug(s)}" for s in taxonomy.sector_names}
     policy = release_policy(group, taxonomy, keys.registry, batch.maisons)
     with timer.stage("segment"):
@@ -204,7 +198,9 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             n_segments=model.n_segments_,
         )
     with timer.stage("release"):
-        # build (pure frames) -> check (pure, privacy/) -> emit (the only writes)
+        # build (pure frames) -> check (pure, privacy/) -> emit (the only writes); the refs
+        # come to Python only now, not while the segments are fitted and generalized
+        person_nodes = engine.to_polars(f"SELECT maison, maison_ref, person_id FROM {nodes_table}")
         release = build_release(
             policy,
             maisons=list(batch.maisons),
@@ -215,12 +211,14 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             person_nodes=person_nodes,
             match_figures=figures,
         )
-        exported = engine.to_polars("SELECT maison, maison_ref FROM identities")
         check_release(
             release.returns,
             policy=policy,
+            # read back from each export, not from person_nodes: the check trusts no stage
             exported_refs={
-                m: exported.filter(pl.col("maison") == m).get_column("maison_ref")
+                m: engine.to_polars(
+                    "SELECT maison_ref FROM identities WHERE maison = ?", [m]
+                ).get_column("maison_ref")
                 for m in release.returns
             },
             person_nodes=person_nodes,

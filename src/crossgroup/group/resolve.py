@@ -193,6 +193,7 @@ def _components_scipy(engine: Engine) -> None:
     frame = pl.DataFrame({"node_id": np.arange(n_nodes, dtype=np.int64), "person_id": person_id})
     engine.register("resolve_components_frame", frame)
     engine.run(Step(RAW_COMPONENTS, "SELECT node_id, person_id FROM resolve_components_frame"))
+    engine.unregister("resolve_components_frame")
 
 
 def label_propagation_steps(iteration: int, previous: str) -> tuple[Step, Step]:
@@ -267,7 +268,9 @@ def resolve_persons(
 ) -> str:
     """Build `person_nodes(maison, maison_ref, person_id)` from an identities table or view.
 
-    Every input record appears once; person_id is deterministic for the same input.
+    Every input record appears once; person_id is deterministic for the same input. Each
+    intermediate table is dropped once consumed, except NODES and USABLE (evaluation reads
+    them; `drop_evaluation_tables`).
     `method` is "scipy" (default) or "sql" (label propagation inside the engine).
     """
     if max_records_per_token < 1:
@@ -284,12 +287,22 @@ def resolve_persons(
             edges_step(),
         ]
     )
+    engine.drop(RECORDS, MEMBERSHIPS)
     if method == "scipy":
         _components_scipy(engine)
     else:
         _components_sql(engine)
     engine.run_all([split_components_step(max_records_per_token), guarded_components_step()])
-    return engine.run(person_nodes_step())
+    engine.drop(EDGES, RAW_COMPONENTS)
+    person_nodes = engine.run(person_nodes_step())
+    engine.drop(COMPONENTS)
+    return person_nodes
+
+
+def drop_evaluation_tables(engine: Engine) -> None:
+    """Drop the tables `resolve_persons` keeps for evaluation only (NODES, USABLE): a batch
+    run reads `person_nodes` and the match figures' tables, nothing else."""
+    engine.drop(NODES, USABLE)
 
 
 def match_figures(engine: Engine, person_nodes: str, *, k_aggregate: int) -> dict:

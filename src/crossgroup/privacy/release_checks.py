@@ -201,12 +201,10 @@ def release_problems(
             problems.append(f"{where} {foreign} row(s) are not customers of its own export (5)")
         if seg.get_column("maison_ref").is_duplicated().any():
             problems.append(f"{where} a maison_ref appears on more than one row")
-        nodes = person_nodes.filter(pl.col("maison") == maison).select("maison_ref", "person_id")
         # (6) is checked on the full returned combination or not at all: a missing or
         # unexpected column refuses the release, never a check on fewer columns
         if set(seg.columns) == {"maison_ref", *attributes}:
-            joined = seg.join(nodes, on="maison_ref", how="inner")
-            combos.append(joined.select("person_id", *attributes))
+            combos.append((maison, seg))
         else:
             problems.append(
                 f"{where} segments columns differ from the contract: k-anonymity is not "
@@ -219,17 +217,51 @@ def release_problems(
         problems += _sector_name_problems(
             where, release, sector_patterns, policy.min_maisons_per_sector
         )
-    # (6) every returned combination is shared by >= k distinct persons in the whole batch
     if combos:
-        everyone = pl.concat(combos).unique()
-        if everyone.get_column("person_id").is_duplicated().any():
-            problems.append("one person is returned with different attributes to two maisons (6)")
-        sizes = everyone.group_by(attributes).agg(pl.col("person_id").n_unique().alias("persons"))
-        rare = sizes.filter(pl.col("persons") < k).height
-        if rare:
-            problems.append(
-                f"{rare} returned attribute combination(s) cover fewer than {k} persons (6)"
+        problems += _combination_problems(combos, person_nodes, attributes, k)
+    return problems
+
+
+def _combination_problems(
+    combos: list[tuple[str, pl.DataFrame]],
+    person_nodes: pl.DataFrame,
+    attributes: list[str],
+    k: int,
+) -> list[str]:
+    """(6) every returned combination is shared by >= k distinct persons in the whole batch,
+    and nobody is returned with different attributes to two maisons.
+
+    `combos`: each maison and its `segments`; `person_nodes` links refs to persons. Every
+    distinct combination is numbered once across the batch (nulls equal, as in a group-by),
+    so the batch's rows are compared as integer pairs, never as one frame of all their texts.
+    """
+    numbered = (
+        pl.concat([seg.select(attributes).unique() for _, seg in combos])
+        .unique()
+        .with_row_index("combination")
+    )
+    everyone = pl.concat(
+        [
+            seg.select("maison_ref", *attributes)
+            .join(numbered, on=attributes, how="inner", nulls_equal=True)
+            .join(
+                person_nodes.filter(pl.col("maison") == maison).select("maison_ref", "person_id"),
+                on="maison_ref",
+                how="inner",
             )
+            .select("person_id", "combination")
+            for maison, seg in combos
+        ]
+    ).unique()
+    problems = []
+    if everyone.get_column("person_id").is_duplicated().any():
+        problems.append("one person is returned with different attributes to two maisons (6)")
+    sizes = everyone.group_by("combination").agg(pl.col("person_id").n_unique().alias("persons"))
+    rare = sizes.filter(pl.col("persons") < k).height
+    if rare:
+        problems.append(
+            f"{rare} returned attribute combination(s) cover fewer than {k} persons (6)"
+        )
     return problems
 
 
