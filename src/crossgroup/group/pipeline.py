@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -159,6 +161,9 @@ def _erasure_counts(erased) -> dict:
     }  # fmt: skip
 
 
+_SEGMENT = "crossgroup.group.segment"
+
+
 def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: GroupConfig,
          taxonomy: Taxonomy, timer: StageTimer, now: dt.datetime,
          tx: Transaction) -> ProcessResult:  # fmt: skip
@@ -166,8 +171,11 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
     from crossgroup.group.features import person_features, sector_slug
     from crossgroup.group.resolve import drop_evaluation_tables, match_figures, resolve_persons
     from crossgroup.group.retention import plan_dispositions
-    from crossgroup.group.segment import configured_model
 
+    # scikit-learn takes about a second to import: do it on another thread while DuckDB and
+    # Polars (which release the GIL) decrypt, resolve and compute features
+    sklearn_import = threading.Thread(target=importlib.import_module, args=(_SEGMENT,))
+    sklearn_import.start()
     with timer.stage("decrypt"):
         tables = decrypt_batch(batch, keys, work)
         suppressed = suppress_decrypted(tables, keys)
@@ -186,7 +194,8 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
     sector_columns = {s: f"share_{sector_slug(s)}" for s in taxonomy.sector_names}
     policy = release_policy(group, taxonomy, keys.registry, batch.maisons)
     with timer.stage("segment"):
-        model = configured_model(group, policy).fit(features)
+        sklearn_import.join()
+        model = importlib.import_module(_SEGMENT).configured_model(group, policy).fit(features)
         segments = model.predict(features)
     with timer.stage("generalize"):
         gen = generalize(
