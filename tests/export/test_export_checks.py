@@ -80,6 +80,15 @@ def test_email_shaped_value_refused_without_echoing_it(value):
     assert value not in message
 
 
+def test_problems_are_counted_in_rows_not_distinct_values():
+    act = activity(
+        maison_ref=[b"jane.doe@example", b"jane.doe@example"], group_category=["x@y", "x@y"]
+    )
+    message = refused(identities(), act)
+    assert "activity.group_category: 2 value(s) look like an email" in message
+    assert "activity.maison_ref: 2 value(s) read as text, not as a keyed pseudonym" in message
+
+
 @pytest.mark.parametrize("value", ["+33 6 12 34 56 78", "06.12.34.56.78", "(212) 555-0199"])
 def test_phone_shaped_value_refused(value):
     message = refused(identities(), activity(group_category=[value, "Champagne"]))

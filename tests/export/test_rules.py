@@ -104,6 +104,26 @@ def test_unmapped_categories_go_to_the_sector_catch_all(export_world, crm):
     }
 
 
+def test_an_unmapped_label_counts_its_exported_customers_once(export_world, crm):
+    """Two spellings of one label are one label: the same 3 exported customers (not 6) carry
+    it, so it is withheld; rows of a customer without consent are not counted at all."""
+    c, p = crm.customer, crm.purchase
+    d = date(2026, 1, 6)
+    purchases = [
+        *(p(cid, f"a{cid}", d, category="Broches") for cid in "ABC"),
+        *(p(cid, f"b{cid}", d, category="Broches ") for cid in "ABC"),
+        p("E", "e1", d, category="Broches"),
+    ]
+    customers = [*(c(cid) for cid in "ABC"), c("E", cross_group_consent=False)]
+    out = export_world(customers, purchases, AS_OF)
+    assert out.result.summary["unmapped_categories"] == {
+        "rows": 6,
+        "labels": [],
+        "withheld": {"labels": 1, "rows": 6},
+    }
+    assert out.result.summary["purchases"]["exported"] == 6
+
+
 def test_fx_orders_and_net_amounts(export_world, crm):
     c, p = crm.customer, crm.purchase
     d = date(2026, 3, 10)

@@ -78,8 +78,7 @@ def _would_export(
     )
     purchases = {w: int(windows.filter(pl.col("window") == w)["rows"].sum())
                  for w in ("in_window", "before_window", "future_dated")}  # fmt: skip
-    engine.run(ex.export_rows_step(as_of, catch_all))
-    engine.run(ex.activity_step())
+    engine.run(ex.activity_step(as_of, catch_all))
     exported = engine.to_polars("SELECT DISTINCT customer_id FROM activity_by_customer")
     if status == "eligible" and exported.height == 0:
         status = "no_purchase_in_window"

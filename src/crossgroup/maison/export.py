@@ -70,11 +70,12 @@ class _Clock:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def _check_finite_amounts(engine: Engine, purchases: Path) -> float:
-    """The net EUR total, refusing amounts that overflow once converted and summed."""
-    bad, total = engine.to_polars(
-        "SELECT count(*) FILTER (NOT isfinite(amount_eur)), coalesce(sum(amount_eur), 0) "
-        "FROM activity_by_customer"
+def _activity_figures(engine: Engine, purchases: Path) -> tuple[int, float]:
+    """Activity rows and their net EUR total (one pass), refusing amounts that overflow once
+    converted and summed."""
+    rows, bad, total = engine.to_polars(
+        "SELECT count(*), count(*) FILTER (NOT isfinite(amount_eur)), "
+        "coalesce(sum(amount_eur), 0) FROM activity_by_customer"
     ).row(0)
     if bad or not math.isfinite(total):
         what = f"{bad} activity row(s)" if bad else "the net total"
@@ -82,7 +83,7 @@ def _check_finite_amounts(engine: Engine, purchases: Path) -> float:
             f"purchases file {purchases}: column amount: {what} not finite once converted "
             "to EUR and summed (amounts out of range)"
         )
-    return float(total)
+    return int(rows), float(total)
 
 
 def _reads_like_a_phone(batch_id: str) -> bool:
@@ -168,12 +169,11 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
             engine.run(rules.customer_status_step(as_of))
             status_counts = summaries.customer_counts(engine)
             purchase_counts = engine.to_polars(rules.purchase_counts_sql(as_of))
-            engine.run(rules.export_rows_step(as_of, catch_all))
         with clock.step("aggregate", "Aggregating activity per customer and month"):
-            engine.run(rules.activity_step())
+            engine.run(rules.activity_step(as_of, catch_all))
             exported_ids = engine.to_polars("SELECT DISTINCT customer_id FROM activity_by_customer")
-            eur_total = _check_finite_amounts(engine, Path(purchases))
-            unmapped = engine.to_polars(rules.unmapped_sql())
+            activity_rows, eur_total = _activity_figures(engine, Path(purchases))
+            unmapped = summaries.unmapped_labels(purchase_counts)
             min_customers = config.placeholder_max_customers + 1
             id_labels = summaries.labels_equal_to_ids(
                 engine,
@@ -195,15 +195,13 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
                 placeholder_max_customers=config.placeholder_max_customers,
             )
         with clock.step("tokenize", "Pseudonymizing (keyed HMAC)"):
-            engine.register("identity_map", pseudonymize(identifiers, keys))
+            identity_map = pseudonymize(identifiers, keys)
+            engine.register("identity_map", identity_map)
         with clock.step("aggregate", "Writing the payload"):
             # sorted: the package manifest lists tables in name order
             files = {name: work / f"{name}.parquet" for name in sorted(rules.payload_sql())}
             for name, sql in rules.payload_sql().items():
                 engine.copy_to_parquet(sql, files[name], label=f"write {name}")
-            activity_rows = engine.count("activity_by_customer")
-            exported_refs = engine.to_polars("SELECT maison_ref FROM identity_map")["maison_ref"]
-            exported_rows = engine.count("export_rows")
         with clock.step("check", "Privacy check of the payload"):
             check_export_files(
                 engine,
@@ -229,7 +227,7 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
             "customers": summaries.customers_summary(
                 customers_read, status_counts, exported_ids.height
             ),
-            "purchases": summaries.purchase_summary(purchase_counts, exported_rows),
+            "purchases": summaries.purchase_summary(purchase_counts),
             **guard,
             "unmapped_categories": summaries.unmapped_summary(
                 unmapped, min_customers=min_customers, id_labels=id_labels
@@ -259,7 +257,7 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
             summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
             record_export(
                 tx, keys, package_path=package_path, manifest=manifest, summary=summary,
-                exported_refs=exported_refs, inputs=[customers, purchases],
+                exported_refs=identity_map["maison_ref"], inputs=[customers, purchases],
                 timings=clock.timings,
             )  # fmt: skip
     final = out_dir / package_path.relative_to(staging)

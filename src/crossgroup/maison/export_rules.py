@@ -119,56 +119,66 @@ def _window_case(as_of: date) -> str:
     )
 
 
-def purchase_counts_sql(as_of: date) -> str:
-    """Purchase rows by window position and by their customer's status (one scan)."""
-    return f"""SELECT {_window_case(as_of)} AS window, coalesce(c.status, 'unknown_customer')
-                 AS customer, count(*) AS rows
-               FROM purchases p LEFT JOIN customer_status c USING (customer_id)
-               GROUP BY ALL"""
-
-
-def export_rows_step(as_of: date, catch_all: str) -> Step:
-    """In-window purchases of eligible customers, mapped to group categories and EUR.
-
-    Labels are normalized once per distinct label (a few dozen), not once per purchase row.
-    """
-    return Step(
-        "export_rows",
-        f"""WITH category_lookup AS (
+def _with_category_lookup() -> str:
+    """A WITH clause: each distinct raw category label, normalized and mapped (NULL group
+    category: unmapped). Labels are normalized once per distinct label (a few dozen), not once
+    per purchase row. Inline, not a table: the one column is cheap to read again, and the
+    activity keeps its join plan, so its amounts are summed in the same order as before."""
+    return f"""WITH category_lookup AS (
               SELECT d.raw, {category_sql("d.raw")} AS category, m.group_category
               FROM (SELECT DISTINCT category AS raw FROM purchases) d
               LEFT JOIN category_map m ON m.category = {category_sql("d.raw")}
-            )
+            )"""
+
+
+def purchase_counts_sql(as_of: date) -> str:
+    """Purchase rows by window position, their customer's status and unmapped label (one pass).
+
+    Every figure of the purchase and unmapped-category summaries comes from this small table.
+    Unmapped rows are also counted per customer (`customer_id`, NULL on mapped rows), so a
+    label's distinct customers are counted here too, without a distinct aggregate.
+    """
+    unmapped = "l.group_category IS NULL"
+    return f"""{_with_category_lookup()}
+               SELECT {_window_case(as_of)} AS window,
+                 coalesce(c.status, 'unknown_customer') AS customer,
+                 {unmapped} AS unmapped,
+                 CASE WHEN {unmapped} THEN l.category END AS category,
+                 CASE WHEN {unmapped} THEN p.customer_id END AS customer_id,
+                 count(*) AS rows
+               FROM purchases p LEFT JOIN customer_status c USING (customer_id)
+               LEFT JOIN category_lookup l ON l.raw IS NOT DISTINCT FROM p.category
+               GROUP BY ALL"""
+
+
+def _export_rows_sql(as_of: date, catch_all: str) -> str:
+    """In-window purchases of eligible customers, mapped to group categories and EUR."""
+    return f"""{_with_category_lookup()}
             SELECT p.customer_id, p.order_id,
               CAST(date_trunc('month', CAST(p.purchased_at AS DATE)) AS DATE) AS month,
               coalesce(l.group_category, {_str(catch_all)}) AS group_category,
-              l.group_category IS NULL AS unmapped, l.category AS category,
               p.channel, p.amount * fx.eur_per_unit AS amount_eur
             FROM purchases p
             JOIN customer_status c ON c.customer_id = p.customer_id AND c.status = 'eligible'
             JOIN fx_rates fx ON fx.currency = p.currency
             LEFT JOIN category_lookup l ON l.raw IS NOT DISTINCT FROM p.category
             WHERE CAST(p.purchased_at AS DATE) > {_date(window_start(as_of))}
-              AND CAST(p.purchased_at AS DATE) <= {_date(as_of)}""",
-    )
+              AND CAST(p.purchased_at AS DATE) <= {_date(as_of)}"""
 
 
-def activity_step() -> Step:
-    """One row per customer x month x group category x channel: distinct orders, net EUR."""
+def activity_step(as_of: date, catch_all: str) -> Step:
+    """One row per customer x month x group category x channel: distinct orders, net EUR.
+
+    Aggregated straight from the purchases: the exported lines are read once, never stored.
+    """
     return Step(
         "activity_by_customer",
-        """SELECT customer_id, month, group_category, channel,
+        f"""SELECT customer_id, month, group_category, channel,
               CAST(count(DISTINCT order_id) AS INTEGER) AS orders,
               CAST(round(sum(amount_eur), 2) AS DOUBLE) AS amount_eur
-            FROM export_rows GROUP BY customer_id, month, group_category, channel""",
+            FROM ({_export_rows_sql(as_of, catch_all)})
+            GROUP BY customer_id, month, group_category, channel""",
     )
-
-
-def unmapped_sql() -> str:
-    """Unmapped (normalized) labels: rows and distinct customers; NULL is a missing label."""
-    return """SELECT category, count(*) AS rows, count(DISTINCT customer_id) AS customers
-              FROM export_rows WHERE unmapped GROUP BY 1
-              ORDER BY rows DESC, category NULLS LAST"""
 
 
 def payload_sql() -> dict[str, str]:

@@ -46,14 +46,12 @@ def labels_equal_to_ids(engine: Engine, labels: list[str]) -> set[str]:
         return set()
     probe = pl.DataFrame({"label": labels}, schema={"label": pl.String})
     engine.register("_unmapped_labels", probe)
-    found: set[str] = set()
-    for column, relation in (("customer_id", "customers"), ("order_id", "purchases")):
-        hits = engine.to_polars(
-            f"SELECT DISTINCT u.label FROM {relation} s "
-            f"JOIN _unmapped_labels u ON u.label = trim(s.{column})"
-        )
-        found |= set(hits["label"])
-    return found
+    hits = engine.to_polars(
+        "SELECT DISTINCT u.label FROM _unmapped_labels u JOIN ("
+        "SELECT trim(customer_id) AS id FROM customers "
+        "UNION ALL SELECT trim(order_id) FROM purchases) s ON u.label = s.id"
+    )
+    return set(hits["label"])
 
 
 def customer_counts(engine: Engine) -> dict[str, int]:
@@ -61,7 +59,15 @@ def customer_counts(engine: Engine) -> dict[str, int]:
     return dict(rows.iter_rows())
 
 
-def purchase_summary(counts: pl.DataFrame, exported: int) -> dict[str, int]:
+_EXPORTED = (pl.col("window") == "in_window") & (pl.col("customer") == "eligible")
+
+
+def purchase_summary(counts: pl.DataFrame) -> dict[str, int]:
+    """Purchase rows read, by window, and exported, from `export_rules.purchase_counts_sql`.
+
+    Exported rows are the in-window rows of eligible customers: the rows the activity sums.
+    """
+
     def total(expr: pl.Expr) -> int:
         return int(counts.filter(expr)["rows"].sum())
 
@@ -73,8 +79,19 @@ def purchase_summary(counts: pl.DataFrame, exported: int) -> dict[str, int]:
         "future_dated": total(pl.col("window") == "future_dated"),
         "in_window_not_eligible": total(in_window & (pl.col("customer") != "eligible")),
         "unknown_customer": total(pl.col("customer") == "unknown_customer"),
-        "exported": exported,
+        "exported": total(_EXPORTED),
     }
+
+
+def unmapped_labels(counts: pl.DataFrame) -> pl.DataFrame:
+    """Exported rows per unmapped (normalized) label, with their distinct customers; a NULL
+    category is a missing label. Most rows first, then by label (missing last)."""
+    return (
+        counts.filter(_EXPORTED & pl.col("unmapped"))
+        .group_by("category")
+        .agg(pl.col("rows").sum(), pl.col("customer_id").n_unique().alias("customers"))
+        .sort(["rows", "category"], descending=[True, False], nulls_last=True)
+    )
 
 
 def unmapped_summary(

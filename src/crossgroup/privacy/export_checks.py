@@ -82,97 +82,131 @@ def _schema_problems(engine: Engine, tables: Mapping[str, str]) -> list[str]:
     return problems
 
 
+# The payload's text and binary values, distinct per column with their row counts: the value
+# checks and the identifier probes read this small table instead of the payload rows.
+_VALUES = "_payload_values"
+_BY_VALUE = {"VARCHAR": "text_value", "BLOB": "binary_value"}  # type -> column of _VALUES
+
+
+def _column_checks(
+    dtype: str, value: str, *, not_null: bool, vocabulary: Collection[str] | None
+) -> dict[str, str]:
+    """What a bad value of one column is called -> the SQL condition on `value` that finds it."""
+    checks: dict[str, str] = {}
+    if not_null:
+        checks["null value(s)"] = f"{value} IS NULL"
+    if dtype == "BLOB":
+        checks[f"value(s) not exactly {REF_BYTES} bytes"] = (
+            f"{value} IS NOT NULL AND octet_length({value}) <> {REF_BYTES}"
+        )
+        checks["value(s) read as text, not as a keyed pseudonym"] = (
+            f"regexp_full_match(CAST({value} AS VARCHAR), {_sql_str(BINARY_TEXT)})"
+        )
+    elif dtype == "VARCHAR":
+        checks["value(s) look like an email"] = f"regexp_matches({value}, {_sql_str(EMAIL_SHAPED)})"
+        checks["value(s) look like a phone number"] = (
+            f"regexp_matches(regexp_replace({value}, {_sql_str(ISO_DATE_TIME)}, ' ', 'g'),"
+            f" {_sql_str(PHONE_SHAPED)})"
+        )
+        if vocabulary is not None:
+            listed = ", ".join(_sql_str(v) for v in sorted(vocabulary))
+            checks["value(s) outside the allowed vocabulary"] = (
+                f"{value} IS NOT NULL AND {value} NOT IN ({listed})"
+            )
+    elif dtype == "DATE":
+        checks["exact date(s) instead of a month"] = f"day({value}) <> 1"
+    elif dtype == "DOUBLE":
+        checks["value(s) not finite (NaN or infinity)"] = f"NOT isfinite({value})"
+    return checks
+
+
+def _payload_values_sql(tables: Mapping[str, str]) -> str:
+    """location ("table.column"), text_value or binary_value (the other one NULL), rows: one
+    row per distinct value of each text and binary column."""
+    parts = []
+    for table, relation in tables.items():
+        for column, dtype in EXPORT_SCHEMA[table].items():
+            if dtype in _BY_VALUE:
+                col, text = _q(column), dtype == "VARCHAR"
+                parts.append(
+                    f"SELECT {_sql_str(f'{table}.{column}')} AS location, "
+                    f"{col if text else 'CAST(NULL AS VARCHAR)'} AS text_value, "
+                    f"{'CAST(NULL AS BLOB)' if text else col} AS binary_value, count(*) AS rows "
+                    f"FROM {relation} GROUP BY {col}"
+                )
+    return " UNION ALL ".join(parts)
+
+
 def _value_problems(
     engine: Engine,
     tables: Mapping[str, str],
     allowed_values: Mapping[str, Collection[str]],
 ) -> list[str]:
-    problems = []
+    """Every column's checks, counted in rows. Text and binary columns are checked on their
+    distinct values (one query over `_VALUES`, grouped by column), so each regular expression
+    runs once per distinct value; the other columns on the payload rows, one query per table."""
+    checks: list[tuple[str, str, str, str]] = []  # (source, where, what, condition), in order
     for table, relation in tables.items():
         for column, dtype in EXPORT_SCHEMA[table].items():
-            col, where = _q(column), f"{table}.{column}"
-            checks: dict[str, str] = {}
-            if (table, column) in NOT_NULL:
-                checks["null value(s)"] = f"{col} IS NULL"
-            if dtype == "BLOB":
-                checks[f"value(s) not exactly {REF_BYTES} bytes"] = (
-                    f"{col} IS NOT NULL AND octet_length({col}) <> {REF_BYTES}"
-                )
-                checks["value(s) read as text, not as a keyed pseudonym"] = (
-                    f"regexp_full_match(CAST({col} AS VARCHAR), {_sql_str(BINARY_TEXT)})"
-                )
-            elif dtype == "VARCHAR":
-                checks["value(s) look like an email"] = (
-                    f"regexp_matches({col}, {_sql_str(EMAIL_SHAPED)})"
-                )
-                checks["value(s) look like a phone number"] = (
-                    f"regexp_matches(regexp_replace({col}, {_sql_str(ISO_DATE_TIME)}, ' ', 'g'),"
-                    f" {_sql_str(PHONE_SHAPED)})"
-                )
-                if where in allowed_values:
-                    listed = ", ".join(_sql_str(v) for v in sorted(allowed_values[where]))
-                    checks["value(s) outside the allowed vocabulary"] = (
-                        f"{col} IS NOT NULL AND {col} NOT IN ({listed})"
-                    )
-            elif dtype == "DATE":
-                checks["exact date(s) instead of a month"] = f"day({col}) <> 1"
-            elif dtype == "DOUBLE":
-                checks["value(s) not finite (NaN or infinity)"] = f"NOT isfinite({col})"
-            if not checks:
-                continue
-            sql = ", ".join(f"count(*) FILTER ({cond})" for cond in checks.values())
-            counts = engine.to_polars(f"SELECT {sql} FROM {relation}").row(0)
-            problems += [
-                f"{where}: {n} {what}" for what, n in zip(checks, counts, strict=True) if n
-            ]
-    return problems
+            where, by_value = f"{table}.{column}", dtype in _BY_VALUE
+            value = _BY_VALUE.get(dtype, _q(column))
+            found = _column_checks(
+                dtype,
+                value,
+                not_null=(table, column) in NOT_NULL,
+                vocabulary=allowed_values.get(where),
+            )
+            source = _VALUES if by_value else relation
+            checks += [(source, where, what, cond) for what, cond in found.items()]
+    counts: dict[tuple[str, str], int] = {}  # (where, condition) -> rows
+    for source in dict.fromkeys(check[0] for check in checks):
+        conditions = list(dict.fromkeys(cond for src, _, _, cond in checks if src == source))
+        if source == _VALUES:
+            sums = ", ".join(f"sum(rows) FILTER ({cond})" for cond in conditions)
+            grouped = engine.to_polars(f"SELECT location, {sums} FROM {_VALUES} GROUP BY location")
+            for location, *ns in grouped.iter_rows():
+                counts |= {(location, c): n or 0 for c, n in zip(conditions, ns, strict=True)}
+        else:
+            where = {cond: w for src, w, _, cond in checks if src == source}
+            sql = ", ".join(f"count(*) FILTER ({cond})" for cond in conditions)
+            row = engine.to_polars(f"SELECT {sql} FROM {source}").row(0)
+            counts |= {(where[c], c): n for c, n in zip(conditions, row, strict=True)}
+    return [
+        f"{where}: {n} {what}"
+        for _, where, what, cond in checks
+        if (n := counts.get((where, cond), 0))
+    ]
 
 
-def _identifier_problems(
-    engine: Engine, tables: Mapping[str, str], identifier_sources: Mapping[str, str]
-) -> list[str]:
-    """Anti-join every text and binary payload column against the input identifiers.
+def _identifier_problems(engine: Engine, identifier_sources: Mapping[str, str]) -> list[str]:
+    """Join the payload's distinct text and binary values to the input identifiers.
 
-    The payload's distinct values are gathered first (a few category and channel names,
-    the pseudonyms), so each identifier source is scanned once per type and never hashed
-    whole: ten million order ids probe a small table instead of building a large one.
+    The small `_VALUES` table is the build side, so ten million order ids probe it instead
+    of being hashed whole; one probe for text values and one for pseudonyms, where only an
+    identifier of exactly REF_BYTES bytes can match (the others are set aside unhashed).
     """
     if not identifier_sources:
         return []
-    parts = {"VARCHAR": [], "BLOB": []}
-    for table, relation in tables.items():
-        for column, dtype in EXPORT_SCHEMA[table].items():
-            if dtype in parts:
-                parts[dtype].append(
-                    f"SELECT DISTINCT {_sql_str(f'{table}.{column}')} AS location, "
-                    f"{_q(column)} AS value FROM {relation} WHERE {_q(column)} IS NOT NULL"
-                )
-    probes = {
-        "VARCHAR": "p.value = s.value",
-        # only an identifier of exactly 16 bytes can equal a pseudonym
-        "BLOB": f"strlen(s.value) = {REF_BYTES} AND p.value = encode(s.value)",
+    sources = " UNION ALL ".join(
+        f"SELECT {rank} AS rank, {_sql_str(label)} AS label, CAST(value AS VARCHAR) AS value "
+        f"FROM ({sql})"
+        for rank, (label, sql) in enumerate(identifier_sources.items())
+    )
+    probes = {  # payload column -> how an identifier matches it
+        "text_value": "p.text_value = s.value",
+        "binary_value": f"strlen(s.value) = {REF_BYTES} AND p.binary_value = encode(s.value)",
     }
     problems = []
-    try:
-        for dtype, selects in parts.items():
-            engine.execute(
-                "identifier check",
-                f"CREATE OR REPLACE TEMP TABLE _payload_{dtype.lower()} AS "
-                + " UNION ALL ".join(selects),
-            )
-            for label, sql in identifier_sources.items():
-                hits = engine.to_polars(
-                    f"SELECT p.location, count(DISTINCT p.value) AS n "
-                    f"FROM (SELECT CAST(value AS VARCHAR) AS value FROM ({sql})) s "
-                    f"JOIN _payload_{dtype.lower()} p ON {probes[dtype]} "
-                    f"GROUP BY p.location ORDER BY p.location"
-                )
-                problems += [
-                    f"{where}: {n} value(s) equal an input {label}" for where, n in hits.iter_rows()
-                ]
-    finally:
-        for dtype in parts:
-            engine.execute("identifier check", f"DROP TABLE IF EXISTS _payload_{dtype.lower()}")
+    for column, match in probes.items():
+        hits = engine.to_polars(
+            f"SELECT s.rank, s.label, p.location, count(DISTINCT p.{column}) AS n "
+            f"FROM ({sources}) s JOIN {_VALUES} p ON {match} "
+            "GROUP BY ALL ORDER BY s.rank, p.location"
+        )
+        problems += [
+            f"{where}: {n} value(s) equal an input {label}"
+            for _, label, where, n in hits.iter_rows()
+        ]
     return problems
 
 
@@ -193,8 +227,13 @@ def check_export_payload(
     """
     problems = _schema_problems(engine, tables)
     if not problems:  # value checks assume the allow-listed columns exist
-        problems += _value_problems(engine, tables, allowed_values or {})
-        problems += _identifier_problems(engine, tables, identifier_sources or {})
+        engine.execute("payload values", f"CREATE OR REPLACE TEMP TABLE {_VALUES} AS "
+                       + _payload_values_sql(tables))  # fmt: skip
+        try:
+            problems += _value_problems(engine, tables, allowed_values or {})
+            problems += _identifier_problems(engine, identifier_sources or {})
+        finally:
+            engine.execute("payload values", f"DROP TABLE IF EXISTS {_VALUES}")
     if problems:
         raise PrivacyCheckError("export privacy check failed: " + "; ".join(problems))
 
