@@ -13,12 +13,11 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
-import phonenumbers
 import polars as pl
 import pyarrow as pa
 
 from crossgroup.contracts import REF_BYTES
-from crossgroup.crypto import _primitives, e164
+from crossgroup.crypto import _primitives
 
 if TYPE_CHECKING:
     from crossgroup.crypto.keys import MatchingKey
@@ -135,6 +134,8 @@ _PARALLEL_MIN = 20_000  # below this many distinct values a process pool costs m
 
 
 def _e164(raw: str, region: str | None) -> str | None:
+    import phonenumbers  # here, not at the top: commands that only hash ids never load it
+
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
@@ -147,6 +148,8 @@ def _e164(raw: str, region: str | None) -> str | None:
 def _e164_chunk(pairs: list[tuple[str, str | None]]) -> list[str | None]:
     # Keep every compiled metadata pattern: values from many regions otherwise thrash `re`'s
     # 512-entry cache and cost ~5x more (phonenumbers' own switch; no result changes).
+    import phonenumbers.re_util
+
     phonenumbers.re_util.enable_pattern_cache()
     return [_e164(raw, region) for raw, region in pairs]
 
@@ -193,6 +196,8 @@ def normalize_phones(
         .select("key", "key_region")
         .unique(maintain_order=True)
     )
+    from crossgroup.crypto import e164
+
     numbers, decided = e164.e164(distinct["key"], distinct["key_region"])
     rest = distinct.filter(~decided)
     if rest.height:
@@ -218,6 +223,17 @@ def _parse_many(pairs: list[tuple[str, str | None]], workers: int | None) -> lis
 # ---------------------------------------------------------------- tokens
 
 
+class _ArrowCArray:
+    """Hands Polars an Arrow array through the Arrow PyCapsule interface: its path for
+    pyarrow objects imports pyarrow.compute, about 90 ms of every command's start-up."""
+
+    def __init__(self, array: pa.Array) -> None:
+        self.array = array
+
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple:
+        return self.array.__arrow_c_array__(requested_schema)
+
+
 def _to_binary_series(name: str, digests: np.ndarray) -> pl.Series:
     """An (n, width) digest array as a Binary column, built from its buffers (no row loop)."""
     n, width = digests.shape
@@ -227,7 +243,7 @@ def _to_binary_series(name: str, digests: np.ndarray) -> pl.Series:
         n,
         [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(digests))],
     )
-    return pl.Series(name, arr)
+    return pl.Series(name, _ArrowCArray(arr))
 
 
 def _arrow_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
