@@ -9,7 +9,8 @@ Polars runs over a whole column, one region at a time:
 2. else, with a supported default region: its international prefix (when not followed by
    `0`) is stripped and the country code read as in 1; or the digits start with the
    region's own country code and are kept without it when that makes them fit the region
-   better (libphonenumber's rule, in `_country_code_stripped`); or they are national;
+   better (libphonenumber's `_maybe_extract_country_code`, here in `_national`); or they
+   are national;
 3. the national prefix (and carrier code, or the region's transform rule) is stripped when
    what remains still has a possible length;
 4. the number is valid when its national number matches the general pattern and the pattern
@@ -18,7 +19,8 @@ Polars runs over a whole column, one region at a time:
 
 Every regular expression comes from the pinned `phonenumbers` metadata, so nothing here
 encodes a numbering plan. Anything else (letters, extensions, `tel:` URIs, other scripts'
-digits, more than one `+`) is left undecided for the caller to parse with `phonenumbers`.
+digits, more than one `+`), and any region or calling code with too few values to pay for
+its expressions, is left undecided for the caller to parse with `phonenumbers`.
 `tests/crypto/test_phone_differential.py` proves both paths give identical results.
 """
 
