@@ -143,6 +143,24 @@ def test_fx_orders_and_net_amounts(export_world, crm):
     assert out.activity.schema["orders"] == pl.Int32
 
 
+def test_a_cell_sums_exactly_whatever_order_the_lines_are_added_in(export_world, crm):
+    """Floating-point sums depend on the order DuckDB's threads add lines in, so the same
+    extract could export 0.01 or 0.02 here from one run to the next; a fixed-point sum gives
+    one answer, and an exact half cent rounds away from zero."""
+    c, p = crm.customer, crm.purchase
+    d = date(2026, 3, 10)
+    purchases = [
+        p("A", "o1", d, amount=1e11, currency="EUR"),
+        p("A", "o2", d, amount=0.015, currency="EUR"),
+        p("A", "o3", d, amount=-1e11, currency="EUR"),
+        p("A", "o4", d, amount=0.005, currency="EUR", channel="online"),
+        p("A", "o5", d, amount=0.01, currency="EUR", channel="online"),
+    ]
+    out = export_world([c("A")], purchases, AS_OF)
+    rows = {r["channel"]: r["amount_eur"] for r in out.activity.iter_rows(named=True)}
+    assert rows == {"boutique": 0.02, "online": 0.02}
+
+
 def test_placeholder_identifiers_get_no_token(export_world, crm):
     c, p = crm.customer, crm.purchase
     shared_email = [

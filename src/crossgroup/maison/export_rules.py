@@ -166,16 +166,28 @@ def _export_rows_sql(as_of: date, catch_all: str) -> str:
               AND CAST(p.purchased_at AS DATE) <= {_date(as_of)}"""
 
 
+# Lines below this many EUR are summed in fixed point (DECIMAL(18, 6) lines, a 128-bit sum):
+# exact, so a cell's amount does not depend on the order DuckDB's threads add its lines in.
+# A cell holding a larger (absurd) line is summed in floating point, which the export's
+# finiteness check refuses when it overflows.
+_EXACT_SUM_BELOW = 1e12
+
+
 def activity_step(as_of: date, catch_all: str) -> Step:
     """One row per customer x month x group category x channel: distinct orders, net EUR.
 
     Aggregated straight from the purchases: the exported lines are read once, never stored.
+    Amounts are summed exactly and rounded to the cent, half away from zero.
     """
+    exact = f"abs(amount_eur) < {_EXACT_SUM_BELOW}"
     return Step(
         "activity_by_customer",
         f"""SELECT customer_id, month, group_category, channel,
               CAST(count(DISTINCT order_id) AS INTEGER) AS orders,
-              CAST(round(sum(amount_eur), 2) AS DOUBLE) AS amount_eur
+              CASE WHEN bool_and({exact})
+                THEN CAST(round(sum(CAST(CASE WHEN {exact} THEN amount_eur END
+                                        AS DECIMAL(18, 6))), 2) AS DOUBLE)
+                ELSE sum(amount_eur) END AS amount_eur
             FROM ({_export_rows_sql(as_of, catch_all)})
             GROUP BY customer_id, month, group_category, channel""",
     )
