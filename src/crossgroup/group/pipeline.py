@@ -164,6 +164,12 @@ def _erasure_counts(erased) -> dict:
 _SEGMENT = "crossgroup.group.segment"
 
 
+def _import_ahead(module: str) -> None:
+    """Import on a helper thread; a failure surfaces where the module is used, not here."""
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
+
+
 def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: GroupConfig,
          taxonomy: Taxonomy, timer: StageTimer, now: dt.datetime,
          tx: Transaction) -> ProcessResult:  # fmt: skip
@@ -174,7 +180,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
 
     # scikit-learn takes about a second to import: do it on another thread while DuckDB and
     # Polars (which release the GIL) decrypt, resolve and compute features
-    sklearn_import = threading.Thread(target=importlib.import_module, args=(_SEGMENT,))
+    sklearn_import = threading.Thread(target=_import_ahead, args=(_SEGMENT,))
     sklearn_import.start()
     with timer.stage("decrypt"):
         tables = decrypt_batch(batch, keys, work)
