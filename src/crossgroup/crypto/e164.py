@@ -89,8 +89,15 @@ class _Plan:
         return ~n.is_in(self.local_only) & (n > max(self.possible))
 
     def valid(self, nsn: pl.Expr) -> pl.Expr:
-        """`_number_type_helper(nsn) != UNKNOWN`: the general description and one type."""
-        return self.general.matches(nsn) & pl.any_horizontal(d.matches(nsn) for d in self.types)
+        """`_number_type_helper(nsn) != UNKNOWN`: the general description and one type.
+
+        Types allowing the same lengths are matched as one alternation (one pass instead of
+        one per type): a full match of `p1|p2` is a full match of `p1` or of `p2`."""
+        by_lengths: dict[tuple[int, ...], list[str]] = {}
+        for desc in self.types:
+            by_lengths.setdefault(desc.lengths, []).append(f"(?:{desc.pattern})")
+        types = [_Desc("|".join(patterns), lengths) for lengths, patterns in by_lengths.items()]
+        return self.general.matches(nsn) & pl.any_horizontal(d.matches(nsn) for d in types)
 
     def strip_national_prefix(self, digits: pl.Expr) -> pl.Expr:
         """`_maybe_strip_national_prefix_carrier_code`: the national number it returns."""
