@@ -19,10 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "group"))
 
-from process_batch import MAISONS, build_batch, write_pipeline
-
-from crossgroup.crypto.keys import load_party
-from crossgroup.crypto.package import open_package
+from process_batch import MAISONS, build_batch, open_returns, write_pipeline
 
 CONTRACT = tomllib.loads((Path(__file__).parent / "return_contract.toml").read_text("utf-8"))
 TAXONOMY = tomllib.loads(
@@ -78,13 +75,7 @@ def batch_out(tmp_path_factory):
         with pytest.raises(SystemExit) as done:
             main()
     assert done.value.code in (0, None)
-    opened = {}
-    for maison in MAISONS:
-        (package,) = (out / "returns" / maison).glob("*.cgpkg")
-        target = root / "opened" / maison
-        target.mkdir(parents=True)
-        result = open_package(package, load_party(batch.keys / maison), target, kind="return")
-        opened[maison] = {n: pl.read_parquet(p) for n, p in result.tables.items()}
+    opened = open_returns(batch, out, root)
     reports = {p.stem: pl.read_parquet(p) for p in (out / "reports").glob("*.parquet")}
     return opened, reports, out
 

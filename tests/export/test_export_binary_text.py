@@ -8,6 +8,7 @@ from datetime import date
 import polars as pl
 import pytest
 
+from crossgroup.contracts import EXPORT
 from crossgroup.engine import Engine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.privacy.export_checks import check_export_payload
@@ -37,14 +38,7 @@ def activity(refs: list[bytes] | None = None) -> pl.DataFrame:
             "orders": [1, 2],
             "amount_eur": [120.5, 30.0],
         },
-        schema={
-            "maison_ref": pl.Binary,
-            "month": pl.Date,
-            "group_category": pl.String,
-            "channel": pl.String,
-            "orders": pl.Int32,
-            "amount_eur": pl.Float64,
-        },
+        schema=EXPORT["activity"].schema,
     )
 
 

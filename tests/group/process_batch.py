@@ -154,3 +154,18 @@ def secret_needles(tables: dict[str, dict[str, Path]]) -> set[bytes]:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def open_returns(batch, out: Path, tmp: Path) -> dict[str, dict[str, pl.DataFrame]]:
+    """Every maison's return package in `out`, opened with its own keys into `tmp`."""
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.crypto.package import open_package
+
+    opened = {}
+    for maison in MAISONS:
+        (package,) = (out / "returns" / maison).glob("*.cgpkg")
+        target = tmp / "opened" / maison
+        target.mkdir(parents=True)
+        result = open_package(package, load_party(batch.keys / maison), target, kind="return")
+        opened[maison] = {n: pl.read_parquet(p) for n, p in result.tables.items()}
+    return opened

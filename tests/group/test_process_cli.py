@@ -14,12 +14,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))  # leak_scan
 
-from process_batch import AS_OF, MAISONS, build_batch, seal_exports, secret_needles
+from process_batch import (
+    AS_OF,
+    MAISONS,
+    build_batch,
+    open_returns,
+    seal_exports,
+    secret_needles,
+)
 
 from crossgroup import audit
 from crossgroup.contracts import RETURN
 from crossgroup.crypto.keys import load_party
-from crossgroup.crypto.package import open_package
 from leak_scan import scan
 
 K, K_AGGREGATE = 5, 20
@@ -55,17 +61,6 @@ def files(folder: Path) -> list[str]:
     if not folder.exists():
         return []
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-
-
-def open_returns(batch, out: Path, tmp: Path) -> dict[str, dict[str, pl.DataFrame]]:
-    opened = {}
-    for maison in MAISONS:
-        (package,) = (out / "returns" / maison).glob("*.cgpkg")
-        target = tmp / "opened" / maison
-        target.mkdir(parents=True)
-        result = open_package(package, load_party(batch.keys / maison), target, kind="return")
-        opened[maison] = {n: pl.read_parquet(p) for n, p in result.tables.items()}
-    return opened
 
 
 def person_of_ref(batch) -> pl.DataFrame:
