@@ -66,7 +66,7 @@ class _Plan:
 
     country_code: int
     general: _Desc
-    types: tuple[_Desc, ...]
+    types: tuple[_Desc, ...]  # the number types, one alternation per set of lengths
     possible: tuple[int, ...]
     local_only: tuple[int, ...]
     international_prefix: str | None
@@ -89,15 +89,8 @@ class _Plan:
         return ~n.is_in(self.local_only) & (n > max(self.possible))
 
     def valid(self, nsn: pl.Expr) -> pl.Expr:
-        """`_number_type_helper(nsn) != UNKNOWN`: the general description and one type.
-
-        Types allowing the same lengths are matched as one alternation (one pass instead of
-        one per type): a full match of `p1|p2` is a full match of `p1` or of `p2`."""
-        by_lengths: dict[tuple[int, ...], list[str]] = {}
-        for desc in self.types:
-            by_lengths.setdefault(desc.lengths, []).append(f"(?:{desc.pattern})")
-        types = [_Desc("|".join(patterns), lengths) for lengths, patterns in by_lengths.items()]
-        return self.general.matches(nsn) & pl.any_horizontal(d.matches(nsn) for d in types)
+        """`_number_type_helper(nsn) != UNKNOWN`: the general description and one type."""
+        return self.general.matches(nsn) & pl.any_horizontal(d.matches(nsn) for d in self.types)
 
     def strip_national_prefix(self, digits: pl.Expr) -> pl.Expr:
         """`_maybe_strip_national_prefix_carrier_code`: the national number it returns."""
@@ -125,7 +118,13 @@ def _plan_of(metadata) -> _Plan:
     kinds += ["uan", "voicemail", "fixed_line"]
     if not metadata.same_mobile_and_fixed_line_pattern:
         kinds.append("mobile")
-    types = tuple(d for d in (_desc(getattr(metadata, k)) for k in kinds) if d is not None)
+    # Types allowing the same lengths are matched as one alternation (one pass instead of one
+    # per type): a full match of `p1|p2` is a full match of `p1` or of `p2`.
+    by_lengths: dict[tuple[int, ...], list[str]] = {}
+    for desc in (_desc(getattr(metadata, k)) for k in kinds):
+        if desc is not None:
+            by_lengths.setdefault(desc.lengths, []).append(f"(?:{desc.pattern})")
+    types = tuple(_Desc("|".join(p), lengths) for lengths, p in by_lengths.items())
     prefix = metadata.national_prefix_for_parsing or None
     rule = metadata.national_prefix_transform_rule or None
     return _Plan(

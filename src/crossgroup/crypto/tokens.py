@@ -91,15 +91,15 @@ def normalize_emails(values: pl.Series, *, provider_rules: bool = False) -> pl.S
     `+tag` in the local part and maps googlemail.com to gmail.com.
     """
     raw = pl.lit(values.cast(pl.String))
-    ascii = raw.str.contains(_ASCII)
+    is_ascii = raw.str.contains(_ASCII)
     # NFKC leaves ASCII unchanged, and the ASCII expression decides ASCII values exactly:
     # the costly Unicode steps only see the values that need them (null elsewhere).
-    unicode = pl.when(~ascii).then(raw)
+    unicode = pl.when(~is_ascii).then(raw)
     s = pl.coalesce(unicode.str.normalize("NFKC"), raw).str.strip_chars(WHITE_SPACE)
     s = s.str.to_lowercase()
     shape = pl.coalesce(
-        pl.when(ascii).then(s).str.contains(_EMAIL_SHAPE_ASCII),
-        pl.when(~ascii).then(s).str.contains(_EMAIL_SHAPE),
+        pl.when(is_ascii).then(s).str.contains(_EMAIL_SHAPE_ASCII),
+        pl.when(~is_ascii).then(s).str.contains(_EMAIL_SHAPE),
     )
     shaped = shape & (s.str.len_chars() <= _EMAIL_MAX) & ~s.str.contains(r"^\.|\.\.|\.@")
     out = pl.select(pl.when(shaped).then(s).otherwise(None).alias(values.name)).to_series()
@@ -168,8 +168,8 @@ def normalize_phones(
 
     Polars does the cheap part for every row: NFKC, trim, strip punctuation, reject values
     with too few or too many digits, and drop the region of `+` numbers (the spec parses
-    them without one) so more rows share one distinct value. Each distinct (number, region) is then
-    parsed and validated once: vectorized by `e164` from libphonenumber's metadata when it
+    them without one) so more rows share one distinct value. Each distinct (number, region)
+    is then parsed and validated once: vectorized by `e164` from libphonenumber's metadata when it
     is written in digits and separators and its region has many, else with `phonenumbers`
     itself (over a process pool when there are many such values).
     """

@@ -122,8 +122,7 @@ def _window_case(as_of: date) -> str:
 def _with_category_lookup() -> str:
     """A WITH clause: each distinct raw category label, normalized and mapped (NULL group
     category: unmapped). Labels are normalized once per distinct label (a few dozen), not once
-    per purchase row. Inline, not a table: the one column is cheap to read again, and the
-    activity keeps its join plan, so its amounts are summed in the same order as before."""
+    per purchase row. Inline, not a table: the one column is cheap to read again."""
     return f"""WITH category_lookup AS (
               SELECT d.raw, {category_sql("d.raw")} AS category, m.group_category
               FROM (SELECT DISTINCT category AS raw FROM purchases) d
