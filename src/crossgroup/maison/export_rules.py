@@ -176,18 +176,28 @@ def activity_step(as_of: date, catch_all: str) -> Step:
     """One row per customer x month x group category x channel: distinct orders, net EUR.
 
     Aggregated straight from the purchases: the exported lines are read once, never stored.
-    Amounts are summed exactly and rounded to the cent, half away from zero.
+    Amounts are summed exactly and rounded to the cent, half away from zero. Two levels, per
+    order and then per cell, instead of `count(DISTINCT order_id)`: the distinct count is
+    then a plain count, where DuckDB would aggregate the lines twice and join the results
+    (about 1.5x the time and twice the hash tables, which spill at 10M+ lines). Fixed-point
+    sums are exact, so summing per order first gives the same cents.
     """
     exact = f"abs(amount_eur) < {_EXACT_SUM_BELOW}"
     return Step(
         "activity_by_customer",
         f"""SELECT customer_id, month, group_category, channel,
-              CAST(count(DISTINCT order_id) AS INTEGER) AS orders,
-              CASE WHEN bool_and({exact})
-                THEN CAST(round(sum(CAST(CASE WHEN {exact} THEN amount_eur END
-                                        AS DECIMAL(18, 6))), 2) AS DOUBLE)
-                ELSE sum(amount_eur) END AS amount_eur
-            FROM ({_export_rows_sql(as_of, catch_all)})
+              CAST(count(*) AS INTEGER) AS orders,
+              CASE WHEN bool_and(exact_lines)
+                THEN CAST(round(sum(exact_eur), 2) AS DOUBLE)
+                ELSE sum(float_eur) END AS amount_eur
+            FROM (
+              SELECT customer_id, month, group_category, channel, order_id,
+                bool_and({exact}) AS exact_lines,
+                sum(CAST(CASE WHEN {exact} THEN amount_eur END AS DECIMAL(18, 6))) AS exact_eur,
+                sum(amount_eur) AS float_eur
+              FROM ({_export_rows_sql(as_of, catch_all)})
+              GROUP BY customer_id, month, group_category, channel, order_id
+            )
             GROUP BY customer_id, month, group_category, channel""",
     )
 
