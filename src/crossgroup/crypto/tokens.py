@@ -92,10 +92,9 @@ def normalize_emails(values: pl.Series, *, provider_rules: bool = False) -> pl.S
     """
     raw = pl.lit(values.cast(pl.String))
     is_ascii = raw.str.contains(_ASCII)
-    # NFKC leaves ASCII unchanged, and the ASCII expression decides ASCII values exactly:
-    # the costly Unicode steps only see the values that need them (null elsewhere).
-    unicode = pl.when(~is_ascii).then(raw)
-    s = pl.coalesce(unicode.str.normalize("NFKC"), raw).str.strip_chars(WHITE_SPACE)
+    # The ASCII expression decides ASCII values exactly: the costly Unicode steps only see
+    # the values that need them (null elsewhere).
+    s = _nfkc(raw, is_ascii).str.strip_chars(WHITE_SPACE)
     s = s.str.to_lowercase()
     shape = pl.coalesce(
         pl.when(is_ascii).then(s).str.contains(_EMAIL_SHAPE_ASCII),
@@ -106,6 +105,12 @@ def normalize_emails(values: pl.Series, *, provider_rules: bool = False) -> pl.S
     if provider_rules:
         out = _gmail_fold(out)
     return out
+
+
+def _nfkc(raw: pl.Expr, is_ascii: pl.Expr) -> pl.Expr:
+    """NFKC, run on the non-ASCII values only: it leaves ASCII text unchanged, and most
+    values are ASCII."""
+    return pl.coalesce(pl.when(~is_ascii).then(raw).str.normalize("NFKC"), raw)
 
 
 def _gmail_fold(s: pl.Series) -> pl.Series:
@@ -178,7 +183,9 @@ def normalize_phones(
     frame = pl.DataFrame(
         {"raw": phones.cast(pl.String), "region": countries.cast(pl.String)}
     ).with_columns(
-        pl.col("raw").str.normalize("NFKC").str.strip_chars(WHITE_SPACE).alias("raw"),
+        _nfkc(pl.col("raw"), pl.col("raw").str.contains(_ASCII))
+        .str.strip_chars(WHITE_SPACE)
+        .alias("raw"),
         pl.col("region").str.strip_chars(WHITE_SPACE).str.to_uppercase().alias("region"),
     )
     compact = pl.col("raw").str.replace_all(r"[\s().\-/\u2010-\u2015]", "")
