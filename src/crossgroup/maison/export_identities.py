@@ -30,17 +30,23 @@ def guard_placeholders(
     Input and output columns: customer_id, email_norm, phone_norm (customer_id unique).
     Returns the guarded frame and, per identifier type, how many values were placeholders.
     """
-    counts: dict[str, int] = {}
-    exprs = []
-    for column in ("email_norm", "phone_norm"):
-        sharing = pl.col("customer_id").count().over(column)
-        placeholder = pl.col(column).is_not_null() & (sharing > placeholder_max_customers)
-        counts[column] = int(
-            normalized.filter(placeholder.alias("p"))[column].n_unique() if normalized.height else 0
-        )
-        exprs.append(pl.when(placeholder).then(None).otherwise(pl.col(column)).alias(column))
-        exprs.append(placeholder.alias(f"{column}_placeholder"))
-    guarded = normalized.with_columns(exprs)
+    columns = ("email_norm", "phone_norm")
+    # each window count once (it hashes every value of the column): the flags first, then
+    # the placeholder counts and the nulled values from them
+    flagged = normalized.with_columns(
+        (
+            pl.col(column).is_not_null()
+            & (pl.col("customer_id").count().over(column) > placeholder_max_customers)
+        ).alias(f"{column}_placeholder")
+        for column in columns
+    )
+    counts = {
+        column: flagged.filter(f"{column}_placeholder")[column].n_unique() for column in columns
+    }
+    guarded = flagged.with_columns(
+        pl.when(f"{column}_placeholder").then(None).otherwise(pl.col(column)).alias(column)
+        for column in columns
+    )
     return guarded, {"email_values": counts["email_norm"], "phone_values": counts["phone_norm"]}
 
 
