@@ -196,9 +196,9 @@ def _load_purchases(engine: Engine, path: Path, fx: FxTable) -> int:
     bad = _bad_columns(engine, "purchases_in")
     bad_sql = "".join(f", count(*) FILTER ({_q('_bad_' + c)}) AS {_q(c)}" for c in bad)
     required = ("customer_id", "order_id", "purchased_at", "amount")
-    null_sql = "".join(
-        f", count(*) FILTER ({_q(c)} IS NULL) AS {_q('null_' + c)}" for c in required
-    )
+    # count(*) - count(col), not a filter on IS NULL: the engine answers it from the file's
+    # statistics when they show no null, without reading the column (the two ids, mostly)
+    null_sql = "".join(f", count(*) - count({_q(c)}) AS {_q('null_' + c)}" for c in required)
     # one pass: per (currency, channel) the row count and every problem count
     cells = engine.to_polars(
         "SELECT currency, lower(trim(channel)) AS channel, count(*) AS n"
