@@ -188,11 +188,13 @@ def normalize_phones(
         .alias("raw"),
         pl.col("region").str.strip_chars(WHITE_SPACE).str.to_uppercase().alias("region"),
     )
-    compact = pl.col("raw").str.replace_all(r"[\s().\-/\u2010-\u2015]", "")
+    # a column, not an expression: it is read three times below, and a regex pass is costly
+    compact = pl.col("raw").str.replace_all(r"[\s().\-/\u2010-\u2015]", "").alias("compact")
+    plus = pl.col("compact").str.starts_with("+")
     digits = pl.col("raw").str.count_matches(r"\d")
-    frame = frame.with_columns(
-        pl.when(compact.str.starts_with("+")).then(compact).otherwise(pl.col("raw")).alias("key"),
-        pl.when(compact.str.starts_with("+"))
+    frame = frame.with_columns(compact).with_columns(
+        pl.when(plus).then(pl.col("compact")).otherwise(pl.col("raw")).alias("key"),
+        pl.when(plus)
         .then(pl.lit(None, dtype=pl.String))
         .otherwise(pl.col("region"))
         .alias("key_region"),
