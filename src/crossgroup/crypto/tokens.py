@@ -90,18 +90,23 @@ def normalize_emails(values: pl.Series, *, provider_rules: bool = False) -> pl.S
     `provider_rules=True` (off by default) also folds Gmail addresses: drops dots and any
     `+tag` in the local part and maps googlemail.com to gmail.com.
     """
-    raw = pl.lit(values.cast(pl.String))
-    is_ascii = raw.str.contains(_ASCII)
+    # Columns, not expressions: the normalized value is read five times below, and eager
+    # evaluation would redo its NFKC, trim and lower-casing for each read.
+    frame = pl.DataFrame({"raw": values.cast(pl.String)}).with_columns(
+        pl.col("raw").str.contains(_ASCII).alias("is_ascii")
+    )
     # The ASCII expression decides ASCII values exactly: the costly Unicode steps only see
     # the values that need them (null elsewhere).
-    s = _nfkc(raw, is_ascii).str.strip_chars(WHITE_SPACE)
-    s = s.str.to_lowercase()
+    s, is_ascii = pl.col("s"), pl.col("is_ascii")
+    frame = frame.with_columns(
+        _nfkc(pl.col("raw"), is_ascii).str.strip_chars(WHITE_SPACE).str.to_lowercase().alias("s")
+    )
     shape = pl.coalesce(
         pl.when(is_ascii).then(s).str.contains(_EMAIL_SHAPE_ASCII),
         pl.when(~is_ascii).then(s).str.contains(_EMAIL_SHAPE),
     )
     shaped = shape & (s.str.len_chars() <= _EMAIL_MAX) & ~s.str.contains(r"^\.|\.\.|\.@")
-    out = pl.select(pl.when(shaped).then(s).otherwise(None).alias(values.name)).to_series()
+    out = frame.select(pl.when(shaped).then(s).otherwise(None).alias(values.name)).to_series()
     if provider_rules:
         out = _gmail_fold(out)
     return out
