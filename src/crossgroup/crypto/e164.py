@@ -218,8 +218,14 @@ def _national(frame: pl.DataFrame, region: str) -> tuple[pl.DataFrame, pl.DataFr
     national = frame.filter(~pl.col("idd"))
 
     own = str(plan.country_code)
-    without = plan.strip_national_prefix(d.str.slice(len(own)))
-    stripped = d.str.starts_with(own) & ((~plan.fits(d) & plan.fits(without)) | plan.too_long(d))
+    # columns, not expressions: each is read more than once below (eager, so not shared)
+    without = pl.col("without")
+    national = national.with_columns(
+        plan.strip_national_prefix(d.str.slice(len(own))).alias("without")
+    )
+    own_code = d.str.starts_with(own) & ((~plan.fits(d) & plan.fits(without)) | plan.too_long(d))
+    national = national.with_columns(own_code.alias("stripped"))
+    stripped = pl.col("stripped")
     main = _MAIN_REGIONS[plan.country_code]
     national = national.select(
         "row",
@@ -235,14 +241,16 @@ def _national_number(frame: pl.DataFrame) -> pl.DataFrame:
     parts = []
     for (region, cc), part in frame.group_by("plan", "cc"):
         plan = _plan(region, cc)
-        candidate = plan.strip_national_prefix(pl.col("nsn"))
+        candidate = pl.col("candidate")  # a column: read twice below
         parts.append(
-            part.with_columns(
+            part.with_columns(plan.strip_national_prefix(pl.col("nsn")).alias("candidate"))
+            .with_columns(
                 pl.when(plan.accepts_length(candidate))
                 .then(candidate)
                 .otherwise("nsn")
                 .alias("nsn")
             )
+            .drop("candidate")
         )
     return pl.concat(parts) if parts else frame
 
