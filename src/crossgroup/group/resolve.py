@@ -28,6 +28,7 @@ from crossgroup.errors import InputError
 RECORDS = "resolve_records"
 NODES = "resolve_nodes"
 MEMBERSHIPS = "resolve_memberships"
+TOKENS = "resolve_tokens"
 GUARDED_TOKENS = "resolve_guarded_tokens"
 USABLE = "resolve_usable_memberships"
 EDGES = "resolve_edges"
@@ -56,30 +57,50 @@ def nodes_step() -> Step:
 
 
 def memberships_step() -> Step:
-    """One row per (node, typed token): the bipartite record-token graph."""
+    """One row per (node, typed token): the bipartite record-token graph. The two halves
+    differ in token_type, so UNION ALL keeps the rows distinct without a third pass."""
     return Step(
         MEMBERSHIPS,
         f"""
         SELECT DISTINCT node_id, maison, {EMAIL}::TINYINT AS token_type, email_token AS token
         FROM {RECORDS} WHERE email_token IS NOT NULL
-        UNION
+        UNION ALL
         SELECT DISTINCT node_id, maison, {PHONE}::TINYINT AS token_type, phone_token AS token
         FROM {RECORDS} WHERE phone_token IS NOT NULL
         """,
     )
 
 
+def tokens_step() -> Step:
+    """Every typed token once: how many records carry it and its smallest member (the root
+    of its star). The one pass over the tokens that both the guard and the edges read."""
+    return Step(
+        TOKENS,
+        f"""
+        SELECT token_type, token, count(*)::BIGINT AS members, min(node_id) AS root
+        FROM {MEMBERSHIPS} GROUP BY token_type, token
+        """,
+    )
+
+
 def guarded_tokens_step(max_records_per_token: int) -> Step:
     """Tokens that look like placeholders: held by more records of one maison than the guard
-    allows, or by more records beyond one per maison, in total, than the guard allows."""
+    allows, or by more records beyond one per maison, in total, than the guard allows.
+
+    A token held by at most `limit` records breaks neither rule, so only the few tokens
+    above it are counted per maison (memberships are distinct: a row is a record).
+    """
     limit = int(max_records_per_token)
     return Step(
         GUARDED_TOKENS,
         f"""
         SELECT token_type, token, max(records) AS max_records_in_one_maison,
                sum(records)::BIGINT AS records, count(*)::BIGINT AS maisons
-        FROM (SELECT token_type, token, maison, count(DISTINCT node_id) AS records
-              FROM {MEMBERSHIPS} GROUP BY token_type, token, maison)
+        FROM (SELECT m.token_type, m.token, m.maison, count(*) AS records
+              FROM {MEMBERSHIPS} m
+              JOIN {TOKENS} t ON t.token_type = m.token_type AND t.token = m.token
+              WHERE t.members > {limit}
+              GROUP BY m.token_type, m.token, m.maison)
         GROUP BY token_type, token
         HAVING max(records) > {limit} OR sum(records) - count(*) > {limit}
         """,
@@ -116,12 +137,26 @@ def edges_step(usable: str = USABLE, *, partition: tuple[str, ...] = (), name: s
     )
 
 
-def person_nodes_step() -> Step:
+def star_edges_step() -> Step:
+    """The pipeline's star edges (`edges_step` without partition), from the token figures:
+    a usable token is not guarded, so all its members are usable and `root` is theirs."""
+    return Step(
+        EDGES,
+        f"""
+        SELECT u.node_id AS src, t.root AS dst
+        FROM {USABLE} u
+        JOIN {TOKENS} t ON t.token_type = u.token_type AND t.token = u.token
+        WHERE t.members > 1 AND u.node_id <> t.root
+        """,
+    )
+
+
+def person_nodes_step(components: str = COMPONENTS) -> Step:
     return Step(
         PERSON_NODES,
         f"""
         SELECT n.maison, n.maison_ref, c.person_id
-        FROM {NODES} n JOIN {COMPONENTS} c USING (node_id)
+        FROM {NODES} n JOIN {components} c USING (node_id)
         """,
     )
 
@@ -282,20 +317,25 @@ def resolve_persons(
             records_step(identities),
             nodes_step(),
             memberships_step(),
+            tokens_step(),
             guarded_tokens_step(max_records_per_token),
             usable_memberships_step(),
-            edges_step(),
+            star_edges_step(),
         ]
     )
-    engine.drop(RECORDS, MEMBERSHIPS)
+    engine.drop(RECORDS, MEMBERSHIPS, TOKENS)
     if method == "scipy":
         _components_scipy(engine)
     else:
         _components_sql(engine)
-    engine.run_all([split_components_step(max_records_per_token), guarded_components_step()])
-    engine.drop(EDGES, RAW_COMPONENTS)
-    person_nodes = engine.run(person_nodes_step())
-    engine.drop(COMPONENTS)
+    engine.run(split_components_step(max_records_per_token))
+    # raw components are numbered by smallest node already: only a split renumbers them
+    components = RAW_COMPONENTS
+    if engine.count(SPLIT_COMPONENTS):
+        components = engine.run(guarded_components_step())
+    engine.drop(EDGES)
+    person_nodes = engine.run(person_nodes_step(components))
+    engine.drop(RAW_COMPONENTS, COMPONENTS)
     return person_nodes
 
 
