@@ -36,6 +36,7 @@ COMPONENTS = "resolve_components"
 RAW_COMPONENTS = "resolve_raw_components"
 SPLIT_COMPONENTS = "resolve_split_components"
 PERSON_NODES = "person_nodes"
+PERSON_MAISONS = "resolve_person_maisons"
 
 EMAIL, PHONE = 1, 2  # token types, part of every edge key
 
@@ -163,7 +164,10 @@ def person_nodes_step(components: str = COMPONENTS) -> Step:
 
 def split_components_step(max_records_per_token: int) -> Step:
     """Components holding more than the guard's records of one maison (placeholders chained
-    through other tokens): they are not one person and are split back into single records."""
+    through other tokens): they are not one person and are split back into single records.
+
+    Only components of more than `limit` records can, so only theirs are counted per maison.
+    """
     limit = int(max_records_per_token)
     return Step(
         SPLIT_COMPONENTS,
@@ -171,6 +175,8 @@ def split_components_step(max_records_per_token: int) -> Step:
         SELECT person_id, sum(records)::BIGINT AS records
         FROM (SELECT c.person_id, n.maison, count(*) AS records
               FROM {RAW_COMPONENTS} c JOIN {NODES} n USING (node_id)
+              WHERE c.person_id IN (SELECT person_id FROM {RAW_COMPONENTS}
+                                    GROUP BY person_id HAVING count(*) > {limit})
               GROUP BY c.person_id, n.maison)
         GROUP BY person_id
         HAVING max(records) > {limit}
@@ -345,30 +351,34 @@ def drop_evaluation_tables(engine: Engine) -> None:
     engine.drop(NODES, USABLE)
 
 
+def person_maisons_step(person_nodes: str) -> Step:
+    """Each person's maisons, once: the match figures' breadth and overlap both read it."""
+    return Step(PERSON_MAISONS, f"SELECT DISTINCT person_id, maison FROM {person_nodes}")
+
+
 def match_figures(engine: Engine, person_nodes: str, *, k_aggregate: int) -> dict:
     """Counts about the match for the audit log and reports; small overlaps are suppressed."""
-    records, persons = engine.to_polars(
-        f"SELECT count(*) AS records, count(DISTINCT person_id) AS persons FROM {person_nodes}"
-    ).row(0)
+    records = engine.count(person_nodes)
+    pm = engine.run(person_maisons_step(person_nodes))
     breadth = engine.to_polars(
         f"""
         SELECT n_maisons, count(*) AS persons
-        FROM (SELECT person_id, count(DISTINCT maison) AS n_maisons
-              FROM {person_nodes} GROUP BY person_id)
+        FROM (SELECT person_id, count(*) AS n_maisons FROM {pm} GROUP BY person_id)
         GROUP BY n_maisons ORDER BY n_maisons
         """
     )
+    persons = breadth.get_column("persons").sum()  # every person has at least one maison
     overlap = engine.to_polars(
         f"""
-        WITH pm AS (SELECT DISTINCT person_id, maison FROM {person_nodes})
         SELECT a.maison AS a, b.maison AS b, count(*) AS persons
-        FROM pm a JOIN pm b ON a.person_id = b.person_id AND a.maison < b.maison
+        FROM {pm} a JOIN {pm} b ON a.person_id = b.person_id AND a.maison < b.maison
         GROUP BY a.maison, b.maison
         """
     )
-    maisons = engine.to_polars(f"SELECT DISTINCT maison FROM {person_nodes} ORDER BY maison")[
+    maisons = engine.to_polars(f"SELECT DISTINCT maison FROM {pm} ORDER BY maison")[
         "maison"
     ].to_list()
+    engine.drop(pm)
     counts = {f"{a}|{b}": n for a, b, n in overlap.iter_rows()}
     pairwise: dict[str, int | None] = {}
     for i, a in enumerate(maisons):
