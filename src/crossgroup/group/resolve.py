@@ -73,24 +73,20 @@ def memberships_step() -> Step:
 
 
 def tokens_step() -> Step:
-    """Every typed token once: how many records carry it and its smallest member (the root
-    of its star). The one pass over the tokens that both the guard and the edges read."""
+    """Every typed token once: its member count and smallest member (its star's root); the
+    one pass over the tokens that the guard and the edges both read."""
     return Step(
         TOKENS,
-        f"""
-        SELECT token_type, token, count(*)::BIGINT AS members, min(node_id) AS root
-        FROM {MEMBERSHIPS} GROUP BY token_type, token
-        """,
+        f"SELECT token_type, token, count(*)::BIGINT AS members, min(node_id) AS root "
+        f"FROM {MEMBERSHIPS} GROUP BY token_type, token",
     )
 
 
 def guarded_tokens_step(max_records_per_token: int) -> Step:
     """Tokens that look like placeholders: held by more records of one maison than the guard
-    allows, or by more records beyond one per maison, in total, than the guard allows.
-
-    A token held by at most `limit` records breaks neither rule, so only the few tokens
-    above it are counted per maison (memberships are distinct: a row is a record).
-    """
+    allows, or by more records beyond one per maison, in total, than the guard allows. A token
+    of at most `limit` records (memberships are distinct) breaks neither: only the few above
+    it are counted per maison."""
     limit = int(max_records_per_token)
     return Step(
         GUARDED_TOKENS,
@@ -139,16 +135,13 @@ def edges_step(usable: str = USABLE, *, partition: tuple[str, ...] = (), name: s
 
 
 def star_edges_step() -> Step:
-    """The pipeline's star edges (`edges_step` without partition), from the token figures:
-    a usable token is not guarded, so all its members are usable and `root` is theirs."""
+    """`edges_step` without partition, from the token figures: a usable token is not guarded,
+    so all its members are usable and `root` is theirs."""
     return Step(
         EDGES,
-        f"""
-        SELECT u.node_id AS src, t.root AS dst
-        FROM {USABLE} u
-        JOIN {TOKENS} t ON t.token_type = u.token_type AND t.token = u.token
-        WHERE t.members > 1 AND u.node_id <> t.root
-        """,
+        f"SELECT u.node_id AS src, t.root AS dst FROM {USABLE} u JOIN {TOKENS} t "
+        "ON t.token_type = u.token_type AND t.token = u.token "
+        "WHERE t.members > 1 AND u.node_id <> t.root",
     )
 
 
@@ -336,9 +329,8 @@ def resolve_persons(
         _components_sql(engine)
     engine.run(split_components_step(max_records_per_token))
     # raw components are numbered by smallest node already: only a split renumbers them
-    components = RAW_COMPONENTS
-    if engine.count(SPLIT_COMPONENTS):
-        components = engine.run(guarded_components_step())
+    split = engine.count(SPLIT_COMPONENTS)
+    components = engine.run(guarded_components_step()) if split else RAW_COMPONENTS
     engine.drop(EDGES)
     person_nodes = engine.run(person_nodes_step(components))
     engine.drop(RAW_COMPONENTS, COMPONENTS)
@@ -375,9 +367,7 @@ def match_figures(engine: Engine, person_nodes: str, *, k_aggregate: int) -> dic
         GROUP BY a.maison, b.maison
         """
     )
-    maisons = engine.to_polars(f"SELECT DISTINCT maison FROM {pm} ORDER BY maison")[
-        "maison"
-    ].to_list()
+    maisons = sorted(engine.to_polars(f"SELECT DISTINCT maison FROM {pm}")["maison"])
     engine.drop(pm)
     counts = {f"{a}|{b}": n for a, b, n in overlap.iter_rows()}
     pairwise: dict[str, int | None] = {}
@@ -385,18 +375,11 @@ def match_figures(engine: Engine, person_nodes: str, *, k_aggregate: int) -> dic
         for b in maisons[i + 1 :]:
             n = counts.get(f"{a}|{b}", 0)
             pairwise[f"{a}|{b}"] = n if n >= k_aggregate else None
-    ignored = engine.count(GUARDED_TOKENS) if engine.table_exists(GUARDED_TOKENS) else 0
-    across = (
-        engine.scalar(f"SELECT count(*) FROM {GUARDED_TOKENS} WHERE maisons > 1")
-        if engine.table_exists(GUARDED_TOKENS)
-        else 0
+    ignored, across = _figures_of(
+        engine, GUARDED_TOKENS, "count(*), count(*) FILTER (WHERE maisons > 1)"
     )
-    split_components, split_records = (
-        engine.to_polars(f"SELECT count(*), coalesce(sum(records), 0) FROM {SPLIT_COMPONENTS}").row(
-            0
-        )
-        if engine.table_exists(SPLIT_COMPONENTS)
-        else (0, 0)
+    split_components, split_records = _figures_of(
+        engine, SPLIT_COMPONENTS, "count(*), coalesce(sum(records), 0)"
     )
     return {
         "records": int(records),
@@ -408,3 +391,10 @@ def match_figures(engine: Engine, person_nodes: str, *, k_aggregate: int) -> dic
         "split_components": int(split_components),
         "split_records": int(split_records),
     }
+
+
+def _figures_of(engine: Engine, table: str, figures: str) -> tuple:
+    """Two counts over a resolution table, zeros when this run did not make it."""
+    if not engine.table_exists(table):
+        return (0, 0)
+    return engine.to_polars(f"SELECT {figures} FROM {table}").row(0)
