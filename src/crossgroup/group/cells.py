@@ -43,10 +43,9 @@ REASONS = {
 CELL_SCHEMA = CELLS.schema
 
 
-def _cells(frame: pl.DataFrame, table: str, scope: str, row_key: str, total: int) -> pl.DataFrame:
-    out = frame.group_by(row_key).agg(
-        pl.col("person_id").n_unique().cast(pl.Int64).alias("persons")
-    )
+def _cells(persons: pl.DataFrame, table: str, scope: str, row_key: str, total: int) -> pl.DataFrame:
+    """One cell per value of `row_key`; `persons` holds one row per person (`scope_cells`)."""
+    out = persons.group_by(row_key).agg(pl.len().cast(pl.Int64).alias("persons"))
     return out.select(
         pl.lit(table).alias("table"),
         pl.lit(scope).alias("scope"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from crossgroup.config import Taxonomy
@@ -64,30 +65,28 @@ def _literals(texts) -> str:
     return ", ".join("'" + t.replace("'", "''") + "'" for t in texts)
 
 
-def person_sums_step(person_nodes: str, activity: str, taxonomy: Taxonomy) -> Step:
+def _category_position(taxonomy: Taxonomy, column: str) -> str:
+    """A category's 1-based place in the taxonomy (sectors in order, each sector's
+    categories then its catch-all); 0 for NULL or a value outside the taxonomy."""
+    whens = " ".join(
+        f"WHEN {_literals([c])} THEN {i}" for i, c in enumerate(taxonomy.category_sector(), 1)
+    )
+    return f"CASE {column} {whens} ELSE 0 END"
+
+
+def person_sums_step(person_nodes: str, activity: str) -> Step:
     """One row per resolved person: breadth, and their activity lines summed (spend, orders,
-    months, and the channel, season and sector nets; `unknown_category` flags a category
-    outside the taxonomy).
+    months, and the channel and season nets); NULL sums for a person without activity.
 
     Joined and summed in the engine, which spills under its memory limit: the ~100M lines of
-    a large batch never come to Python, and no ref is carried past the join. A sector's net
-    is its categories' nets added in taxonomy order, so a refund cancels its purchase within
-    the category exactly, whatever order the lines came in.
+    a large batch never come to Python, and no ref is carried past the join.
     """
     month = "(year(a.month) * 12 + month(a.month) - 1)"
-    category_sector = taxonomy.category_sector()
-    position = f"list_position([{_literals(category_sector)}], group_category)"
 
     def spend_where(condition: str, name: str) -> str:
         # like Polars: a line whose condition is NULL counts nowhere, NULL amounts net to 0
         return f"coalesce(sum(a.amount_eur) FILTER (WHERE {condition}), 0)::DOUBLE AS {name}"
 
-    sectors = ",\n".join(
-        f"coalesce(sum(net ORDER BY {position}) FILTER (WHERE group_category IN "
-        f"({_literals(c for c, s in category_sector.items() if s == sector)})), 0)::DOUBLE "
-        f"AS n_{column}"
-        for sector, column in zip(taxonomy.sector_names, sector_columns(taxonomy), strict=True)
-    )
     return Step(
         "features_person_sums",
         f"""
@@ -109,22 +108,61 @@ def person_sums_step(person_nodes: str, activity: str, taxonomy: Taxonomy) -> St
                    {spend_where("month(a.month) < 10", "net_q1_q3")}
             FROM {activity} a JOIN {person_nodes} p USING (maison, maison_ref)
             GROUP BY p.person_id
-        ),
-        category_nets AS (
-            SELECT p.person_id, a.group_category, coalesce(sum(a.amount_eur), 0) AS net
-            FROM {activity} a JOIN {person_nodes} p USING (maison, maison_ref)
-            GROUP BY p.person_id, a.group_category
-        ),
-        sectors AS (
-            SELECT person_id,
-                   {sectors},
-                   bool_or(group_category IS NULL
-                           OR group_category NOT IN ({_literals(category_sector)}))
-                       AS unknown_category
-            FROM category_nets GROUP BY person_id
         )
-        SELECT * FROM breadth LEFT JOIN spend USING (person_id) LEFT JOIN sectors USING (person_id)
+        SELECT * FROM breadth LEFT JOIN spend USING (person_id)
         """,
+    )
+
+
+def category_nets_step(person_nodes: str, activity: str, taxonomy: Taxonomy) -> Step:
+    """One row per person and category they bought in: its net spend and its place in the
+    taxonomy (`_category_position`, 0 outside it)."""
+    position = _category_position(taxonomy, "a.group_category")
+    return Step(
+        "features_category_nets",
+        f"""
+        SELECT p.person_id, {position}::SMALLINT AS position,
+               coalesce(sum(a.amount_eur), 0)::DOUBLE AS net
+        FROM {activity} a JOIN {person_nodes} p USING (maison, maison_ref)
+        GROUP BY p.person_id, {position}
+        """,
+    )
+
+
+def sector_nets(nets: pl.DataFrame, taxonomy: Taxonomy) -> pl.DataFrame:
+    """person_id plus one `n_<sector column>` per sector: the person's category nets added
+    one by one in taxonomy order (0 for a sector they did not buy in).
+
+    Added in that order, a refund cancels its purchase within the category exactly,
+    whatever order the lines came in: the same additions as an SQL `sum(net ORDER BY
+    position)` per sector, which the engine would buffer and sort group by group. Here the
+    nets are sorted once and each (person, sector) run is summed by rank, one vectorized
+    step per category a sector holds.
+    """
+    columns = [f"n_{c}" for c in sector_columns(taxonomy)]
+    index = {s: i for i, s in enumerate(taxonomy.sector_names)}
+    sector_of = np.array(
+        [0, *(index[s] for s in taxonomy.category_sector().values())], dtype=np.int64
+    )
+    schema = {"person_id": nets.schema["person_id"], **dict.fromkeys(columns, pl.Float64)}
+    if nets.is_empty():
+        return pl.DataFrame(schema=schema)
+    ordered = nets.select("person_id", "position", "net").sort("person_id", "position")
+    person = ordered.get_column("person_id").to_numpy()
+    sector = sector_of[ordered.get_column("position").to_numpy()]
+    net = ordered.get_column("net").to_numpy()
+    new_person = np.r_[True, person[1:] != person[:-1]]
+    starts = np.flatnonzero(new_person | np.r_[True, sector[1:] != sector[:-1]])
+    lengths = np.diff(np.r_[starts, len(person)])
+    total = net[starts].copy()
+    for rank in range(1, int(lengths.max(initial=1))):
+        more = lengths > rank
+        total[more] += net[starts[more] + rank]
+    persons = person[new_person]
+    wide = np.zeros((len(persons), len(columns)))
+    wide[np.cumsum(new_person)[starts] - 1, sector[starts]] = total
+    return pl.DataFrame(
+        {"person_id": persons, **{c: wide[:, i] for i, c in enumerate(columns)}}, schema=schema
     )
 
 
@@ -138,13 +176,17 @@ def person_features(
 ) -> pl.DataFrame:
     """One row per person_id, sorted: value, frequency, recency, breadth, channel, season and
     sector affinities, from the engine's `person_nodes` and `activity` (with `maison`)."""
-    sums = engine.to_polars(person_sums_step(person_nodes, activity, taxonomy).sql)
-    unknown = int(sums.get_column("unknown_category").sum() or 0)
+    nets = engine.to_polars(category_nets_step(person_nodes, activity, taxonomy).sql)
+    unknown = nets.filter(pl.col("position") == 0).get_column("person_id").n_unique()
     if unknown:
         raise InputError(
             "activity column group_category holds values that are not categories of the "
             f"group taxonomy ({unknown} person(s))"
         )
+    sectors = sector_nets(nets, taxonomy)
+    del nets
+    sums = engine.to_polars(person_sums_step(person_nodes, activity).sql)
+    sums = sums.join(sectors, on="person_id", how="left")
     return features_from_sums(sums, as_of=as_of, taxonomy=taxonomy)
 
 

@@ -28,6 +28,7 @@ from crossgroup.errors import InputError
 RECORDS = "resolve_records"
 NODES = "resolve_nodes"
 MEMBERSHIPS = "resolve_memberships"
+TOKENS = "resolve_tokens"
 GUARDED_TOKENS = "resolve_guarded_tokens"
 USABLE = "resolve_usable_memberships"
 EDGES = "resolve_edges"
@@ -35,6 +36,7 @@ COMPONENTS = "resolve_components"
 RAW_COMPONENTS = "resolve_raw_components"
 SPLIT_COMPONENTS = "resolve_split_components"
 PERSON_NODES = "person_nodes"
+PERSON_MAISONS = "resolve_person_maisons"
 
 EMAIL, PHONE = 1, 2  # token types, part of every edge key
 
@@ -56,30 +58,46 @@ def nodes_step() -> Step:
 
 
 def memberships_step() -> Step:
-    """One row per (node, typed token): the bipartite record-token graph."""
+    """One row per (node, typed token): the bipartite record-token graph. The two halves
+    differ in token_type, so UNION ALL keeps the rows distinct without a third pass."""
     return Step(
         MEMBERSHIPS,
         f"""
         SELECT DISTINCT node_id, maison, {EMAIL}::TINYINT AS token_type, email_token AS token
         FROM {RECORDS} WHERE email_token IS NOT NULL
-        UNION
+        UNION ALL
         SELECT DISTINCT node_id, maison, {PHONE}::TINYINT AS token_type, phone_token AS token
         FROM {RECORDS} WHERE phone_token IS NOT NULL
         """,
     )
 
 
+def tokens_step() -> Step:
+    """Every typed token once: its member count and smallest member (its star's root); the
+    one pass over the tokens that the guard and the edges both read."""
+    return Step(
+        TOKENS,
+        f"SELECT token_type, token, count(*)::BIGINT AS members, min(node_id) AS root "
+        f"FROM {MEMBERSHIPS} GROUP BY token_type, token",
+    )
+
+
 def guarded_tokens_step(max_records_per_token: int) -> Step:
     """Tokens that look like placeholders: held by more records of one maison than the guard
-    allows, or by more records beyond one per maison, in total, than the guard allows."""
+    allows, or by more records beyond one per maison, in total, than the guard allows. A token
+    of at most `limit` records (memberships are distinct) breaks neither: only the few above
+    it are counted per maison."""
     limit = int(max_records_per_token)
     return Step(
         GUARDED_TOKENS,
         f"""
         SELECT token_type, token, max(records) AS max_records_in_one_maison,
                sum(records)::BIGINT AS records, count(*)::BIGINT AS maisons
-        FROM (SELECT token_type, token, maison, count(DISTINCT node_id) AS records
-              FROM {MEMBERSHIPS} GROUP BY token_type, token, maison)
+        FROM (SELECT m.token_type, m.token, m.maison, count(*) AS records
+              FROM {MEMBERSHIPS} m
+              JOIN {TOKENS} t ON t.token_type = m.token_type AND t.token = m.token
+              WHERE t.members > {limit}
+              GROUP BY m.token_type, m.token, m.maison)
         GROUP BY token_type, token
         HAVING max(records) > {limit} OR sum(records) - count(*) > {limit}
         """,
@@ -116,19 +134,33 @@ def edges_step(usable: str = USABLE, *, partition: tuple[str, ...] = (), name: s
     )
 
 
-def person_nodes_step() -> Step:
+def star_edges_step() -> Step:
+    """`edges_step` without partition, from the token figures: a usable token is not guarded,
+    so all its members are usable and `root` is theirs."""
+    return Step(
+        EDGES,
+        f"SELECT u.node_id AS src, t.root AS dst FROM {USABLE} u JOIN {TOKENS} t "
+        "ON t.token_type = u.token_type AND t.token = u.token "
+        "WHERE t.members > 1 AND u.node_id <> t.root",
+    )
+
+
+def person_nodes_step(components: str = COMPONENTS) -> Step:
     return Step(
         PERSON_NODES,
         f"""
         SELECT n.maison, n.maison_ref, c.person_id
-        FROM {NODES} n JOIN {COMPONENTS} c USING (node_id)
+        FROM {NODES} n JOIN {components} c USING (node_id)
         """,
     )
 
 
 def split_components_step(max_records_per_token: int) -> Step:
     """Components holding more than the guard's records of one maison (placeholders chained
-    through other tokens): they are not one person and are split back into single records."""
+    through other tokens): they are not one person and are split back into single records.
+
+    Only components of more than `limit` records can, so only theirs are counted per maison.
+    """
     limit = int(max_records_per_token)
     return Step(
         SPLIT_COMPONENTS,
@@ -136,6 +168,8 @@ def split_components_step(max_records_per_token: int) -> Step:
         SELECT person_id, sum(records)::BIGINT AS records
         FROM (SELECT c.person_id, n.maison, count(*) AS records
               FROM {RAW_COMPONENTS} c JOIN {NODES} n USING (node_id)
+              WHERE c.person_id IN (SELECT person_id FROM {RAW_COMPONENTS}
+                                    GROUP BY person_id HAVING count(*) > {limit})
               GROUP BY c.person_id, n.maison)
         GROUP BY person_id
         HAVING max(records) > {limit}
@@ -282,20 +316,24 @@ def resolve_persons(
             records_step(identities),
             nodes_step(),
             memberships_step(),
+            tokens_step(),
             guarded_tokens_step(max_records_per_token),
             usable_memberships_step(),
-            edges_step(),
+            star_edges_step(),
         ]
     )
-    engine.drop(RECORDS, MEMBERSHIPS)
+    engine.drop(RECORDS, MEMBERSHIPS, TOKENS)
     if method == "scipy":
         _components_scipy(engine)
     else:
         _components_sql(engine)
-    engine.run_all([split_components_step(max_records_per_token), guarded_components_step()])
-    engine.drop(EDGES, RAW_COMPONENTS)
-    person_nodes = engine.run(person_nodes_step())
-    engine.drop(COMPONENTS)
+    engine.run(split_components_step(max_records_per_token))
+    # raw components are numbered by smallest node already: only a split renumbers them
+    split = engine.count(SPLIT_COMPONENTS)
+    components = engine.run(guarded_components_step()) if split else RAW_COMPONENTS
+    engine.drop(EDGES)
+    person_nodes = engine.run(person_nodes_step(components))
+    engine.drop(RAW_COMPONENTS, COMPONENTS)
     return person_nodes
 
 
@@ -305,48 +343,43 @@ def drop_evaluation_tables(engine: Engine) -> None:
     engine.drop(NODES, USABLE)
 
 
+def person_maisons_step(person_nodes: str) -> Step:
+    """Each person's maisons, once: the match figures' breadth and overlap both read it."""
+    return Step(PERSON_MAISONS, f"SELECT DISTINCT person_id, maison FROM {person_nodes}")
+
+
 def match_figures(engine: Engine, person_nodes: str, *, k_aggregate: int) -> dict:
     """Counts about the match for the audit log and reports; small overlaps are suppressed."""
-    records, persons = engine.to_polars(
-        f"SELECT count(*) AS records, count(DISTINCT person_id) AS persons FROM {person_nodes}"
-    ).row(0)
+    records = engine.count(person_nodes)
+    pm = engine.run(person_maisons_step(person_nodes))
     breadth = engine.to_polars(
         f"""
         SELECT n_maisons, count(*) AS persons
-        FROM (SELECT person_id, count(DISTINCT maison) AS n_maisons
-              FROM {person_nodes} GROUP BY person_id)
+        FROM (SELECT person_id, count(*) AS n_maisons FROM {pm} GROUP BY person_id)
         GROUP BY n_maisons ORDER BY n_maisons
         """
     )
+    persons = breadth.get_column("persons").sum()  # every person has at least one maison
     overlap = engine.to_polars(
         f"""
-        WITH pm AS (SELECT DISTINCT person_id, maison FROM {person_nodes})
         SELECT a.maison AS a, b.maison AS b, count(*) AS persons
-        FROM pm a JOIN pm b ON a.person_id = b.person_id AND a.maison < b.maison
+        FROM {pm} a JOIN {pm} b ON a.person_id = b.person_id AND a.maison < b.maison
         GROUP BY a.maison, b.maison
         """
     )
-    maisons = engine.to_polars(f"SELECT DISTINCT maison FROM {person_nodes} ORDER BY maison")[
-        "maison"
-    ].to_list()
+    maisons = sorted(engine.to_polars(f"SELECT DISTINCT maison FROM {pm}")["maison"])
+    engine.drop(pm)
     counts = {f"{a}|{b}": n for a, b, n in overlap.iter_rows()}
     pairwise: dict[str, int | None] = {}
     for i, a in enumerate(maisons):
         for b in maisons[i + 1 :]:
             n = counts.get(f"{a}|{b}", 0)
             pairwise[f"{a}|{b}"] = n if n >= k_aggregate else None
-    ignored = engine.count(GUARDED_TOKENS) if engine.table_exists(GUARDED_TOKENS) else 0
-    across = (
-        engine.scalar(f"SELECT count(*) FROM {GUARDED_TOKENS} WHERE maisons > 1")
-        if engine.table_exists(GUARDED_TOKENS)
-        else 0
+    ignored, across = _figures_of(
+        engine, GUARDED_TOKENS, "count(*), count(*) FILTER (WHERE maisons > 1)"
     )
-    split_components, split_records = (
-        engine.to_polars(f"SELECT count(*), coalesce(sum(records), 0) FROM {SPLIT_COMPONENTS}").row(
-            0
-        )
-        if engine.table_exists(SPLIT_COMPONENTS)
-        else (0, 0)
+    split_components, split_records = _figures_of(
+        engine, SPLIT_COMPONENTS, "count(*), coalesce(sum(records), 0)"
     )
     return {
         "records": int(records),
@@ -358,3 +391,10 @@ def match_figures(engine: Engine, person_nodes: str, *, k_aggregate: int) -> dic
         "split_components": int(split_components),
         "split_records": int(split_records),
     }
+
+
+def _figures_of(engine: Engine, table: str, figures: str) -> tuple:
+    """Two counts over a resolution table, zeros when this run did not make it."""
+    if not engine.table_exists(table):
+        return (0, 0)
+    return engine.to_polars(f"SELECT {figures} FROM {table}").row(0)
