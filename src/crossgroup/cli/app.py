@@ -144,12 +144,12 @@ def _freeze_heap() -> None:
 
 
 class _FreezeBeforeDuckDB(importlib.abc.MetaPathFinder):
-    """Freezes the heap when `duckdb` is first imported, then steps aside (finds nothing)."""
+    """Freezes the heap as `duckdb` is first imported; finds nothing itself. Asked only until
+    the import succeeds (then `duckdb` is in sys.modules), so it freezes once."""
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         if name == "duckdb":
             gc.freeze()
-            sys.meta_path.remove(self)
 
 
 def main() -> None:
