@@ -76,13 +76,14 @@ def test_hmac_tokens_keeps_nulls_order_and_hashes_distinct_values_once(monkeypat
     from crossgroup.crypto import _primitives
 
     calls = []
-    real = _primitives.hmac_sha256_batch
+    real = _primitives.hmac_sha256_values
 
-    def spy(key, offsets, data, out_len):
-        calls.append(len(offsets) - 1)
-        return real(key, offsets, data, out_len=out_len)
+    def spy(key, values, out_len):
+        values = list(values)
+        calls.append(len(values))
+        return real(key, values, out_len=out_len)
 
-    monkeypatch.setattr(_primitives, "hmac_sha256_batch", spy)
+    monkeypatch.setattr(_primitives, "hmac_sha256_values", spy)
     values = pl.Series("email", ["b@x.com", None, "a@x.com", "b@x.com", None])
     tokens = hmac_tokens(b"k" * 32, values)
     assert calls == [2]
@@ -90,6 +91,22 @@ def test_hmac_tokens_keeps_nulls_order_and_hashes_distinct_values_once(monkeypat
     assert tokens[1] is None and tokens[4] is None
     assert tokens[0] == tokens[3] != tokens[2]
     assert all(len(t) == REF_BYTES for t in tokens.drop_nulls())
+
+
+@pytest.mark.parametrize("unique", [True, False])
+def test_tokens_are_the_same_from_the_compiled_kernel_and_the_hashlib_loop(monkeypatch, unique):
+    """Batches of millions take the kernel through Arrow buffers, smaller ones the hashlib
+    loop over Python bytes: one column of tokens either way, nulls and repeats included."""
+    from crossgroup.crypto import _primitives
+
+    values = pl.Series("v", ["a@x.com", None, "é@x.fr", "", "b@x.com" * 20])
+    if not unique:
+        values = pl.concat([values, values])
+    loop = hmac_tokens(b"k" * 32, values)
+    monkeypatch.setattr(_primitives, "_KERNEL_MIN_VALUES", 0)
+    assert _primitives.kernel_pays(1)
+    assert hmac_tokens(b"k" * 32, values).equals(loop)
+    assert loop.null_count() == values.null_count()
 
 
 def test_gmail_rules_are_opt_in():

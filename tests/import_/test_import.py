@@ -157,3 +157,27 @@ def test_a_mode_that_gives_away_write_or_execute_is_refused(run_cli, world, tmp_
         result = _import(run_cli, world, world.seal_return(), tmp_path / "o", "--mode", mode)
         assert result.exit_code == 2 and "--mode" in result.stderr, (mode, result.stderr)
         assert not (tmp_path / "o").exists()
+
+
+def test_import_loads_neither_numpy_pyarrow_nor_duckdb(world, tmp_path):
+    """Start-up is most of a small import (issue 13): below the compiled kernel's batch size
+    the refs are hashed by the standard library, so the command loads no array library."""
+    import subprocess
+    import sys
+
+    package = world.seal_return()
+    args = ["import", "--maison", MAISON, "--package", package, "--customers", world.customers,
+            "--keys", world.keydir / MAISON, "--out", tmp_path / "analyst"]  # fmt: skip
+    code = (
+        "import atexit, runpy, sys; "
+        "atexit.register(lambda: print(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'numpy', 'pyarrow', 'duckdb', 'numba'}), file=sys.stderr)); "
+        "sys.argv = ['crossgroup', *sys.argv[1:]]; runpy.run_module('crossgroup', "
+        "run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "analyst" / "segments.parquet").exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import errno
 import gc
+import importlib.abc
 import os
 import sys
 from collections.abc import Iterable
@@ -134,10 +135,21 @@ def _freeze_heap() -> None:
     (commit.py), so no cleanup waits on that final collection.
 
     Not once DuckDB is loaded: its nanobind bindings check at exit that the collector freed
-    their functions and types, and print a "leaked" report on stderr when it did not.
+    their functions and types, and print a "leaked" report on stderr when it did not. The
+    heap is then frozen just before DuckDB loads (`_FreezeBeforeDuckDB`) instead, so exit
+    only collects what was created after it.
     """
     if "duckdb" not in sys.modules:
         gc.freeze()
+
+
+class _FreezeBeforeDuckDB(importlib.abc.MetaPathFinder):
+    """Freezes the heap as `duckdb` is first imported; finds nothing itself. Asked only until
+    the import succeeds (then `duckdb` is in sys.modules), so it freezes once."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "duckdb":
+            gc.freeze()
 
 
 def main() -> None:
@@ -147,6 +159,10 @@ def main() -> None:
     # Exit hook, not called here: in-process callers (the tests) keep a collectable heap.
     atexit.unregister(_freeze_heap)
     atexit.register(_freeze_heap)
+    if "duckdb" not in sys.modules and not any(
+        isinstance(f, _FreezeBeforeDuckDB) for f in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _FreezeBeforeDuckDB())
     try:
         # standalone_mode=False: Typer raises usage errors instead of printing its usage box
         code = app(prog_name="crossgroup", standalone_mode=False)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from crossgroup.crypto import _primitives
 from crossgroup.crypto.keys import KEM_CLASSIC, KEM_HYBRID, PartyInfo, PartyKeys
@@ -305,7 +304,7 @@ def payload_digest(tables: dict[str, dict]) -> str:
 
 def _table_entry(name: str, path: Path) -> dict[str, Any]:
     try:
-        rows = pq.read_metadata(path).num_rows
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
         schema = {col: str(dtype) for col, dtype in pl.read_parquet_schema(path).items()}
     except Exception:
         raise InputError(f"table {name}: {path} is not a readable Parquet file") from None

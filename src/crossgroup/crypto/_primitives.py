@@ -12,14 +12,15 @@ import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Callable, Iterator
-from itertools import pairwise
-from typing import BinaryIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
-import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+if TYPE_CHECKING:  # numpy is loaded only with the compiled kernel, for batches of millions
+    import numpy as np
 
 # ---------------------------------------------------------------- HKDF (RFC 5869)
 
@@ -84,6 +85,8 @@ def _padded_key(key: bytes) -> bytes:
 
 def _midstates(key: bytes, midstate: Callable, k_table: np.ndarray) -> tuple:
     """The SHA-256 states after one block of key^ipad and of key^opad (RFC 2104)."""
+    import numpy as np
+
     padded = np.frombuffer(_padded_key(key), dtype=np.uint8)
     inner = midstate(padded ^ np.uint8(0x36), k_table)
     outer = midstate(padded ^ np.uint8(0x5C), k_table)
@@ -95,25 +98,27 @@ def fast_hmac_available() -> bool:
     return _build_kernel() is not None
 
 
-def _hmac_hashlib(key: bytes, offsets: np.ndarray, data: np.ndarray, out_len: int) -> np.ndarray:
-    """The batch HMAC with the standard library: the two key midstates are hashlib objects
-    computed once, copied for each value (no per-value key schedule, unlike `hmac.digest`)."""
+def kernel_pays(n: int) -> bool:
+    """Whether `n` values are enough to load the compiled kernel (and numpy) for."""
+    return n >= _KERNEL_MIN_VALUES and fast_hmac_available()
+
+
+def hmac_sha256_values(key: bytes, values: Iterable[bytes], *, out_len: int = 32) -> list[bytes]:
+    """HMAC-SHA256 of each value, truncated to `out_len`, with the standard library: the two
+    key midstates are hashlib objects computed once and copied per value (no per-value key
+    schedule, unlike `hmac.digest`)."""
     padded = _padded_key(key)
     inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded)).copy
     outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
-    raw = data.tobytes()
-    bounds = offsets.tolist()
     digests = []
     append = digests.append
-    for start, end in pairwise(bounds):
+    for value in values:
         h = inner()
-        h.update(raw[start:end])
+        h.update(value)
         o = outer()
         o.update(h.digest())
-        append(o.digest())
-    n = len(bounds) - 1
-    flat = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(n, 32)
-    return np.ascontiguousarray(flat[:, :out_len])
+        append(o.digest()[:out_len])
+    return digests
 
 
 def hmac_sha256_batch(
@@ -122,18 +127,22 @@ def hmac_sha256_batch(
     """HMAC-SHA256 of every value `data[offsets[i]:offsets[i+1]]`, truncated to `out_len`.
 
     Returns an (n, out_len) uint8 array: from the compiled midstate kernel over both cores
-    for a batch of at least _KERNEL_MIN_VALUES values, else from the hashlib midstate loop;
+    for a batch of at least _KERNEL_MIN_VALUES values, else from `hmac_sha256_values`;
     both give identical bytes.
     """
+    import numpy as np
+
     if not 1 <= out_len <= 32:
         raise ValueError("out_len must be between 1 and 32")
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     data = np.ascontiguousarray(data, dtype=np.uint8)
-    if len(offsets) - 1 >= _KERNEL_MIN_VALUES:
-        run = _build_kernel()
-        if run is not None:
-            return run(key, offsets, data, out_len)
-    return _hmac_hashlib(key, offsets, data, out_len)
+    n = len(offsets) - 1
+    if kernel_pays(n):
+        return _batch_kernel(key, offsets, data, out_len)
+    raw, bounds = data.tobytes(), offsets.tolist()
+    values = (raw[bounds[i] : bounds[i + 1]] for i in range(n))
+    flat = b"".join(hmac_sha256_values(key, values, out_len=out_len))
+    return np.frombuffer(flat, dtype=np.uint8).reshape(n, out_len).copy()
 
 
 # ---------------------------------------------------------------- STREAM chunked AEAD

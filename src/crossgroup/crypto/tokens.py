@@ -12,14 +12,15 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from crossgroup.contracts import REF_BYTES
 from crossgroup.crypto import _primitives
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
     from crossgroup.crypto.keys import MatchingKey
 
 SPEC_VERSION = "v1"
@@ -250,6 +251,9 @@ class _ArrowCArray:
 
 def _to_binary_series(name: str, digests: np.ndarray) -> pl.Series:
     """An (n, width) digest array as a Binary column, built from its buffers (no row loop)."""
+    import numpy as np
+    import pyarrow as pa
+
     n, width = digests.shape
     offsets = np.arange(0, width * (n + 1), width, dtype=np.int64)
     arr = pa.LargeBinaryArray.from_buffers(
@@ -262,6 +266,9 @@ def _to_binary_series(name: str, digests: np.ndarray) -> pl.Series:
 
 def _arrow_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """Offsets and data of a null-free String/Binary column, viewed without copying."""
+    import numpy as np
+    import pyarrow as pa
+
     arr = values.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -281,8 +288,8 @@ def _arrow_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 def hmac_tokens(key: bytes, values: pl.Series) -> pl.Series:
     """HMAC-SHA256(key, utf8(value))[:16] per row as Binary; null stays null.
 
-    Each distinct value is hashed once, by the compiled midstate kernel over all cores when
-    available (else `hmac.digest`); the result is joined back to the rows in order.
+    Each distinct value is hashed once (`_digest_series`); the result is joined back to the
+    rows in order.
     """
     if len(key) < 16:
         raise ValueError("token key too short")
@@ -309,9 +316,16 @@ def hmac_tokens(key: bytes, values: pl.Series) -> pl.Series:
 
 
 def _digest_series(key: bytes, distinct: pl.Series) -> pl.Series:
-    offsets, data = _arrow_buffers(distinct)
-    digests = _primitives.hmac_sha256_batch(key, offsets, data, out_len=REF_BYTES)
-    return _to_binary_series("t", digests)
+    """The tokens of null-free values in order. Batches of millions go to the compiled kernel
+    through Arrow buffers; smaller ones to the hashlib loop over the values as bytes, which
+    loads neither numpy nor pyarrow (about 0.1 s of a command's start-up)."""
+    if _primitives.kernel_pays(distinct.len()):
+        offsets, data = _arrow_buffers(distinct)
+        digests = _primitives.hmac_sha256_batch(key, offsets, data, out_len=REF_BYTES)
+        return _to_binary_series("t", digests)
+    values = distinct.cast(pl.Binary).to_list()
+    digests = _primitives.hmac_sha256_values(key, values, out_len=REF_BYTES)
+    return pl.Series("t", digests, dtype=pl.Binary)
 
 
 def maison_refs(local_secret: bytes, customer_ids: pl.Series) -> pl.Series:

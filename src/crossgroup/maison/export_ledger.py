@@ -15,9 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from crossgroup import audit, jsonl
 from crossgroup.contracts import REF_BYTES
@@ -41,8 +39,12 @@ def party_log(keys: PartyKeys) -> Path:
 def refs_bytes(refs: pl.Series) -> bytes:
     """Distinct refs, sorted, concatenated: a compact exact set with no order from the CRM.
 
-    Vectorized: the sorted column's Arrow data buffer already is the concatenation.
+    Vectorized: the sorted column's Arrow data buffer already is the concatenation. Only the
+    export writes refs; the import reads this module without loading numpy and pyarrow.
     """
+    import numpy as np
+    import pyarrow as pa
+
     distinct = refs.drop_nulls().unique().sort()
     if (distinct.bin.size() != REF_BYTES).any():
         raise InputError("export ledger: a maison_ref has the wrong length")
