@@ -15,6 +15,10 @@ import polars as pl
 
 # maison_ref, email_token and phone_token: HMAC-SHA256 truncated to 128 bits (DESIGN §2).
 REF_BYTES = 16
+# Every amount a package carries is a finite EUR figure below this in magnitude (an activity
+# cell's net spend; world output is about 1e14 EUR a year). The export refuses anything else
+# and the processor checks it again, so the processor's sums of whole cents stay exact.
+AMOUNT_LIMIT_EUR = 1e15
 # Purchases exported: (as-of - WINDOW_YEARS years, as-of] (DESIGN §5.2).
 WINDOW_YEARS = 3
 

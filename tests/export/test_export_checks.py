@@ -103,6 +103,13 @@ def test_non_finite_amount_refused(value):
     assert "activity.amount_eur: 1 value(s) not finite (NaN or infinity)" in message
 
 
+@pytest.mark.parametrize("value", [1e15, -3.5e20])
+def test_amount_beyond_the_contract_limit_refused(value):
+    """Amounts at or beyond AMOUNT_LIMIT_EUR: the processor's exact cent sums need a bound."""
+    message = refused(identities(), activity(amount_eur=[120.5, value]))
+    assert "activity.amount_eur: 1 value(s) not below 1e+15 in magnitude" in message
+
+
 def test_customer_id_and_order_id_leaks_refused():
     message = refused(identities(), activity(group_category=["C-0001", "Wine"]))
     assert "activity.group_category: 1 value(s) equal an input customer_id" in message

@@ -138,6 +138,16 @@ def test_amounts_overflowing_once_summed_are_refused(export_world, crm, tmp_path
     assert not (tmp_path / "outbox").exists()
 
 
+def test_a_cell_at_the_contract_amount_limit_is_refused(export_world, crm, tmp_path):
+    """Two finite lines summing to 1e15 EUR or more in one cell: beyond AMOUNT_LIMIT_EUR."""
+    c, p = crm.customer, crm.purchase
+    d = date(2026, 1, 5)
+    purchases = [p("A", "o1", d, amount=6e14), p("A", "o2", d, amount=6e14), p("A", "o3", d)]
+    with pytest.raises(InputError, match=r"1 activity row\(s\) not finite or not below 1e\+15"):
+        export_world([c("A")], purchases, AS_OF)
+    assert not (tmp_path / "outbox").exists()
+
+
 def test_category_labels_are_trimmed_and_nfc_normalized(export_world, crm, pipelines):
     from crossgroup.config import load_maison, load_taxonomy
 

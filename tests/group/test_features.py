@@ -181,3 +181,30 @@ def test_a_refund_cancels_within_its_category_before_the_sector_is_netted(taxono
     assert p["share_watches_jewelry"] == 0.0
     assert p["share_perfumes_cosmetics"] == 1.0
     assert p["n_sectors"] == 1
+
+
+def test_features_do_not_depend_on_the_order_the_lines_are_added_in(taxonomy):
+    """Cents that floating-point addition would round differently in each order (1e9 + 0.01
+    - 1e9 is not 0.01): every order of the lines, on one thread or two, gives the same
+    features to the last bit, as two runs or two engines must (issue 14)."""
+    import random
+
+    amounts = [1e9 + 0.01, 0.01, -1e9, 0.07, 123.45, -0.03, 2e8 + 0.05, -2e8, 0.1, 0.2]
+    categories = ["Fine Jewelry", "Watches", "Fragrance", "Skincare", "Wine"]
+    rows = [
+        ("aurelle", "a1", date(2026, 1 + i % 6, 1), categories[i % 5],
+         ("online", "boutique")[i % 2], 1, amount)
+        for i, amount in enumerate(amounts * 3)
+    ]  # fmt: skip
+    person_nodes = nodes([("aurelle", "a1", 1)])
+    expected = features(person_nodes, activity(rows), taxonomy)
+    rng = random.Random(7)
+    for threads in (1, 2):
+        for _ in range(6):
+            rng.shuffle(rows)
+            with Engine(threads=threads) as engine:
+                engine.register("nodes", person_nodes)
+                engine.register("acts", activity(rows))
+                got = person_features(engine, "nodes", "acts", as_of=AS_OF, taxonomy=taxonomy)
+            assert got.equals(expected)
+    assert expected["total_spend_eur"][0] == 371.58  # the exact sum of the cents

@@ -157,25 +157,29 @@ def test_every_package_set_aside_at_decryption_leaves_a_clear_refusal(batch, tmp
 
 
 @pytest.mark.parametrize(
-    ("break_table", "needle"),
+    ("table", "break_table", "needle"),
     [
-        (lambda t: t.with_columns(pl.col("maison_ref").bin.slice(0, 8)), "not 16 bytes"),
-        (lambda t: t.drop("phone_token"), "expected exactly the columns"),
-        (lambda t: t.with_columns(customer_id=pl.lit("AU-1")), "expected exactly the columns"),
+        ("identities", lambda t: t.with_columns(pl.col("maison_ref").bin.slice(0, 8)),
+         "not 16 bytes"),
+        ("identities", lambda t: t.drop("phone_token"), "expected exactly the columns"),
+        ("identities", lambda t: t.with_columns(customer_id=pl.lit("AU-1")),
+         "expected exactly the columns"),
+        ("activity", lambda t: t.with_columns(amount_eur=pl.lit(float("inf"))),
+         "amount_eur is not finite"),
+        ("activity", lambda t: t.with_columns(amount_eur=pl.col("amount_eur") - 2e15),
+         r"not below 1e\+15"),
     ],
-    ids=["short-refs", "missing-column", "extra-column"],
-)
+    ids=["short-refs", "missing-column", "extra-column", "infinite-amount", "huge-amount"],
+)  # fmt: skip
 def test_signed_export_off_the_contract_is_refused_or_set_aside(
-    batch, tmp_path, break_table, needle
+    batch, tmp_path, table, break_table, needle
 ):
     keys = load_party(batch.keys / "processor")
     group = load_group(batch.pipeline)
-    bad = tmp_path / "identities.parquet"
-    break_table(pl.read_parquet(batch.tables["vautrin"]["identities"])).write_parquet(bad)
+    bad = tmp_path / f"{table}.parquet"
+    break_table(pl.read_parquet(batch.tables["vautrin"][table])).write_parquet(bad)
     (batch.inbox / "export-vautrin-to-processor-2026-06.cgpkg").unlink()
-    seal_exports(
-        batch.keys, batch.inbox, {"vautrin": {**batch.tables["vautrin"], "identities": bad}}
-    )
+    seal_exports(batch.keys, batch.inbox, {"vautrin": {**batch.tables["vautrin"], table: bad}})
 
     refused = verify_inbox(batch.inbox, keys, group, skip_invalid=False)
     with pytest.raises(InputError, match=needle):

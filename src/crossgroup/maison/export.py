@@ -26,6 +26,7 @@ from pathlib import Path
 from crossgroup import audit
 from crossgroup.commit import party_session, transaction
 from crossgroup.config import CHANNELS, FxTable, MaisonConfig, Taxonomy
+from crossgroup.contracts import AMOUNT_LIMIT_EUR
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import Manifest, seal_package
 from crossgroup.engine import Engine
@@ -72,16 +73,17 @@ class _Clock:
 
 def _activity_figures(engine: Engine, purchases: Path) -> tuple[int, float]:
     """Activity rows and their net EUR total (one pass), refusing amounts that overflow once
-    converted and summed."""
+    converted and summed, or that reach the contract's AMOUNT_LIMIT_EUR."""
     rows, bad, total = engine.to_polars(
-        "SELECT count(*), count(*) FILTER (NOT isfinite(amount_eur)), "
+        "SELECT count(*), count(*) FILTER (NOT isfinite(amount_eur) "
+        f"OR abs(amount_eur) >= {AMOUNT_LIMIT_EUR}), "
         "coalesce(sum(amount_eur), 0) FROM activity_by_customer"
     ).row(0)
     if bad or not math.isfinite(total):
         what = f"{bad} activity row(s)" if bad else "the net total"
         raise InputError(
-            f"purchases file {purchases}: column amount: {what} not finite once converted "
-            "to EUR and summed (amounts out of range)"
+            f"purchases file {purchases}: column amount: {what} not finite or not below "
+            f"{AMOUNT_LIMIT_EUR:.0e} EUR once converted and summed (amounts out of range)"
         )
     return int(rows), float(total)
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from crossgroup.contracts import EXPORT, REF_BYTES
+from crossgroup.contracts import AMOUNT_LIMIT_EUR, EXPORT, REF_BYTES
 from crossgroup.engine import Engine
 from crossgroup.errors import PrivacyCheckError
 
@@ -117,6 +117,9 @@ def _column_checks(
         checks["exact date(s) instead of a month"] = f"day({value}) <> 1"
     elif dtype == "DOUBLE":
         checks["value(s) not finite (NaN or infinity)"] = f"NOT isfinite({value})"
+        checks[f"value(s) not below {AMOUNT_LIMIT_EUR:.0e} in magnitude"] = (
+            f"isfinite({value}) AND abs({value}) >= {AMOUNT_LIMIT_EUR}"
+        )
     return checks
 
 
