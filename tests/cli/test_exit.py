@@ -36,3 +36,20 @@ def test_a_command_loading_duckdb_exits_with_a_frozen_heap_and_no_leak_report(tm
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[-1]) > 10_000  # the libraries loaded before DuckDB
     assert done.stderr == ""  # no nanobind "leaked types/functions" report
+
+
+def test_the_freeze_hook_goes_with_the_command():
+    """Run in-process, a command that loads no DuckDB leaves no hook behind: the caller's
+    own later `import duckdb` does not freeze its heap."""
+    before = (
+        "import typer\napp.app = typer.Typer()\n"
+        "app.app.command('a')(lambda: None); app.app.command('b')(lambda: None)"
+    )
+    code = _CHILD.format(before=before).replace(
+        "app.main()",
+        "try:\n    app.main()\nexcept SystemExit:\n    pass\n"
+        "import duckdb\nprint('frozen', gc.get_freeze_count())",
+    )
+    done = subprocess.run([sys.executable, "-c", code, "a"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "0"

@@ -152,20 +152,11 @@ class _FreezeBeforeDuckDB(importlib.abc.MetaPathFinder):
             gc.freeze()
 
 
-def main() -> None:
-    # Plaintext (working tables, DuckDB spill files, decrypted outputs) is owner-only from its
-    # first byte; a file meant for others is opened up explicitly (import/open --mode).
-    os.umask(0o077)
-    # Exit hook, not called here: in-process callers (the tests) keep a collectable heap.
-    atexit.unregister(_freeze_heap)
-    atexit.register(_freeze_heap)
-    if "duckdb" not in sys.modules and not any(
-        isinstance(f, _FreezeBeforeDuckDB) for f in sys.meta_path
-    ):
-        sys.meta_path.insert(0, _FreezeBeforeDuckDB())
+def _dispatch() -> object:
+    """Run the command; every error becomes one line and its exit code (the contract above)."""
     try:
         # standalone_mode=False: Typer raises usage errors instead of printing its usage box
-        code = app(prog_name="crossgroup", standalone_mode=False)
+        return app(prog_name="crossgroup", standalone_mode=False)
     except CrossgroupError as e:
         fail(str(e), e.exit_code, e.details)
     except NoArgsIsHelpError:
@@ -187,5 +178,25 @@ def main() -> None:
             f"unexpected {type(e).__name__}; rerun with CROSSGROUP_DEBUG=1 for details",
             1,
         )
+
+
+def main() -> None:
+    # Plaintext (working tables, DuckDB spill files, decrypted outputs) is owner-only from its
+    # first byte; a file meant for others is opened up explicitly (import/open --mode).
+    os.umask(0o077)
+    # Exit hook, not called here: in-process callers (the tests) keep a collectable heap.
+    atexit.unregister(_freeze_heap)
+    atexit.register(_freeze_heap)
+    # The heap is frozen as the command first imports DuckDB. The hook lasts only as long as
+    # the command: a caller running commands in-process (the tests) is frozen at most once,
+    # by a command that is the first to load DuckDB, never later by its own imports.
+    hook = _FreezeBeforeDuckDB()
+    if "duckdb" not in sys.modules:
+        sys.meta_path.insert(0, hook)
+    try:
+        code = _dispatch()
+    finally:
+        if hook in sys.meta_path:
+            sys.meta_path.remove(hook)
     # --help and typer.Exit return their exit code; a command returns None
     sys.exit(code if isinstance(code, int) else 0)

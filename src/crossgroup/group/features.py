@@ -74,11 +74,12 @@ def _category_position(taxonomy: Taxonomy, column: str) -> str:
     return f"CASE {column} {whens} ELSE 0 END"
 
 
-# Amounts arrive as whole cents (the export rounds every cell) below the contract's
-# AMOUNT_LIMIT_EUR, which ingest checks: summed as integer cents they add exactly, so no
-# figure depends on the order the engine's threads add the lines in, and two runs (or two
-# engines) give every person the same features to the last bit. Integer cents cost what a
-# floating-point sum costs; DECIMAL(38, 2) took 1.5x the time and 20 % more memory.
+# Amounts are finite and below the contract's AMOUNT_LIMIT_EUR, which ingest checks; each is
+# taken as whole cents (the export rounds ordinary cells to the cent) and the cents are
+# summed as integers, exactly: no figure depends on the order the engine's threads add the
+# lines in, and two runs (or two engines) give every person the same features to the bit.
+# Integer cents cost what a floating-point sum costs; DECIMAL(38, 2) took 1.5x the time and
+# 20 % more memory.
 _CENTS = "CAST(round(a.amount_eur * 100) AS BIGINT)"
 
 
