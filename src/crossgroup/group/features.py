@@ -79,7 +79,7 @@ def _category_position(taxonomy: Taxonomy, column: str) -> str:
 # summed as integers, exactly: no figure depends on the order the engine's threads add the
 # lines in, and two runs (or two engines) give every person the same features to the bit.
 # Integer cents cost what a floating-point sum costs; DECIMAL(38, 2) took 1.5x the time and
-# 20 % more memory.
+# 20 % more memory on a 27M-line test aggregate.
 _CENTS = "CAST(round(a.amount_eur * 100) AS BIGINT)"
 
 
