@@ -81,7 +81,7 @@ def open_packages(packages: dict[str, Path], processor_keys: Path, out: Path) ->
 
 def duckdb_scan(opened: dict[str, Path], threads: int = 2) -> dict:
     """Best-of-3 seconds of DuckDB scanning the export tables as the processor reads them."""
-    from crossgroup.engine import Engine
+    from crossgroup.engine import DuckDBEngine
 
     def files(table: str) -> str:
         return "[" + ", ".join(f"'{p / f'{table}.parquet'}'" for p in opened.values()) + "]"
@@ -94,7 +94,7 @@ def duckdb_scan(opened: dict[str, Path], threads: int = 2) -> dict:
         ),
     }
     out: dict = {}
-    with Engine(memory_limit="4GB", threads=threads) as engine:
+    with DuckDBEngine(memory_limit="4GB", threads=threads) as engine:
         for name, sql in queries.items():
             best = float("inf")
             for _ in range(3):

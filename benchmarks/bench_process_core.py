@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from crossgroup.config import load_taxonomy
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine, Engine
 from crossgroup.group.features import person_features
 from crossgroup.group.resolve import match_figures, resolve_persons
 from crossgroup.group.segment import SegmentModel
@@ -127,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
 
     taxonomy = load_taxonomy()
-    with Engine(memory_limit="4GB", threads=2) as engine:
+    with DuckDBEngine(memory_limit="4GB", threads=2) as engine:
         t = time.perf_counter()
         activity = generate(engine, args.persons, args.lines_per_person, args.seed)
         setup = time.perf_counter() - t

@@ -5,11 +5,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from crossgroup.engine import Engine, EngineError, Step
+from crossgroup.engine import DuckDBEngine, EngineError, Step
 
 
 def test_steps_materialize_and_results_come_back_as_polars(tmp_path: Path):
-    with Engine(tmp_path, memory_limit="256MB", threads=1) as engine:
+    with DuckDBEngine(tmp_path, memory_limit="256MB", threads=1) as engine:
         engine.register("purchases", pl.DataFrame({"amount": [10.0, -2.5, 7.5]}))
         engine.run(Step("positive", "SELECT amount FROM purchases WHERE amount > ?"), [0])
         assert engine.count("positive") == 2
@@ -23,7 +23,7 @@ def test_steps_materialize_and_results_come_back_as_polars(tmp_path: Path):
 
 
 def test_engine_error_names_the_step_and_hides_parameters(tmp_path: Path):
-    with Engine(tmp_path) as engine, pytest.raises(EngineError) as e:
+    with DuckDBEngine(tmp_path) as engine, pytest.raises(EngineError) as e:
         engine.run(
             Step("broken_step", "SELECT no_such_column FROM range(3) WHERE ? = 1"),
             ["customer-value-42"],
@@ -33,6 +33,24 @@ def test_engine_error_names_the_step_and_hides_parameters(tmp_path: Path):
 
 
 def test_spill_directory_lives_in_the_working_folder(tmp_path: Path):
-    with Engine(tmp_path) as engine:
+    with DuckDBEngine(tmp_path) as engine:
         spill = engine.scalar("SELECT current_setting('temp_directory')")
     assert str(spill).startswith(str(tmp_path))
+
+
+def test_both_adapters_implement_the_engine_interface_alike():
+    """Every hook a stage may call exists on DuckDB and Spark with the same parameters."""
+    import inspect
+
+    from crossgroup.engine import DuckDBEngine, Engine
+    from crossgroup.engine_spark import SparkEngine
+
+    hooks = [n for n, v in vars(Engine).items() if callable(v) and not n.startswith("_")]
+    assert {"run", "register", "to_polars", "copy_to_parquet", "table_exists"} <= set(hooks)
+    for hook in hooks:
+        expected = list(inspect.signature(getattr(Engine, hook)).parameters)
+        for adapter in (DuckDBEngine, SparkEngine):
+            assert list(inspect.signature(getattr(adapter, hook)).parameters) == expected, (
+                adapter.__name__,
+                hook,
+            )

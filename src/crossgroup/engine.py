@@ -1,16 +1,17 @@
-"""The one adapter through which crossgroup talks to DuckDB (STYLE.md habit 2).
+"""The engine adapter: the one interface through which stages run SQL (STYLE.md habit 2).
 
-Stages are SQL builders: pure functions that return a `Step` (the SQL and the name of the table
-it produces) and never execute it. The adapter runs steps, registers frames and reads results,
-so the same builders can later run on Spark behind an adapter with the same few hooks.
-An engine failure is re-raised naming the step, never the data.
+Stages are SQL builders: pure functions that return a `Step` (the SQL, in DuckDB's dialect,
+and the name of the table it produces) and never execute it. An `Engine` runs steps,
+registers frames and reads results; `DuckDBEngine` here is the embedded default, and
+`engine_spark.SparkEngine` runs the same steps on Spark (DESIGN §8). An engine failure is
+re-raised naming the step, never the data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import polars as pl
@@ -38,7 +39,25 @@ def _quote_path(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-class Engine:
+class Engine(Protocol):
+    """What a stage may ask of an engine; both adapters implement exactly this."""
+
+    def run(self, step: Step, params: list[Any] | None = None) -> str: ...
+    def run_all(self, steps: list[Step]) -> str: ...
+    def execute(self, label: str, sql: str, params: list[Any] | None = None) -> None: ...
+    def register(self, name: str, frame: pl.DataFrame | Any) -> str: ...
+    def unregister(self, name: str) -> None: ...
+    def drop(self, *tables: str) -> None: ...
+    def view_parquet(self, name: str, paths: list[Path] | Path) -> str: ...
+    def to_polars(self, sql_or_table: str, params: list[Any] | None = None) -> pl.DataFrame: ...
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any: ...
+    def count(self, table: str) -> int: ...
+    def copy_to_parquet(self, sql_or_table: str, path: Path, *, label: str = "write") -> None: ...
+    def table_exists(self, name: str) -> bool: ...
+    def close(self) -> None: ...
+
+
+class DuckDBEngine:
     """A DuckDB database with a memory limit and a spill directory inside a working folder."""
 
     def __init__(
@@ -63,7 +82,7 @@ class Engine:
     def close(self) -> None:
         self._con.close()
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> DuckDBEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,8 +27,8 @@ def test_a_command_loading_duckdb_exits_with_a_frozen_heap_and_no_leak_report(tm
     before = (
         "import typer\n"
         "def probe():\n"
-        "    from crossgroup.engine import Engine\n"
-        "    with Engine() as e: assert e.scalar('SELECT 42') == 42\n"
+        "    from crossgroup.engine import DuckDBEngine\n"
+        "    with DuckDBEngine() as e: assert e.scalar('SELECT 42') == 42\n"
         "    print('frozen', gc.get_freeze_count())\n"
         "app.app = typer.Typer(); app.app.command('probe')(probe); app.app.command('x')(probe)"
     )

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from crossgroup.contracts import EXPORT
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.privacy.export_checks import check_export_payload
 
@@ -43,7 +43,7 @@ def activity(refs: list[bytes] | None = None) -> pl.DataFrame:
 
 
 def check(ids: pl.DataFrame, act: pl.DataFrame) -> None:
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("ids", ids)
         engine.register("act", act)
         check_export_payload(engine, {"identities": "ids", "activity": "act"})

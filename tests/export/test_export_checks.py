@@ -7,7 +7,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.privacy.export_checks import (
     EXPORT_SCHEMA,
@@ -44,7 +44,7 @@ def activity(**cols) -> pl.DataFrame:
 
 
 def check(ids: pl.DataFrame, act: pl.DataFrame, **extra: pl.DataFrame) -> None:
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("crm_customers", pl.DataFrame({"customer_id": ["C-0001", "C0002"]}))
         engine.register("crm_orders", pl.DataFrame({"order_id": ["O-77", "O-78"]}))
         tables = {"identities": "ids", "activity": "act"}
@@ -123,7 +123,7 @@ def test_binary_equal_to_raw_customer_id_refused():
     # 16 bytes but not a 16-character id: no identifier hit, the check still passes
     check(leaked, activity())
     sixteen = pl.DataFrame({"customer_id": ["0123456789abcdef"]})
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("crm_customers", sixteen)
         engine.register("ids", identities(maison_ref=[b"0123456789abcdef", b"\x02" * 16]))
         engine.register("act", activity())
@@ -180,7 +180,7 @@ def test_files_checked_the_same_way(tmp_path):
     for name, frame in {"identities": identities(), "activity": activity()}.items():
         files[name] = tmp_path / f"{name}.parquet"
         frame.write_parquet(files[name])
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         check_export_files(engine, files)
         activity(group_category=["a@b.com", "Wine"]).write_parquet(files["activity"])
         with pytest.raises(PrivacyCheckError, match="look like an email"):

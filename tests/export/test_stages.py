@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import InputError
 from crossgroup.maison.export_identities import guard_placeholders
 from crossgroup.maison.export_rules import consent_snapshot, window_start
@@ -81,13 +81,13 @@ def test_csv_text_is_typed_and_bad_values_counted_not_shown(tmp_path):
         "b,b@b.fr,,FR,false,2024-01-02T10:00:00+02:00\n"
         "c,c@b.fr,,FR,yes,secret@leak.example\n"
     )
-    with Engine() as engine, pytest.raises(InputError) as info:
+    with DuckDBEngine() as engine, pytest.raises(InputError) as info:
         load_customers(engine, path)
     message = str(info.value)
     assert "consent_updated_at has 1 value(s) that cannot be parsed" in message
     assert "leak" not in message
     path.write_text(path.read_text().replace("secret@leak.example", ""))
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.execute("tz", "SET TimeZone = 'UTC'")
         assert load_customers(engine, path) == 3
         rows = engine.to_polars("SELECT * FROM customers ORDER BY customer_id")

@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from crossgroup.config import GroupConfig, load_taxonomy
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine
 from crossgroup.group.evaluate import evaluate_batch, link_metrics, segment_agreement
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
@@ -152,7 +152,7 @@ def test_evaluate_batch_end_to_end_on_crafted_truth():
     group = GroupConfig(
         maisons=("aurelle", "kessler", "vautrin"), k_aggregate=5, n_segments=4, random_state=1
     )
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("identities", identities)
         engine.register("activity", activity)
         report = evaluate_batch(
@@ -181,7 +181,7 @@ def test_evaluate_batch_end_to_end_on_crafted_truth():
 def test_untraceable_records_count_against_nothing_but_are_reported():
     identities, activity, ref_truth = crafted_batch(n_persons=80)
     group = GroupConfig(maisons=("aurelle",), k_aggregate=5, n_segments=4)
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("identities", identities)
         engine.register("activity", activity)
         report = evaluate_batch(

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from crossgroup.config import load_taxonomy
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import InputError
 from crossgroup.group.features import person_features, sector_columns, sector_slug
 
@@ -23,7 +23,7 @@ def taxonomy():
 
 def features(person_nodes: pl.DataFrame, acts: pl.DataFrame, taxonomy) -> pl.DataFrame:
     """person_features on frames registered in an in-memory engine."""
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("nodes", person_nodes)
         engine.register("acts", acts)
         return person_features(engine, "nodes", "acts", as_of=AS_OF, taxonomy=taxonomy)
@@ -202,7 +202,7 @@ def test_features_do_not_depend_on_the_order_the_lines_are_added_in(taxonomy):
     for threads in (1, 2):
         for _ in range(6):
             rng.shuffle(rows)
-            with Engine(threads=threads) as engine:
+            with DuckDBEngine(threads=threads) as engine:
                 engine.register("nodes", person_nodes)
                 engine.register("acts", activity(rows))
                 got = person_features(engine, "nodes", "acts", as_of=AS_OF, taxonomy=taxonomy)

@@ -16,7 +16,7 @@ from process_batch import MAISONS, build_batch, seal_exports
 
 from crossgroup.config import load_group
 from crossgroup.crypto.keys import load_party, require_processor_keys
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.group.ingest import build_views, decrypt_batch, verify_inbox
 
@@ -79,7 +79,7 @@ def test_empty_inbox_is_an_input_error(batch, tmp_path):
 def test_views_carry_the_maison(batch, tmp_path):
     keys = load_party(batch.keys / "processor")
     verified = verify_inbox(batch.inbox, keys, load_group(batch.pipeline), skip_invalid=False)
-    with Engine(tmp_path) as engine:
+    with DuckDBEngine(tmp_path) as engine:
         tables = decrypt_batch(verified, keys, tmp_path)
         build_views(engine, tables)
         counts = dict(engine.to_polars("SELECT maison, count(*) FROM identities GROUP BY 1").rows())

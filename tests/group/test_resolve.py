@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
+import sys
+from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
-from crossgroup.engine import Engine
+sys.path.insert(0, str(Path(__file__).parent))
+
+from identity_rows import identities, tok
+
+from crossgroup.engine import DuckDBEngine
 from crossgroup.group.resolve import connected_components, match_figures, resolve_persons
 
 METHODS = ["scipy", "sql"]
-
-
-def tok(label: str | None) -> bytes | None:
-    return None if label is None else hashlib.sha256(label.encode()).digest()[:16]
-
-
-def identities(rows: list[tuple[str, str, str | None, str | None]]) -> pl.DataFrame:
-    """(maison, ref label, email label, phone label) -> the identities contract."""
-    return pl.DataFrame(
-        {
-            "maison": [r[0] for r in rows],
-            "maison_ref": [tok("ref:" + r[0] + r[1]) for r in rows],
-            "email_token": [tok(r[2]) for r in rows],
-            "phone_token": [tok(r[3]) for r in rows],
-        },
-        schema={
-            "maison": pl.String,
-            "maison_ref": pl.Binary,
-            "email_token": pl.Binary,
-            "phone_token": pl.Binary,
-        },
-    )
 
 
 def resolve(rows, *, method="scipy", max_records_per_token=3) -> dict[tuple[str, str], int]:
     """Resolve crafted rows; return {(maison, ref label): person_id}."""
     frame = identities(rows)
     back = {tok("ref:" + r[0] + r[1]): (r[0], r[1]) for r in rows}
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("identities", frame)
         table = resolve_persons(
             engine, "identities", max_records_per_token=max_records_per_token, method=method
@@ -159,7 +141,7 @@ def test_match_figures_counts_breadth_overlap_and_guarded_tokens():
     rows += [("vautrin", f"v{i}", f"e{i}", None) for i in range(5)]  # 5 shared with both
     rows += [("vautrin", f"w{i}", None, "shop") for i in range(4)]  # a placeholder
     frame = identities(rows)
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("identities", frame)
         table = resolve_persons(engine, "identities", max_records_per_token=3)
         figures = match_figures(engine, table, k_aggregate=50)
@@ -186,7 +168,7 @@ def test_placeholder_shared_by_three_records_in_each_of_eight_maisons_links_nobo
     got = resolve(rows, method=method, max_records_per_token=3)
     assert len(set(got.values())) == len(rows) == 32
     frame = identities(rows)
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("identities", frame)
         table = resolve_persons(engine, "identities", max_records_per_token=3, method=method)
         figures = match_figures(engine, table, k_aggregate=50)
@@ -226,7 +208,7 @@ def test_component_gathering_too_many_records_of_one_maison_is_split(method):
     got = resolve(rows, method=method, max_records_per_token=5)
     assert len({got[("aurelle", f"a{i}")] for i in range(5)} | {got[("kessler", "k0")]}) == 1
     frame = identities(rows)
-    with Engine() as engine:
+    with DuckDBEngine() as engine:
         engine.register("identities", frame)
         table = resolve_persons(engine, "identities", max_records_per_token=3, method=method)
         figures = match_figures(engine, table, k_aggregate=50)
@@ -238,5 +220,5 @@ def test_component_gathering_too_many_records_of_one_maison_is_split(method):
 def test_guard_must_be_positive():
     from crossgroup.errors import InputError
 
-    with Engine() as engine, pytest.raises(InputError):
+    with DuckDBEngine() as engine, pytest.raises(InputError):
         resolve_persons(engine, "identities", max_records_per_token=0)

@@ -20,7 +20,7 @@ import polars as pl
 from sklearn.metrics import adjusted_rand_score
 
 from crossgroup.config import GroupConfig, Taxonomy
-from crossgroup.engine import Engine, Step
+from crossgroup.engine import DuckDBEngine, Engine, Step
 from crossgroup.errors import InputError
 from crossgroup.group.features import person_features
 from crossgroup.group.resolve import (
@@ -263,7 +263,7 @@ def evaluate_exports(
         )
     with (
         private_workdir(work_parent) as work,
-        Engine(work, memory_limit=group.memory_limit, threads=group.threads) as engine,
+        DuckDBEngine(work, memory_limit=group.memory_limit, threads=group.threads) as engine,
     ):
         tables = decrypt_batch(batch, processor, work, check_replay=False)
         build_views(engine, tables)

@@ -30,7 +30,7 @@ from crossgroup import audit
 from crossgroup.commit import Transaction, party_session, transaction
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
 from crossgroup.crypto.keys import PartyKeys, require_processor_keys
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine, Engine
 from crossgroup.group.emit import AUDIT_LOG, emit_release
 from crossgroup.group.generalize import generalize
 from crossgroup.group.ingest import (
@@ -140,7 +140,7 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
         )  # fmt: skip
     with (
         private_workdir(work_parent, prefix="crossgroup-process-", party=keys.party_id) as work,
-        Engine(work, memory_limit=group.memory_limit, threads=group.threads) as engine,
+        DuckDBEngine(work, memory_limit=group.memory_limit, threads=group.threads) as engine,
         transaction(keys.directory) as tx,
     ):
         result = _run(batch, keys, engine, work, out_dir, group, taxonomy, timer, now, tx)

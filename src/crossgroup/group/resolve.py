@@ -275,8 +275,7 @@ def _components_sql(engine: Engine, max_rounds: int = 64) -> None:
             f"SELECT count(*) FROM {current} c JOIN {previous} p USING (node_id) "
             "WHERE c.label <> p.label"
         )
-        engine.execute("drop", f"DROP TABLE {spread.name}")
-        engine.execute("drop", f"DROP TABLE {previous}")
+        engine.drop(spread.name, previous)
         previous = current
         if not changed:
             break
@@ -289,8 +288,7 @@ def _components_sql(engine: Engine, max_rounds: int = 64) -> None:
             f"FROM {previous}",
         )
     )
-    engine.execute("drop", f"DROP TABLE {previous}")
-    engine.execute("drop", "DROP TABLE resolve_links")
+    engine.drop(previous, "resolve_links")
 
 
 def resolve_persons(

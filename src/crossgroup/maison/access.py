@@ -26,7 +26,7 @@ from crossgroup.config import FxTable, MaisonConfig, Taxonomy
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import open_package
 from crossgroup.crypto.tokens import maison_refs, normalize_emails, normalize_phones
-from crossgroup.engine import Engine, Step
+from crossgroup.engine import DuckDBEngine, Engine, Step
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import private_workdir, scan_table, table_columns
 from crossgroup.maison import export_rules as ex
@@ -194,7 +194,7 @@ def customer_access(
     catch_all = taxonomy.sector(config.sector).catch_all
     ref = maison_refs(keys.local_secret, pl.Series([customer_id]))[0]
     with private_workdir(prefix="crossgroup-access-", party=keys.party_id) as work:
-        with Engine(work, memory_limit="2GB", threads=2) as engine:
+        with DuckDBEngine(work, memory_limit="2GB", threads=2) as engine:
             engine.execute("session", "SET TimeZone = 'UTC'")
             load_customers(engine, Path(customers))
             if not engine.scalar(

@@ -29,7 +29,7 @@ from crossgroup.contracts import ERASURE
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import Manifest, seal_package
 from crossgroup.crypto.tokens import maison_refs
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import InputError
 from crossgroup.io import private_workdir, require_readable_file, scan_table, table_columns
 from crossgroup.maison.export_identities import pseudonymize, tokenizable_identifiers
@@ -129,7 +129,7 @@ def _erase(customers, ids, keys, config, out_dir, batch_id, now, recipient, matc
     batch_id = batch_id or f"erasure-{now:%Y%m%dT%H%M%S}"
     wanted = read_customer_ids(ids)
     with private_workdir(prefix="crossgroup-erase-", party=config.id) as work:
-        with Engine(work, memory_limit="1GB", threads=2) as engine:
+        with DuckDBEngine(work, memory_limit="1GB", threads=2) as engine:
             load_customers(engine, Path(customers))
             crm = engine.to_polars("SELECT customer_id, email, phone, country FROM customers")
         table, missing = erasure_identities(crm, wanted, keys, config)

@@ -29,7 +29,7 @@ from crossgroup.config import CHANNELS, FxTable, MaisonConfig, Taxonomy
 from crossgroup.contracts import AMOUNT_LIMIT_EUR
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import Manifest, seal_package
-from crossgroup.engine import Engine
+from crossgroup.engine import DuckDBEngine, Engine
 from crossgroup.errors import InputError
 from crossgroup.io import private_workdir
 from crossgroup.maison import export_rules as rules
@@ -159,7 +159,7 @@ def _export(customers, purchases, *, as_of, keys, config, taxonomy, fx, out_dir,
     clock = _Clock(progress)
     with (
         private_workdir(prefix="crossgroup-export-", party=config.id) as work,
-        Engine(work, memory_limit=memory_limit, threads=os.cpu_count() or 2) as engine,
+        DuckDBEngine(work, memory_limit=memory_limit, threads=os.cpu_count() or 2) as engine,
     ):
         engine.execute("session", "SET TimeZone = 'UTC'")
         with clock.step("read", "Reading and checking inputs"):

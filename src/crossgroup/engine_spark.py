@@ -1,0 +1,188 @@
+"""The Spark implementation of the engine adapter (`engine.Engine`'s few hooks), DESIGN §8.
+
+Stages stay SQL builders written once, in DuckDB's dialect; this adapter transpiles each
+statement to Spark SQL with sqlglot (as Splink does) and runs it in a local or remote Spark
+session. A step is materialized as a checkpointed temporary view, so an iterative stage (the
+label propagation of `resolve`) does not grow a lineage of every round. Frames cross as
+Arrow. Spark's scratch and warehouse folders live in the engine's working folder, which the
+caller removes whatever happens: plaintext never leaves it.
+
+Optional: `pip install crossgroup[spark]` (pyspark, sqlglot) and Java 17.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from crossgroup.engine import EngineError, Step
+from crossgroup.errors import InputError
+
+
+def _transpile(sql: str) -> str:
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    try:
+        return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
+    except SqlglotError as e:
+        raise EngineError(f"a step could not be written in Spark SQL: {e}") from None
+
+
+class SparkEngine:
+    """A Spark session whose scratch space (local dirs, warehouse) is inside `workdir`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        master: str = "local[*]",
+        threads: int | None = None,
+        conf: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise InputError(
+                "the Spark engine needs pyspark: pip install 'crossgroup[spark]'"
+            ) from None
+        self._scratch = Path(workdir) / "spark"
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        if threads is not None and master == "local[*]":
+            master = f"local[{int(threads)}]"
+        settings = {
+            "spark.ui.enabled": "false",
+            "spark.eventLog.enabled": "false",
+            "spark.local.dir": str(self._scratch / "local"),
+            "spark.sql.warehouse.dir": str(self._scratch / "warehouse"),
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.ansi.enabled": "true",  # overflow and bad casts fail, as in DuckDB
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.sql.shuffle.partitions": "8",
+            **(conf or {}),
+        }
+        builder = SparkSession.builder.master(master).appName("crossgroup")
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        try:
+            self._spark = builder.getOrCreate()
+        except Exception as e:  # no Java, or a master that cannot be reached
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"the Spark engine could not start: {first}") from None
+        self._spark.sparkContext.setLogLevel("ERROR")
+        self._spark.sparkContext.setCheckpointDir(str(self._scratch / "checkpoints"))
+        self._views: set[str] = set()
+
+    def close(self) -> None:
+        for name in list(self._views):
+            self.drop(name)
+        self._spark.stop()
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def __enter__(self) -> SparkEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _step(self, label: str) -> Iterator[None]:
+        """Re-raise a Spark failure (analysis, or a job that fails) naming the step only."""
+        from pyspark.errors import PySparkException
+
+        try:
+            yield
+        except PySparkException as e:
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EngineError(f"step {label!r} failed in Spark: {detail}") from None
+
+    def _sql(self, sql: str) -> Any:
+        return self._spark.sql(_transpile(sql))
+
+    def _name(self, frame: Any, name: str) -> str:
+        frame.createOrReplaceTempView(name)
+        self._views.add(name)
+        return name
+
+    def run(self, step: Step, params: list[Any] | None = None) -> str:
+        """Materialize a step (checkpointed, so later steps do not recompute its lineage)."""
+        if params:
+            raise EngineError(f"step {step.name!r}: the Spark engine takes no parameters")
+        with self._step(step.name):
+            frame = self._sql(step.sql).localCheckpoint(eager=True)
+        return self._name(frame, step.name)
+
+    def run_all(self, steps: list[Step]) -> str:
+        for step in steps:
+            self.run(step)
+        return steps[-1].name
+
+    def execute(self, label: str, sql: str, params: list[Any] | None = None) -> None:
+        """A statement whose result is not read: a view is kept as a temporary view, a
+        dropped table or view is forgotten, anything else runs as written."""
+        import sqlglot
+        from sqlglot import exp
+
+        if params:
+            raise EngineError(f"step {label!r}: the Spark engine takes no parameters")
+        statement = sqlglot.parse_one(sql, read="duckdb")
+        if isinstance(statement, exp.Drop):
+            self.drop(statement.this.name)
+            return
+        with self._step(label):
+            if isinstance(statement, exp.Create) and statement.kind in ("VIEW", "TABLE"):
+                query = statement.expression.sql(dialect="duckdb")
+                self._name(self._sql(query), statement.this.name)
+            else:
+                self._sql(sql).collect()
+
+    def register(self, name: str, frame: pl.DataFrame | Any) -> str:
+        """Expose a Polars or Arrow frame as a view named `name`."""
+        table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+        return self._name(self._spark.createDataFrame(table), name)
+
+    def unregister(self, name: str) -> None:
+        self.drop(name)
+
+    def drop(self, *tables: str) -> None:
+        for table in tables:
+            self._spark.catalog.dropTempView(table)
+            self._views.discard(table)
+
+    def view_parquet(self, name: str, paths: list[Path] | Path) -> str:
+        files = [paths] if isinstance(paths, Path | str) else list(paths)
+        return self._name(self._spark.read.parquet(*map(str, files)), name)
+
+    def to_polars(self, sql_or_table: str, params: list[Any] | None = None) -> pl.DataFrame:
+        if params:
+            raise EngineError("the Spark engine takes no parameters")
+        sql = sql_or_table if " " in sql_or_table.strip() else f"SELECT * FROM {sql_or_table}"
+        with self._step("query"):
+            return pl.from_arrow(self._sql(sql).toArrow())
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        rows = self.to_polars(sql, params).rows()
+        return rows[0][0] if rows else None
+
+    def count(self, table: str) -> int:
+        return int(self.scalar(f"SELECT count(*) FROM {table}"))
+
+    def copy_to_parquet(self, sql_or_table: str, path: Path, *, label: str = "write") -> None:
+        """Write a query's result to one Parquet file (zstd): Spark writes a folder of one
+        part, which is moved to `path`."""
+        sql = sql_or_table if " " in sql_or_table.strip() else f"SELECT * FROM {sql_or_table}"
+        folder = self._scratch / "out" / Path(path).name
+        with self._step(label):
+            writer = self._sql(sql).coalesce(1).write.mode("overwrite")
+            writer.option("compression", "zstd").parquet(str(folder))
+        (part,) = folder.glob("part-*.parquet")
+        shutil.move(part, path)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def table_exists(self, name: str) -> bool:
+        return name in self._views
