@@ -292,7 +292,7 @@ def test_unknown_group_keys_are_named_with_their_table(tmp_path: Path):
         "k_aggregate = 50": "k_agregate = 50",
         "[batch]\n": "[batch]\nmaison = []\n",
         "sample_size = ": "sample = 1\nsample_size = ",
-        "threads = 2": 'threads = 2\nkind = "spark"\nmaster = "local[2]"',
+        "threads = 2": 'threads = 2\nengine = "spark"\nspark_master = "local[2]"',
         "returns_days = 90": "return_days = 90",
         "[retention]": '[register]\ncontact = "dpo@example.org"\nemail = "x"\n\n[retention]',
     }
@@ -307,13 +307,28 @@ def test_unknown_group_keys_are_named_with_their_table(tmp_path: Path):
         "unknown key [batch] maison",
         "unknown key [privacy] k_agregate",
         "unknown key [segmentation] sample",
-        "unknown key [engine] kind",
-        "unknown key [engine] master",
+        "unknown key [engine] engine",
+        "unknown key [engine] spark_master",
         "unknown key [retention] return_days",
         "unknown key [register] email",
     ):
         assert fragment in message
     assert "contact" not in message
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [('kind = "sparky"', "[engine] kind must be one of duckdb, spark"),
+     ('master = ""', "[engine] master must be a Spark master URL")],
+)  # fmt: skip
+def test_an_unknown_engine_or_an_empty_master_is_refused(tmp_path: Path, setting, message):
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    key = setting.split(" = ")[0]
+    line = next(x for x in base.splitlines() if x.startswith(f"{key} = "))
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace(line, setting, 1), encoding="utf-8")
+    assert message in refusal(load_group, path)
+    assert load_group(SHIPPED / "group.toml").engine == "duckdb"
 
 
 def test_group_table_that_is_not_a_table_is_refused(tmp_path: Path):

@@ -379,6 +379,8 @@ class GroupConfig:
     random_state: int = 0
     memory_limit: str = "4GB"
     threads: int = 2
+    engine: str = "duckdb"  # or "spark" (engine_spark.py, the optional extra)
+    spark_master: str = "local[*]"
     retention: dict[str, int] = field(default_factory=dict)
 
 
@@ -402,11 +404,15 @@ GROUP_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "segmentation": frozenset(
             {"n_segments", "min_segments", "max_segments", "sample_size", "random_state"}
         ),
-        "engine": frozenset({"memory_limit", "threads"}),
+        "engine": frozenset({"kind", "master", "memory_limit", "threads"}),
         "retention": frozenset(RETENTION_SETTINGS),
         "register": frozenset({"contact", "transfers"}),  # read by privacy/register.py
     }
 )
+
+
+# The engines `crossgroup process` can run on: embedded DuckDB (default) or Apache Spark.
+ENGINES = ("duckdb", "spark")
 
 
 def load_group(path: Path | None = None) -> GroupConfig:
@@ -443,6 +449,12 @@ def load_group(path: Path | None = None) -> GroupConfig:
     hi = positive_int(seg, "max_segments", 10)
     if lo > hi:
         problems.append("min_segments must not exceed max_segments")
+    kind = engine.get("kind", "duckdb")
+    if kind not in ENGINES:
+        problems.append(f"[engine] kind must be one of {', '.join(ENGINES)}")
+    master = engine.get("master", "local[*]")
+    if not isinstance(master, str) or not master.strip():
+        problems.append("[engine] master must be a Spark master URL such as local[*]")
     retention = tables["retention"]
     for key, v in retention.items():
         if key in RETENTION_SETTINGS and (
@@ -465,5 +477,7 @@ def load_group(path: Path | None = None) -> GroupConfig:
         random_state=int(seg.get("random_state", 0)),
         memory_limit=str(engine.get("memory_limit", "4GB")),
         threads=positive_int(engine, "threads", 2),
+        engine=kind,
+        spark_master=master,
         retention=dict(retention),
     )

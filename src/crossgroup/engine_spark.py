@@ -7,12 +7,15 @@ label propagation of `resolve`) does not grow a lineage of every round. Frames c
 Arrow. Spark's scratch and warehouse folders live in the engine's working folder, which the
 caller removes whatever happens: plaintext never leaves it.
 
-Optional: `pip install crossgroup[spark]` (pyspark, sqlglot) and Java 17.
+Optional: `pip install crossgroup[spark]` (pyspark, sqlglot) and Java 17. Not yet covered:
+only the processor runs here (`crossgroup process --engine spark`), and the category nets
+and segmentation still come to the driver (issue 14).
 """
 
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +48,8 @@ class SparkEngine:
         threads: int | None = None,
         conf: dict[str, str] | None = None,
     ) -> None:
+        # frames cross as Arrow, never through pandas, whose version PySpark warns about
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
         try:
             from pyspark.sql import SparkSession
         except ImportError:
@@ -66,6 +71,9 @@ class SparkEngine:
             "spark.sql.shuffle.partitions": "8",
             **(conf or {}),
         }
+        # a session already running in this process (a notebook's, a test's) is joined, and
+        # left running at close; its static settings (master, local dirs) are kept
+        self._owns_session = SparkSession.getActiveSession() is None
         builder = SparkSession.builder.master(master).appName("crossgroup")
         for key, value in settings.items():
             builder = builder.config(key, value)
@@ -75,13 +83,13 @@ class SparkEngine:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"the Spark engine could not start: {first}") from None
         self._spark.sparkContext.setLogLevel("ERROR")
-        self._spark.sparkContext.setCheckpointDir(str(self._scratch / "checkpoints"))
         self._views: set[str] = set()
 
     def close(self) -> None:
         for name in list(self._views):
             self.drop(name)
-        self._spark.stop()
+        if self._owns_session:
+            self._spark.stop()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> SparkEngine:
@@ -101,8 +109,9 @@ class SparkEngine:
             detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise EngineError(f"step {label!r} failed in Spark: {detail}") from None
 
-    def _sql(self, sql: str) -> Any:
-        return self._spark.sql(_transpile(sql))
+    def _sql(self, sql: str, params: list[Any] | None = None) -> Any:
+        """`?` placeholders are bound by Spark, as by DuckDB."""
+        return self._spark.sql(_transpile(sql), args=params or None)
 
     def _name(self, frame: Any, name: str) -> str:
         frame.createOrReplaceTempView(name)
@@ -111,10 +120,8 @@ class SparkEngine:
 
     def run(self, step: Step, params: list[Any] | None = None) -> str:
         """Materialize a step (checkpointed, so later steps do not recompute its lineage)."""
-        if params:
-            raise EngineError(f"step {step.name!r}: the Spark engine takes no parameters")
         with self._step(step.name):
-            frame = self._sql(step.sql).localCheckpoint(eager=True)
+            frame = self._sql(step.sql, params).localCheckpoint(eager=True)
         return self._name(frame, step.name)
 
     def run_all(self, steps: list[Step]) -> str:
@@ -128,8 +135,6 @@ class SparkEngine:
         import sqlglot
         from sqlglot import exp
 
-        if params:
-            raise EngineError(f"step {label!r}: the Spark engine takes no parameters")
         statement = sqlglot.parse_one(sql, read="duckdb")
         if isinstance(statement, exp.Drop):
             self.drop(statement.this.name)
@@ -139,7 +144,7 @@ class SparkEngine:
                 query = statement.expression.sql(dialect="duckdb")
                 self._name(self._sql(query), statement.this.name)
             else:
-                self._sql(sql).collect()
+                self._sql(sql, params).collect()
 
     def register(self, name: str, frame: pl.DataFrame | Any) -> str:
         """Expose a Polars or Arrow frame as a view named `name`."""
@@ -159,11 +164,9 @@ class SparkEngine:
         return self._name(self._spark.read.parquet(*map(str, files)), name)
 
     def to_polars(self, sql_or_table: str, params: list[Any] | None = None) -> pl.DataFrame:
-        if params:
-            raise EngineError("the Spark engine takes no parameters")
         sql = sql_or_table if " " in sql_or_table.strip() else f"SELECT * FROM {sql_or_table}"
         with self._step("query"):
-            return pl.from_arrow(self._sql(sql).toArrow())
+            return pl.from_arrow(self._sql(sql, params).toArrow())
 
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         rows = self.to_polars(sql, params).rows()

@@ -154,3 +154,48 @@ def test_person_features_are_the_same_on_both_engines(spark):
             engine.unregister("nodes")
             engine.unregister("acts")
     assert features[0].height == 4 and features[0].equals(features[1])
+
+
+def test_a_batch_returns_the_same_tables_on_both_engines(spark, tmp_path):
+    """`crossgroup process --engine spark` against the default: every maison's decrypted
+    return (segments, aggregates, glossary), the group reports and the audit counts agree."""
+    import dataclasses
+    import json
+    import shutil
+
+    from process_batch import build_batch, open_returns
+
+    from crossgroup.config import load_group
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.group.pipeline import process_batch
+
+    batch = build_batch(tmp_path / "batch")
+    pristine = tmp_path / "pristine"
+    shutil.copytree(batch.keys / "processor", pristine / "processor")
+    shutil.copytree(batch.inbox, pristine / "inbox")
+    group = load_group(batch.pipeline)
+    outcomes = []
+    for engine in ("duckdb", "spark"):
+        keys, inbox = tmp_path / engine / "processor", tmp_path / engine / "inbox"
+        shutil.copytree(pristine / "processor", keys)
+        shutil.copytree(pristine / "inbox", inbox)
+        out = tmp_path / engine / "out"
+        process_batch(
+            inbox, load_party(keys), out, group=dataclasses.replace(group, engine=engine),
+            work_parent=tmp_path / engine,
+        )  # fmt: skip
+        entry = json.loads((out / "audit.jsonl").read_text().splitlines()[-1])
+        reports = {p.name: pl.read_parquet(p) for p in (out / "reports").glob("*.parquet")}
+        returns = open_returns(batch, out, tmp_path / engine)
+        outcomes.append((returns, reports, entry["counts"], entry["settings"]["engine"]))
+    (duck, duck_reports, duck_counts, e1), (spark_, spark_reports, spark_counts, e2) = outcomes
+    assert (e1, e2) == ("duckdb", "spark")
+    assert duck_counts == spark_counts and duck_counts["persons"] > 0
+    assert duck_reports.keys() == spark_reports.keys()
+    for name, frame in duck_reports.items():
+        assert frame.equals(spark_reports[name]), name
+    for maison, tables in duck.items():
+        for name, frame in tables.items():
+            assert frame.equals(spark_[maison][name]), (maison, name)
+    # the private working folders are gone, whatever the engine left in them
+    assert not list((tmp_path / "spark").glob("crossgroup-process-*"))

@@ -18,6 +18,7 @@ from crossgroup.cli.options import (
     folder_option,
     load_keys,
 )
+from crossgroup.errors import InputError
 from crossgroup.text import printable
 
 
@@ -45,6 +46,15 @@ def process(
         ),
     ] = None,
     passphrase_env: PassphraseEnvOption = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="duckdb (embedded, the default) or spark (pip install 'crossgroup[spark]', "
+            "Java 17); overrides the pipeline's [engine] kind.",
+            metavar="duckdb|spark",
+        ),
+    ] = None,
 ) -> None:
     """Verify, decrypt, match, segment and generalize a batch; seal one return per maison.
 
@@ -54,10 +64,16 @@ def process(
 
     Example: crossgroup process --inbox inbox --keys keys/processor --out processed
     """
-    from crossgroup.config import load_group, load_taxonomy
+    import dataclasses
+
+    from crossgroup.config import ENGINES, load_group, load_taxonomy
     from crossgroup.group.pipeline import process_batch
 
     group = load_group(pipeline)
+    if engine is not None:
+        if engine not in ENGINES:
+            raise InputError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+        group = dataclasses.replace(group, engine=engine)
     party = load_keys(keys, passphrase_env)
     err = Console(stderr=True)
     result = process_batch(

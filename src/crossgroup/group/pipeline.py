@@ -84,6 +84,15 @@ class ProcessResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def open_engine(work: Path, group: GroupConfig) -> Engine:
+    """The engine the pipeline names (`[engine] kind`), its scratch space inside `work`."""
+    if group.engine == "spark":
+        from crossgroup.engine_spark import SparkEngine
+
+        return SparkEngine(work, master=group.spark_master)
+    return DuckDBEngine(work, memory_limit=group.memory_limit, threads=group.threads)
+
+
 def process_batch(
     inbox: Path,
     keys: PartyKeys,
@@ -140,7 +149,7 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
         )  # fmt: skip
     with (
         private_workdir(work_parent, prefix="crossgroup-process-", party=keys.party_id) as work,
-        DuckDBEngine(work, memory_limit=group.memory_limit, threads=group.threads) as engine,
+        open_engine(work, group) as engine,
         transaction(keys.directory) as tx,
     ):
         result = _run(batch, keys, engine, work, out_dir, group, taxonomy, timer, now, tx)
@@ -329,6 +338,7 @@ def _audit_record(batch: Batch, plan: dict[str, str], counts: dict, group: Group
         "random_state": group.random_state,
         "as_of": str(batch.as_of),
         "matching_key_id": batch.matching_key_id,
+        "engine": group.engine,
         "memory_limit": group.memory_limit,
         "threads": group.threads,
     }
