@@ -423,21 +423,17 @@ def _vanity(nsn: str, rng: random.Random) -> str:
 
 
 def _tel(cc: int, nsn: str, rng: random.Random) -> str:
-    how = rng.randrange(7)
     scheme = rng.choice(("tel:", "tel:", "TEL:", "Tel:", "tel: "))
-    if how == 0:
-        return f"{scheme}+{cc}{nsn}"
-    if how == 1:
-        return f"{scheme}{nsn};phone-context=+{cc}"
-    if how == 2:
-        return f"{scheme}{nsn};phone-context=example.com"
-    if how == 3:
-        return f"{scheme}+{cc}-{_group(nsn, rng, '-')};ext={rng.randint(1, 9999)}"
-    if how == 4:
-        return f"{scheme}{nsn};phone-context="
-    if how == 5:
-        return f"{scheme}{nsn};phone-context=+{cc}{nsn[:2]}"
-    return f"{scheme}{nsn};isub=12;phone-context=+{cc}"
+    forms = (
+        f"+{cc}{nsn}",
+        f"{nsn};phone-context=+{cc}",
+        f"{nsn};phone-context=example.com",
+        f"+{cc}-{_group(nsn, rng, '-')};ext={rng.randint(1, 9999)}",
+        f"{nsn};phone-context=",
+        f"{nsn};phone-context=+{cc}{nsn[:2]}",
+        f"{nsn};isub=12;phone-context=+{cc}",
+    )
+    return scheme + rng.choice(forms)
 
 
 def _decorate(text: str, rng: random.Random) -> str:

@@ -54,3 +54,17 @@ def test_both_adapters_implement_the_engine_interface_alike():
                 adapter.__name__,
                 hook,
             )
+
+
+def test_the_spark_engine_without_pyspark_is_one_clear_input_error(monkeypatch, tmp_path):
+    """`--engine spark` on a machine without the extra: exit 2 and how to install it."""
+    import sys
+
+    from crossgroup.engine_spark import SparkEngine
+    from crossgroup.errors import InputError
+
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)  # as if pyspark were missing
+    with pytest.raises(InputError, match=r"pip install 'crossgroup\[spark\]'") as refused:
+        SparkEngine(tmp_path)
+    assert refused.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []  # nothing made before the refusal

@@ -45,8 +45,6 @@ class SparkEngine:
         workdir: Path,
         *,
         master: str = "local[*]",
-        threads: int | None = None,
-        conf: dict[str, str] | None = None,
     ) -> None:
         # frames cross as Arrow, never through pandas, whose version PySpark warns about
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
@@ -58,8 +56,6 @@ class SparkEngine:
             ) from None
         self._scratch = Path(workdir) / "spark"
         self._scratch.mkdir(parents=True, exist_ok=True)
-        if threads is not None and master == "local[*]":
-            master = f"local[{int(threads)}]"
         settings = {
             "spark.ui.enabled": "false",
             "spark.eventLog.enabled": "false",
@@ -69,7 +65,6 @@ class SparkEngine:
             "spark.sql.ansi.enabled": "true",  # overflow and bad casts fail, as in DuckDB
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.sql.shuffle.partitions": "8",
-            **(conf or {}),
         }
         # a session already running in this process (a notebook's, a test's) is joined, and
         # left running at close; its static settings (master, local dirs) are kept

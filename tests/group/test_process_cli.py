@@ -337,3 +337,13 @@ def test_failed_privacy_check_writes_nothing(run_cli, batch, tmp_path, monkeypat
     assert "release refused by the privacy checks" in result.stderr
     assert files(tmp_path / "out") == []
     assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_an_unknown_engine_is_refused_before_anything_is_read(run_cli, batch, tmp_path):
+    out = tmp_path / "out"
+    result = process(run_cli, batch, out, "--engine", "sparky")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "crossgroup: error: --engine 'sparky': expected one of duckdb, spark"
+    )
+    assert not out.exists() and sorted(batch.inbox.iterdir())  # nothing written or consumed
