@@ -48,7 +48,9 @@ MUTATIONS = [
          "        if foreign:\n", "        if False:\n")],
      "tests/group/test_process_cli.py::test_each_return_holds_only_its_own_customers"),
     (6, "k-anonymity at k=1, check at k=1", [
-        ("src/crossgroup/group/generalize.py", "k=policy.k, labels=labels", "k=1, labels=labels"),
+        ("src/crossgroup/group/generalize.py",
+         "anonymize_classes(classes, specs, k=policy.k,",
+         "anonymize_classes(classes, specs, k=1,"),
         ("src/crossgroup/privacy/release_checks.py",
          "k, k_aggregate, maison_names = policy.k, policy.k_aggregate",
          "k, k_aggregate, maison_names = 1, policy.k_aggregate")],

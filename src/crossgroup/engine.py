@@ -9,6 +9,7 @@ re-raised naming the step, never the data.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,8 +40,25 @@ def _quote_path(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+# A pure function from a piece of a table to a frame of the declared schema. `map_frames`
+# applies it where the data lives (in this process for DuckDB, on Spark's executors), so
+# stages written as Polars functions run over a batch that never comes to the driver.
+FrameFunction = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+def mapped_schema(engine: Engine, source: str, fn: FrameFunction, schema) -> dict[str, Any]:
+    """The columns `map_frames` promises: `schema` as given, else `fn` over no rows."""
+    if schema is not None:
+        return dict(schema)
+    return dict(fn(engine.to_polars(f"SELECT * FROM {source} LIMIT 0")).schema)
+
+
 class Engine(Protocol):
     """What a stage may ask of an engine; both adapters implement exactly this."""
+
+    # True when the engine's tables live in this process (an in-memory algorithm over them
+    # costs no transfer); False when they live on executors that the driver must not drain
+    in_process: bool
 
     def run(self, step: Step, params: list[Any] | None = None) -> str: ...
     def run_all(self, steps: list[Step]) -> str: ...
@@ -54,6 +72,15 @@ class Engine(Protocol):
     def count(self, table: str) -> int: ...
     def copy_to_parquet(self, sql_or_table: str, path: Path, *, label: str = "write") -> None: ...
     def table_exists(self, name: str) -> bool: ...
+    def map_frames(
+        self,
+        name: str,
+        source: str,
+        fn: FrameFunction,
+        *,
+        partition_by: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+    ) -> str: ...
     def close(self) -> None: ...
     def __enter__(self) -> Engine: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -61,6 +88,8 @@ class Engine(Protocol):
 
 class DuckDBEngine:
     """A DuckDB database with a memory limit and a spill directory inside a working folder."""
+
+    in_process = True
 
     def __init__(
         self,
@@ -80,6 +109,7 @@ class DuckDBEngine:
             spill.mkdir(parents=True, exist_ok=True)
             self._con.execute(f"SET temp_directory = {_quote_path(spill)}")
         self._con.execute("SET enable_progress_bar = false")
+        self._frames: dict[str, Any] = {}  # frames exposed with register or map_frames
 
     def close(self) -> None:
         self._con.close()
@@ -118,16 +148,41 @@ class DuckDBEngine:
     def register(self, name: str, frame: pl.DataFrame | Any) -> str:
         """Expose a Polars or Arrow frame as a view named `name`."""
         self._con.register(name, frame)
+        self._frames[name] = frame
         return name
 
     def unregister(self, name: str) -> None:
         """Forget a frame exposed with `register`, so the engine holds no reference to it."""
         self._con.unregister(name)
+        self._frames.pop(name, None)
 
     def drop(self, *tables: str) -> None:
         """Drop tables no later step reads, so their memory goes to the next steps."""
         for table in tables:
-            self._run(f"drop {table}", f"DROP TABLE IF EXISTS {table}")
+            if table in self._frames:
+                self.unregister(table)
+            else:
+                self._run(f"drop {table}", f"DROP TABLE IF EXISTS {table}")
+
+    def map_frames(
+        self,
+        name: str,
+        source: str,
+        fn: FrameFunction,
+        *,
+        partition_by: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+    ) -> str:
+        """`fn` over the whole of `source` in this process (one piece holds every key, so
+        `partition_by` needs nothing more), its result exposed as `name`. A frame made by an
+        earlier map is read as it is, without a copy through the engine."""
+        frame = self._frames.get(source)
+        if not isinstance(frame, pl.DataFrame):
+            frame = self.to_polars(source)
+        result = fn(frame)
+        if schema is not None and dict(result.schema) != dict(schema):
+            raise EngineError(f"step {name!r} gave columns {dict(result.schema)}, not {schema}")
+        return self.register(name, result)
 
     def view_parquet(self, name: str, paths: list[Path] | Path) -> str:
         """A view over one or more Parquet files (scanned out of core, never loaded whole)."""
@@ -156,7 +211,7 @@ class DuckDBEngine:
         )
 
     def table_exists(self, name: str) -> bool:
-        return bool(
+        return name in self._frames or bool(
             self.scalar(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
             )

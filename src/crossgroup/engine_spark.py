@@ -7,23 +7,27 @@ label propagation of `resolve`) does not grow a lineage of every round. Frames c
 Arrow. Spark's scratch and warehouse folders live in the engine's working folder, which the
 caller removes whatever happens: plaintext never leaves it.
 
-Optional: `pip install crossgroup[spark]` (pyspark, sqlglot) and Java 17. Not yet covered:
-only the processor runs here (`crossgroup process --engine spark`), and the category nets
-and segmentation still come to the driver (issue 14).
+Stages written as Polars functions (sector nets, feature shares, segment prediction, bands)
+run on the executors through `map_frames` (`mapInArrow`); only samples, models and counts
+come to the driver before the release step (docs/scaling.md). Optional: `pip install
+crossgroup[spark]` (pyspark, sqlglot) and Java 17; only the processor runs here
+(`crossgroup process --engine spark`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from crossgroup.engine import EngineError, Step
+from crossgroup.engine import EngineError, FrameFunction, Step, mapped_schema
 from crossgroup.errors import InputError
 
 
@@ -37,8 +41,26 @@ def _transpile(sql: str) -> str:
         raise EngineError(f"a step could not be written in Spark SQL: {e}") from None
 
 
+def _partition_mapper(fn: FrameFunction, schema: Any):
+    """The function Spark runs per partition: the partition's Arrow batches as one Polars
+    frame, `fn` over it, the result cast to the declared schema (nothing for an empty one)."""
+
+    def mapper(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        pieces = [b for b in batches if b.num_rows]
+        if not pieces:
+            return
+        result = fn(pl.from_arrow(pa.Table.from_batches(pieces))).to_arrow()
+        yield from result.cast(schema).to_batches()
+
+    return mapper
+
+
 class SparkEngine:
     """A Spark session whose scratch space (local dirs, warehouse) is inside `workdir`."""
+
+    in_process = False
 
     def __init__(
         self,
@@ -58,6 +80,7 @@ class SparkEngine:
         self._scratch.mkdir(parents=True, exist_ok=True)
         settings = {
             "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
             "spark.eventLog.enabled": "false",
             "spark.local.dir": str(self._scratch / "local"),
             "spark.sql.warehouse.dir": str(self._scratch / "warehouse"),
@@ -66,6 +89,11 @@ class SparkEngine:
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.sql.shuffle.partitions": "8",
         }
+        if master.startswith("local"):
+            # PySpark starts the Python workers that run `map_frames` with $PYSPARK_PYTHON
+            # (else `python3`): locally, this interpreter, which has crossgroup; on a
+            # cluster, the executors' Python must have crossgroup installed
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # a session already running in this process (a notebook's, a test's) is joined, and
         # left running at close; its static settings (master, local dirs) are kept
         self._owns_session = SparkSession.getActiveSession() is None
@@ -184,3 +212,30 @@ class SparkEngine:
 
     def table_exists(self, name: str) -> bool:
         return name in self._views
+
+    def map_frames(
+        self,
+        name: str,
+        source: str,
+        fn: FrameFunction,
+        *,
+        partition_by: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+    ) -> str:
+        """`fn` on the executors, once per partition of `source` (`mapInArrow`): with
+        `partition_by`, every row of a key is in the same partition. Only `fn` and what it
+        holds (a fitted model, cut points) travel from the driver; no row comes back to it.
+        """
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        columns = mapped_schema(self, source, fn, schema)
+        arrow_schema = pl.DataFrame(schema=columns).to_arrow().schema
+        frame = self._spark.table(source)
+        if partition_by is not None:
+            partitions = int(self._spark.conf.get("spark.sql.shuffle.partitions"))
+            frame = frame.repartition(partitions, partition_by)
+        with self._step(name):
+            mapped = frame.mapInArrow(
+                _partition_mapper(fn, arrow_schema), from_arrow_schema(arrow_schema)
+            ).localCheckpoint(eager=True)
+        return self._name(mapped, name)

@@ -9,7 +9,8 @@ import pytest
 from crossgroup.config import load_taxonomy
 from crossgroup.contracts import RETURNED_ATTRIBUTES
 from crossgroup.group.bands import assign_bands, return_hierarchies
-from crossgroup.group.generalize import generalize, k_anonymize
+from crossgroup.group.generalize import generalize
+from crossgroup.group.kanonymity import k_anonymize
 from crossgroup.privacy.policy import ReleasePolicy
 
 SECTORS = [

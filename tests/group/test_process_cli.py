@@ -318,7 +318,7 @@ def test_work_dir_is_removed_after_an_injected_failure(run_cli, batch, tmp_path,
     def broken(*args, **kwargs):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(pipeline, "generalize", broken)
+    monkeypatch.setattr(pipeline, "generalize_table", broken)
     result = process(run_cli, batch, tmp_path / "out")
     assert result.exit_code == 1
     assert list((tmp_path / "work").iterdir()) == []

@@ -8,6 +8,7 @@ combination is too rare.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -119,6 +120,13 @@ def return_hierarchies(
     ]
 
 
+def value_cut_positions(persons: int) -> list[int]:
+    """0-based positions, in ascending spend, of the value-tier cuts among `persons`: the
+    'nearest' order statistic of each quantile (what Polars' `quantile` returns), so an
+    engine can answer them with three ordered lookups instead of sending the spend column."""
+    return [math.floor((persons - 1) * q + 0.5) for q in VALUE_TIER_QUANTILES]
+
+
 def assign_bands(
     features: pl.DataFrame,
     segments: np.ndarray | pl.Series,
@@ -135,16 +143,32 @@ def assign_bands(
     """
     if len(segments) != features.height:
         raise ValueError("one segment per person is required")
-    spend = pl.col("total_spend_eur")
     cuts = [features.get_column("total_spend_eur").quantile(q) for q in VALUE_TIER_QUANTILES]
-    cuts = [0.0 if c is None else float(c) for c in cuts]
+    return band_frame(
+        features.with_columns(pl.Series("segment", np.asarray(segments), dtype=pl.Int32)),
+        cuts=[0.0 if c is None else float(c) for c in cuts],
+        sector_columns=sector_columns,
+        released_sectors=released_sectors,
+    )
+
+
+def band_frame(
+    features: pl.DataFrame,
+    *,
+    cuts: Sequence[float],
+    sector_columns: Mapping[str, str],
+    released_sectors: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """`assign_bands` row by row, for features that carry their `segment` and the group's
+    value-tier `cuts`: a frame function an engine can apply piece by piece."""
+    spend = pl.col("total_spend_eur")
     sectors = list(sector_columns)
     shares = [pl.col(sector_columns[s]).fill_null(0.0) for s in sectors]
     released = dict(released_sectors or {})
     sector_of = {i: released.get(s, s) for i, s in enumerate(sectors)}
     return features.select(
         "person_id",
-        pl.Series("segment", np.asarray(segments), dtype=pl.Int32),
+        pl.col("segment").cast(pl.Int32),
         value_tier=pl.when(spend >= cuts[2])
         .then(pl.lit("Top"))
         .when(spend >= cuts[1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -180,6 +181,47 @@ def sector_nets(nets: pl.DataFrame, taxonomy: Taxonomy) -> pl.DataFrame:
     )
 
 
+def features_table(
+    engine: Engine,
+    person_nodes: str,
+    activity: str,
+    *,
+    as_of: date,
+    taxonomy: Taxonomy,
+    name: str = "features",
+) -> str:
+    """The engine table `name`, one row per person_id: value, frequency, recency, breadth,
+    channel, season and sector affinities, from `person_nodes` and `activity` (with `maison`).
+
+    Sums are SQL; the sector nets and the shares are the Polars functions below, applied
+    where the rows are (`Engine.map_frames`, per partition of persons on Spark): no row of
+    the batch comes to the driver.
+    """
+    nets = engine.run(category_nets_step(person_nodes, activity, taxonomy))
+    unknown = engine.scalar(f"SELECT count(DISTINCT person_id) FROM {nets} WHERE position = 0")
+    if unknown:
+        raise InputError(
+            "activity column group_category holds values that are not categories of the "
+            f"group taxonomy ({unknown} person(s))"
+        )
+    sectors = engine.map_frames(
+        "features_sector_nets", nets, partial(sector_nets, taxonomy=taxonomy),
+        partition_by="person_id",
+    )  # fmt: skip
+    engine.drop(nets)
+    sums = engine.run(person_sums_step(person_nodes, activity))
+    joined = engine.run(
+        Step(
+            "features_joined",
+            f"SELECT * FROM {sums} LEFT JOIN {sectors} USING (person_id)",
+        )
+    )
+    engine.drop(sums, sectors)
+    engine.map_frames(name, joined, partial(features_from_sums, as_of=as_of, taxonomy=taxonomy))
+    engine.drop(joined)
+    return name
+
+
 def person_features(
     engine: Engine,
     person_nodes: str,
@@ -188,20 +230,11 @@ def person_features(
     as_of: date,
     taxonomy: Taxonomy,
 ) -> pl.DataFrame:
-    """One row per person_id, sorted: value, frequency, recency, breadth, channel, season and
-    sector affinities, from the engine's `person_nodes` and `activity` (with `maison`)."""
-    nets = engine.to_polars(category_nets_step(person_nodes, activity, taxonomy).sql)
-    unknown = nets.filter(pl.col("position") == 0).get_column("person_id").n_unique()
-    if unknown:
-        raise InputError(
-            "activity column group_category holds values that are not categories of the "
-            f"group taxonomy ({unknown} person(s))"
-        )
-    sectors = sector_nets(nets, taxonomy)
-    del nets
-    sums = engine.to_polars(person_sums_step(person_nodes, activity).sql)
-    sums = sums.join(sectors, on="person_id", how="left")
-    return features_from_sums(sums, as_of=as_of, taxonomy=taxonomy)
+    """`features_table` as a frame sorted by person_id (evaluation, tests, notebooks)."""
+    table = features_table(engine, person_nodes, activity, as_of=as_of, taxonomy=taxonomy)
+    features = engine.to_polars(f"SELECT * FROM {table} ORDER BY person_id")
+    engine.drop(table)
+    return features
 
 
 def features_from_sums(sums: pl.DataFrame, *, as_of: date, taxonomy: Taxonomy) -> pl.DataFrame:

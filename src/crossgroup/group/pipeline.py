@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -32,14 +33,14 @@ from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
 from crossgroup.crypto.keys import PartyKeys, require_processor_keys
 from crossgroup.engine import DuckDBEngine, Engine
 from crossgroup.group.emit import AUDIT_LOG, emit_release
-from crossgroup.group.generalize import generalize
+from crossgroup.group.generalize import generalize_table
 from crossgroup.group.ingest import (
     Batch,
     build_views,
     decrypt_batch,
     verify_inbox,
 )
-from crossgroup.group.release import Release, build_release
+from crossgroup.group.release import Release, affinity_flags, build_release
 from crossgroup.io import private_workdir
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import check_release
@@ -183,7 +184,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
          taxonomy: Taxonomy, timer: StageTimer, now: dt.datetime,
          tx: Transaction) -> ProcessResult:  # fmt: skip
     from crossgroup.group.erasure import suppress_decrypted
-    from crossgroup.group.features import person_features, sector_slug
+    from crossgroup.group.features import features_table, sector_slug
     from crossgroup.group.resolve import drop_evaluation_tables, match_figures, resolve_persons
     from crossgroup.group.retention import plan_dispositions
 
@@ -203,17 +204,19 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
         figures = match_figures(engine, nodes_table, k_aggregate=group.k_aggregate)
         drop_evaluation_tables(engine)
     with timer.stage("features"):
-        features = person_features(
+        features = features_table(
             engine, nodes_table, "activity", as_of=batch.as_of, taxonomy=taxonomy
         )
     sector_columns = {s: f"share_{sector_slug(s)}" for s in taxonomy.sector_names}
     policy = release_policy(group, taxonomy, keys.registry, batch.maisons)
     with timer.stage("segment"):
         sklearn_import.join()
-        model = importlib.import_module(_SEGMENT).configured_model(group, policy).fit(features)
-        segments = model.predict(features)
+        segment = importlib.import_module(_SEGMENT)
+        model = segment.configured_model(group, policy)
+        segments = segment.segment_table(engine, features, model)
     with timer.stage("generalize"):
-        gen = generalize(
+        gen = generalize_table(
+            engine,
             features,
             segments,
             policy=policy,
@@ -221,6 +224,9 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             sector_columns=sector_columns,
             n_segments=model.n_segments_,
         )
+        flags = partial(affinity_flags, sector_columns=sector_columns)
+        affinity = engine.to_polars(engine.map_frames("affinity", features, flags))
+        engine.drop(features, segments, "affinity")
     with timer.stage("release"):
         # build (pure frames) -> check (pure, privacy/) -> emit (the only writes); the refs
         # come to Python only now, not while the segments are fitted and generalized
@@ -230,7 +236,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             maisons=list(batch.maisons),
             generalization=gen,
             model=model,
-            features=features,
+            affinity=affinity,
             sector_columns=sector_columns,
             person_nodes=person_nodes,
             match_figures=figures,

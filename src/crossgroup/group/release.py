@@ -41,21 +41,20 @@ def build_release(
     maisons: list[str],
     generalization: Generalization,
     model,
-    features: pl.DataFrame,
+    affinity: pl.DataFrame,
     sector_columns: Mapping[str, str],
     person_nodes: pl.DataFrame,
     match_figures: Mapping,
 ) -> Release:
     """The return of each maison in `maisons` and the processor's reports, all as frames.
 
-    `model` is the fitted `SegmentModel` (labels, descriptions, quality); `person_nodes`
+    `model` is the fitted `SegmentModel` (labels, descriptions, quality); `affinity` the
+    persons' sector flags (`affinity_flags`); `person_nodes`
     (maison, maison_ref, person_id) links each maison's refs to resolved persons.
     """
     gen, k_aggregate = generalization, policy.k_aggregate
     sectors = list(sector_columns)
-    released = gen.released.join(
-        affinity_flags(features, sector_columns), on="person_id", how="left"
-    )
+    released = gen.released.join(affinity, on="person_id", how="left")
     group_raw = scope_cells(released, "group", sectors)
     terms = glossary(model.labels_, model.descriptions_)
     withheld_ids = person_nodes.join(gen.released.select("person_id"), on="person_id", how="anti")

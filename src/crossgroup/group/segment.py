@@ -4,7 +4,8 @@ KMeans on standardized, transformed person features (log value and frequency, re
 tenure, breadth, channel and season shares, sector spend shares). The number of segments is
 fixed or chosen by the best mean silhouette over [min_segments, max_segments] on a sample;
 the model is fitted on a sample and predicts for everyone. Each segment gets a unique label in
-plain words from its profile, and a short description for the glossary.
+plain words from its profile, and a short description for the glossary
+(`group/segment_labels.py`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
+from crossgroup.engine import Engine
 from crossgroup.errors import InputError
 from crossgroup.group.features import BASE_COLUMNS, sector_slug
+from crossgroup.group.segment_labels import describe, profiles
 from crossgroup.privacy.policy import ReleasePolicy
 
-# Recency of a person with no activity in the export window: the whole window, in months.
-NO_ACTIVITY_RECENCY = 36
 # Every per-person number the features stage computes, except the id and the sector count.
 NUMERIC = tuple(c for c in BASE_COLUMNS if c not in ("person_id", "n_sectors"))
 
@@ -94,8 +95,23 @@ class SegmentModel(BaseEstimator):
         if missing:
             raise InputError(f"person features lack column(s): {', '.join(missing)}")
 
-    def fit(self, features: pl.DataFrame) -> SegmentModel:
-        """Choose K, fit on a seeded sample, and describe every segment."""
+    def sample_rows(self, persons: int) -> np.ndarray | None:
+        """Positions (0-based, sorted) of the persons the fit uses, out of `persons` rows
+        sorted by person_id; None when every person is used. Drawn from `random_state`, so
+        an engine holding the features can send only these rows to the driver."""
+        return self._draw(check_random_state(self.random_state), persons)
+
+    def _draw(self, rng: np.random.RandomState, persons: int) -> np.ndarray | None:
+        if persons <= self.sample_size:
+            return None
+        return np.sort(rng.choice(persons, self.sample_size, replace=False))
+
+    def fit(self, features: pl.DataFrame, *, persons: int | None = None) -> SegmentModel:
+        """Choose K, fit on a seeded sample, and describe every segment.
+
+        `features`: every person, sorted by person_id; or, with `persons`, the rows that
+        `sample_rows(persons)` chose out of that many (the fit is then the same).
+        """
         self._check_features(features)
         sectors = [c for c in features.columns if c.startswith("share_")]
         if not sectors:
@@ -105,11 +121,11 @@ class SegmentModel(BaseEstimator):
         if not 2 <= self.min_segments <= self.max_segments:
             raise InputError("segments range must satisfy 2 <= min_segments <= max_segments")
         rng = check_random_state(self.random_state)
-        n = features.height
-        idx = np.arange(n)
-        if n > self.sample_size:
-            idx = np.sort(rng.choice(n, self.sample_size, replace=False))
-        sample = features[idx] if len(idx) < n else features
+        n = features.height if persons is None else persons
+        idx = self._draw(rng, n)
+        if persons is not None and features.height != (n if idx is None else len(idx)):
+            raise InputError(f"the fit sample holds {features.height} persons, not the drawn ones")
+        sample = features[idx] if idx is not None and persons is None else features
         x = _design_matrix(sample, sectors)
         self.scaler_ = StandardScaler().fit(x)
         z = self.scaler_.transform(x)
@@ -179,8 +195,8 @@ class SegmentModel(BaseEstimator):
             "fit_sample": len(z),
             "persons": n,
         }
-        self.profiles_ = _profiles(sample, segments, sectors)
-        self.labels_, self.descriptions_ = _describe(
+        self.profiles_ = profiles(sample, segments, sectors)
+        self.labels_, self.descriptions_ = describe(
             self.profiles_, sectors, self._sector_names(sectors)
         )
         return self
@@ -218,6 +234,12 @@ class SegmentModel(BaseEstimator):
 
     # -- prediction ------------------------------------------------------------------------
 
+    def segment_frame(self, features: pl.DataFrame) -> pl.DataFrame:
+        """person_id and segment: `predict` as a frame function (`Engine.map_frames`)."""
+        if features.is_empty():
+            return features.select("person_id", pl.lit(0, pl.Int32).alias("segment"))
+        return features.select("person_id", pl.Series("segment", self.predict(features)))
+
     def predict(self, features: pl.DataFrame) -> np.ndarray:
         """Segment numbers 1..n_segments_ for every row of `features`, in order."""
         check_is_fitted(self, "kmeans_")
@@ -236,121 +258,6 @@ def _silhouette(distances: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> f
     return float(silhouette_score(distances, labels[idx], metric="precomputed"))
 
 
-def _profiles(sample: pl.DataFrame, segments: np.ndarray, sectors: list[str]) -> pl.DataFrame:
-    """Per-segment profile on the fit sample: what labels and descriptions are made of."""
-    median_spend = float(sample["total_spend_eur"].median() or 0.0)
-    frame = sample.with_columns(pl.Series("segment", segments))
-    prof = frame.group_by("segment").agg(
-        pl.len().alias("persons"),
-        pl.col("total_spend_eur").median().alias("median_spend"),
-        (pl.col("n_maisons") >= 2).mean().alias("multi_maison"),
-        pl.col("online_share").mean(),
-        pl.col("boutique_share").mean(),
-        pl.col("q4_share").mean(),
-        pl.col("recency_months").fill_null(NO_ACTIVITY_RECENCY).mean().alias("recency"),
-        *[pl.col(s).mean() for s in sectors],
-    )
-    return prof.with_columns(
-        (pl.col("persons") / frame.height).alias("size_share"),
-        (pl.col("median_spend") / median_spend if median_spend > 0 else pl.lit(1.0)).alias(
-            "value_ratio"
-        ),
-    ).sort("segment")
-
-
-def _facets(
-    p: dict, sectors: list[str], names: dict[str, tuple[str, str, str]]
-) -> tuple[list[str], str]:
-    """Ordered label facets (most telling first) and the description for one profile.
-
-    `names`: share column -> (pooling key, word, display name) from `_sector_names`; shares of
-    sectors released under one coarser name are pooled under it, so nothing names them.
-    """
-    pooled: dict[str, float] = {}
-    words: dict[str, tuple[str, str]] = {}
-    for s in sectors:
-        key, word, display = names[s]
-        pooled[key] = pooled.get(key, 0.0) + float(p[s] or 0.0)
-        words[key] = (word, display)
-    words[""] = ("", "")
-    shares = sorted(((v, key) for key, v in pooled.items()), reverse=True)
-    shares += [(0.0, "")] * max(0, 2 - len(shares))
-    total = sum(v for v, _ in shares) or 1.0
-    (v1, s1), (v2, s2) = [(v / total, s) for v, s in shares[:2]]
-    if v1 >= 0.55:
-        lead = f"{words[s1][0]}-led"
-    elif v1 + v2 >= 0.6 and v2 >= 0.2:
-        lead = f"{words[s1][0]} & {words[s2][0].lower()}"
-    else:
-        lead = "Cross-sector"
-    r = p["value_ratio"]
-    value = (
-        "top value"
-        if r >= 3
-        else "high value"
-        if r >= 1.5
-        else "core value"
-        if r >= 0.67
-        else "entry value"
-    )
-    breadth = "multi-maison" if p["multi_maison"] >= 0.5 else "single-maison"
-    channel = (
-        "online"
-        if p["online_share"] >= 0.6
-        else "boutique"
-        if p["boutique_share"] >= 0.6
-        else "omnichannel"
-    )
-    recency = "lapsed" if p["recency"] >= 18 else "recently active" if p["recency"] <= 4 else None
-    season = "year-end buyers" if p["q4_share"] >= 0.5 else None
-    facets = [f for f in (lead, value, breadth, channel, recency, season) if f]
-
-    lead_text = f"Spend is led by {words[s1][1]} ({v1:.0%} of spend)"
-    if v2 >= 0.1:
-        lead_text += f", then {words[s2][1]} ({v2:.0%})"
-    description = (
-        f"About {p['size_share']:.0%} of persons. {lead_text}. Typical spend is "
-        f"{r:.1f}x the group median; {p['multi_maison']:.0%} buy from two or more maisons; "
-        f"{p['online_share']:.0%} of spend is online and {p['boutique_share']:.0%} in boutique; "
-        f"{p['q4_share']:.0%} falls in October-December; last active about "
-        f"{p['recency']:.0f} months before the as-of date on average."
-    )
-    return facets, description
-
-
-def _describe(
-    profiles: pl.DataFrame, sectors: list[str], names: dict[str, tuple[str, str, str]]
-) -> tuple[dict, dict]:
-    """Unique plain-words labels: add facets to colliding labels, then number what remains."""
-    facets, descriptions = {}, {}
-    for p in profiles.iter_rows(named=True):
-        facets[p["segment"]], descriptions[p["segment"]] = _facets(p, sectors, names)
-    used = dict.fromkeys(facets, 3)
-
-    def label(s: int) -> str:
-        return ", ".join(facets[s][: used[s]])
-
-    while True:
-        groups: dict[str, list[int]] = {}
-        for s in facets:
-            groups.setdefault(label(s), []).append(s)
-        progress = False
-        for members in groups.values():
-            if len(members) > 1:
-                for s in members:
-                    if used[s] < len(facets[s]):
-                        used[s] += 1
-                        progress = True
-        if not progress:
-            break
-    labels, seen = {}, {}
-    for s in sorted(facets):
-        text = label(s)
-        seen[text] = seen.get(text, 0) + 1
-        labels[int(s)] = text if seen[text] == 1 else f"{text} ({seen[text]})"
-    return labels, {int(s): d for s, d in descriptions.items()}
-
-
 def configured_model(group: GroupConfig, policy: ReleasePolicy) -> SegmentModel:
     """The batch's SegmentModel, as `pipelines/group.toml` sets it (pipeline and evaluation),
     labelling segments only with the sector names the release policy allows."""
@@ -363,3 +270,36 @@ def configured_model(group: GroupConfig, policy: ReleasePolicy) -> SegmentModel:
         released_sectors=policy.released_sectors,
         taxonomy=policy.taxonomy,
     )
+
+
+def segment_table(
+    engine: Engine, features: str, model: SegmentModel, *, name: str = "segments"
+) -> str:
+    """Fit `model` on its sample of the engine table `features` and predict every person
+    where the rows are: the engine table `name` (person_id, segment). Only the sample
+    comes to the driver, and only the fitted model goes back out (DESIGN §8)."""
+    persons = engine.count(features)
+    rows = model.sample_rows(persons)
+    if rows is None:
+        sample = engine.to_polars(f"SELECT * FROM {features} ORDER BY person_id")
+    else:
+        # resolution numbers persons 1..n, so the i-th person by id is person i + 1; any
+        # other numbering is ranked first (one ordered pass over the ids)
+        first, last = engine.to_polars(
+            f"SELECT min(person_id) AS lo, max(person_id) AS hi FROM {features}"
+        ).row(0)
+        dense = (first, last) == (1, persons)
+        ranked = (
+            features
+            if dense
+            else f"(SELECT *, row_number() OVER (ORDER BY person_id) AS position FROM {features})"
+        )
+        key = "person_id" if dense else "position"
+        engine.register("segment_sample", pl.DataFrame({key: rows + 1}))
+        sample = engine.to_polars(
+            f"SELECT f.* FROM {ranked} f JOIN segment_sample USING ({key}) ORDER BY person_id"
+        ).drop("position", strict=False)
+        engine.drop("segment_sample")
+    model.fit(sample, persons=persons)
+    del sample
+    return engine.map_frames(name, features, model.segment_frame)

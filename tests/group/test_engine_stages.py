@@ -1,0 +1,118 @@
+"""The stages that run where the rows are (`Engine.map_frames`): on either engine they give
+exactly what the same Polars functions give on one frame in memory (DESIGN §8).
+
+The Spark half runs under `pytest -m spark`, with pyspark and Java installed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_generalize import LABELS, POLICY, SECTOR_COLUMNS, fake_features
+from test_segment import planted
+
+from crossgroup.engine import DuckDBEngine
+from crossgroup.group.generalize import generalize, generalize_table
+from crossgroup.group.segment import SegmentModel, segment_table
+
+pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def engine(request, tmp_path_factory):
+    if request.param == "duckdb":
+        with DuckDBEngine() as duck:
+            yield duck
+        return
+    pytest.importorskip("pyspark")
+    pytest.importorskip("sqlglot")
+    from crossgroup.engine_spark import SparkEngine
+
+    with SparkEngine(tmp_path_factory.mktemp("work"), master="local[2]") as spark:
+        yield spark
+
+
+def _registered(engine, name: str, frame: pl.DataFrame) -> str:
+    engine.drop(name)
+    return engine.register(name, frame)
+
+
+def test_map_frames_gives_each_key_whole_to_one_call(engine):
+    rng = np.random.default_rng(3)
+    rows = (
+        pl.DataFrame({"key": rng.integers(0, 40, 2_000), "value": rng.integers(-50, 50, 2_000)})
+        .with_row_index("line")
+        .cast({"line": pl.Int64})
+    )
+    _registered(engine, "map_in", rows)
+
+    def per_key(piece: pl.DataFrame) -> pl.DataFrame:
+        # a key split over two calls would give two rows, each with a partial count
+        return piece.group_by("key").agg(
+            pl.len().cast(pl.Int64).alias("lines"), pl.col("value").sum().alias("total")
+        )
+
+    engine.map_frames("map_out", "map_in", per_key, partition_by="key")
+    got = engine.to_polars("SELECT * FROM map_out ORDER BY key")
+    assert got.equals(per_key(rows).sort("key"))
+    engine.map_frames("map_empty", "map_out", lambda f: f.filter(pl.col("lines") < 0))
+    empty = engine.to_polars("map_empty")
+    assert empty.is_empty() and empty.schema == got.schema
+    engine.drop("map_in", "map_out", "map_empty")
+    assert not engine.table_exists("map_out")
+
+
+@pytest.mark.parametrize("offset", [1, 1_000])  # ids 1..n as resolution gives, or any others
+def test_segment_table_fits_and_predicts_as_in_memory(engine, offset):
+    """The sample the engine sends is the one an in-memory fit draws: same model, same
+    segment for every person, whatever the engine."""
+    features, _truth = planted(n_per=150)
+    features = features.with_columns(pl.col("person_id").cast(pl.Int64) + (offset - 1))
+    config = {"min_segments": 3, "max_segments": 5, "sample_size": 400, "random_state": 4}
+    expected = SegmentModel(**config).fit(features)
+    _registered(engine, "stage_features", features)
+    model = SegmentModel(**config)
+    table = segment_table(engine, "stage_features", model, name="stage_segments")
+    got = engine.to_polars(f"SELECT * FROM {table} ORDER BY person_id")
+    assert model.labels_ == expected.labels_ and model.quality_ == expected.quality_
+    assert got.get_column("person_id").equals(features.get_column("person_id"))
+    assert np.array_equal(got.get_column("segment").to_numpy(), expected.predict(features))
+    engine.drop("stage_features", table)
+
+
+@pytest.mark.parametrize("persons", [6_000, 7])  # many generalized; every person withheld
+def test_generalize_table_releases_what_generalize_releases(engine, persons):
+    """Counts per combination on the driver, bands and the outcome where the rows are: the
+    released persons, their values and the accounting are those of the in-memory path."""
+    features, segments = fake_features(persons, seed=5)
+    expected = generalize(
+        features, segments, policy=POLICY, labels=LABELS, sector_columns=SECTOR_COLUMNS
+    )
+    _registered(engine, "stage_features", features)
+    _registered(
+        engine,
+        "stage_segments",
+        features.select("person_id", pl.Series("segment", segments, dtype=pl.Int32)),
+    )
+    got = generalize_table(
+        engine,
+        "stage_features",
+        "stage_segments",
+        policy=POLICY,
+        labels=LABELS,
+        sector_columns=SECTOR_COLUMNS,
+        n_segments=int(segments.max()),
+        name="stage_released",
+    )
+    assert expected.persons_generalized > 0 or expected.persons_suppressed == persons
+    assert got.released.equals(expected.released)
+    assert got.loss.equals(expected.loss)
+    assert got.summary() == expected.summary()
+    engine.drop("stage_features", "stage_segments", "stage_released")
