@@ -2,13 +2,16 @@
 
 Every figure the benchmarks report for a stage comes from outside the stage's process: wall
 time from the parent's clock, CPU time and peak RSS from `os.wait4` (the child's own usage
-plus that of the descendants it reaped, e.g. a phone-parsing pool), and the sampled PSS sum
-over the child's process tree (psutil, when installed) for stages that fork workers.
+plus that of the descendants it reaped, e.g. a phone-parsing pool, and of those it left
+running, e.g. Spark's JVM, which this process adopts as their subreaper and reaps), and the
+sampled PSS sum over the child's process tree (psutil, when installed) for stages that fork
+workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import subprocess
@@ -70,6 +73,38 @@ def _tree_pss(proc) -> int:
     return total
 
 
+def _adopt_orphans() -> bool:
+    """Become the subreaper of this process's descendants (Linux prctl), so a grandchild that
+    outlives its parent is reparented here rather than to init, and its usage can be counted."""
+    PR_SET_CHILD_SUBREAPER = 36
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return False
+
+
+def _reap_adopted(psutil, known: set[int], timeout_s: float = 60.0) -> tuple[float, int]:
+    """(CPU seconds, largest RSS in bytes) of the adopted descendants, once they have exited:
+    Spark's JVM exits by itself when its Python parent's pipe closes."""
+    cpu, rss = 0.0, 0
+    deadline = time.monotonic() + timeout_s
+    for orphan in psutil.Process().children():
+        if orphan.pid in known:
+            continue
+        while True:
+            try:
+                pid, _, usage = os.wait4(orphan.pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                cpu, rss = cpu + usage.ru_utime + usage.ru_stime, max(rss, usage.ru_maxrss * 1024)
+                break
+            if time.monotonic() > deadline:
+                break  # still running: left to init, its usage uncounted
+            time.sleep(0.05)
+    return cpu, rss
+
+
 def measure(
     command: list[str],
     *,
@@ -89,6 +124,8 @@ def measure(
     except ImportError:  # pragma: no cover - psutil is in the dev extra
         psutil = None
     label = label or " ".join(command[2:4] if command[1:2] == ["-m"] else command[1:2])
+    adopting = psutil is not None and _adopt_orphans()
+    known = {c.pid for c in psutil.Process().children()} if adopting else set()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen(
@@ -105,14 +142,15 @@ def measure(
             time.sleep(sample_s)
         wall = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
+        adopted_cpu, adopted_rss = _reap_adopted(psutil, known) if adopting else (0.0, 0)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     result = Measured(
         command=label,
         wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_rss_bytes=usage.ru_maxrss * 1024,  # KiB on Linux
+        cpu_s=usage.ru_utime + usage.ru_stime + adopted_cpu,
+        peak_rss_bytes=max(usage.ru_maxrss * 1024, adopted_rss),  # KiB on Linux
         tree_pss_bytes=tree_peak,
         returncode=child.returncode,
         stdout=stdout,

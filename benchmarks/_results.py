@@ -8,16 +8,26 @@ from pathlib import Path
 from _harness import GIB
 
 
+def scale_label(r: dict) -> str:
+    """The scale, and the engine where it is not the default: "M", "M spark", "M both"."""
+    engine = r.get("engine", "duckdb")
+    return r["scale"] if engine == "duckdb" else f"{r['scale']} {engine}"
+
+
 def results_row(r: dict) -> str:
-    """One Markdown row of benchmarks/results/results.md."""
+    """One Markdown row of benchmarks/results/results.md (with --engine both, the DuckDB flow's
+    figures and, beside the scale, Spark's process time as a multiple of DuckDB's)."""
     s, peer, comp = r["stages"], r.get("peer"), r.get("comparison")
+    scale = scale_label(r)
+    if "engine_comparison" in r:
+        scale += f" (spark process {r['engine_comparison']['spark_over_duckdb']['wall_s']}×)"
 
     def secs(x: float) -> str:
         return f"{x:,.1f}"
 
     cells = [
         r["started_at"][:16].replace("T", " "),
-        r["scale"],
+        scale,
         f"{r['persons']:,}",
         f"{r['data']['purchase_lines']:,}",
         secs(s["export"]["wall_s"]),
@@ -44,7 +54,7 @@ RESULTS_HEAD = (
 def write_results(result: dict, results: Path) -> Path:
     results.mkdir(parents=True, exist_ok=True)
     stamp = result["started_at"].replace(":", "").replace("-", "")[:15]
-    path = results / f"{stamp}-{result['scale']}.json"
+    path = results / f"{stamp}-{scale_label(result).replace(' ', '-')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     table = results / "results.md"
     if not table.is_file():
@@ -57,7 +67,10 @@ def write_results(result: dict, results: Path) -> Path:
 def report(r: dict) -> str:
     """A short plain-text summary for the terminal."""
     s = r["stages"]
-    lines = [f"{'stage':<12} {'wall s':>9} {'CPU s':>9} {'peak GiB':>9}"]
+    lines = [
+        f"process engine: {s['process']['engine']}",
+        f"{'stage':<12} {'wall s':>9} {'CPU s':>9} {'peak GiB':>9}",
+    ]
     for name in ("export", "process", "import", "end_to_end"):
         x = s[name]
         lines.append(
@@ -79,6 +92,22 @@ def report(r: dict) -> str:
             f"{p['peak_bytes'] / GIB:>9.2f}   peer ÷ (exports+process) "
             f"{c['peer_over_export_process']:.2f}×, ÷ end to end {c['peer_over_end_to_end']:.2f}×"
             f", comparable: {c['comparable']}"
+        )
+    if "engine_comparison" in r:
+        c = r["engine_comparison"]
+        for engine in ("duckdb", "spark"):
+            x = c[engine]
+            lines.append(
+                f"process on {engine:<6} {x['wall_s']:>9.2f} s, CPU {x['cpu_s']:.2f} s, peak "
+                f"{x['peak_bytes'] / GIB:.2f} GiB; "
+                + ", ".join(f"{k} {v:.2f}" for k, v in x["stages_s"].items())
+            )
+        ratio, returns = c["spark_over_duckdb"], c["returns"]
+        lines.append(
+            f"spark ÷ duckdb: wall {ratio['wall_s']}×, CPU {ratio['cpu_s']}×, peak "
+            f"{ratio['peak_bytes']}×; returns identical: {returns['identical']} "
+            f"({returns['tables']} tables), reports identical: {c['reports_identical']}, "
+            f"audit counts identical: {c['counts_identical']}"
         )
     if "against_ceilings" in r:
         lines.append("ceilings: " + json.dumps(r["against_ceilings"]))

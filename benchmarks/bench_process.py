@@ -5,6 +5,7 @@ Either point it at an existing inbox and processor key dir, or let it build one 
 
     python benchmarks/bench_process.py --persons 20000 --maisons 4 --workdir /tmp/bench-process
     python benchmarks/bench_process.py --inbox INBOX --keys KEYDIR/processor
+    python benchmarks/bench_process.py --persons 20000 --maisons 4 --engine spark
 
 Target (DESIGN §8, issue 5): 1M persons across 8 maisons (about 10M purchase lines before
 export) in <= 60 s wall time with peak RSS <= 6 GiB. Each run uses a fresh copy of the
@@ -52,7 +53,7 @@ def build_inbox(workdir: Path, persons: int, maisons: int, seed: int) -> tuple[P
     return inbox, keys / "processor"
 
 
-def run_once(inbox: Path, processor_keys: Path, pipeline: Path | None) -> dict:
+def run_once(inbox: Path, processor_keys: Path, pipeline: Path | None, engine: str | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp:
         keys = Path(tmp) / "processor"
         shutil.copytree(processor_keys, keys)
@@ -62,10 +63,13 @@ def run_once(inbox: Path, processor_keys: Path, pipeline: Path | None) -> dict:
                "--keys", str(keys), "--out", str(out), "--work-dir", tmp]  # fmt: skip
         if pipeline:
             cmd += ["--pipeline", str(pipeline)]
+        if engine:
+            cmd += ["--engine", engine]
         run = measure(cmd, label="process")
         wall, peak_kib = run.wall_s, run.peak_rss_bytes / 1024
         entry = json.loads((out / "audit.jsonl").read_text().splitlines()[-1])
     return {
+        "engine": entry["settings"]["engine"],
         "wall_s": round(wall, 2),
         "peak_rss_mib": round(peak_kib / 1024, 1),
         "stages_s": entry["timings"],
@@ -83,6 +87,9 @@ def main() -> None:
     parser.add_argument("--inbox", type=Path)
     parser.add_argument("--keys", type=Path, help="processor key directory (with --inbox)")
     parser.add_argument("--pipeline", type=Path)
+    parser.add_argument(
+        "--engine", choices=("duckdb", "spark"), help="default: the pipeline's [engine] kind"
+    )
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--maisons", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
@@ -96,7 +103,7 @@ def main() -> None:
     else:
         inbox, keys = build_inbox(args.workdir, args.persons, args.maisons, args.seed)
     for _ in range(args.repeat):
-        print(json.dumps(run_once(inbox, keys, args.pipeline), indent=2))
+        print(json.dumps(run_once(inbox, keys, args.pipeline, args.engine), indent=2))
 
 
 if __name__ == "__main__":

@@ -33,10 +33,12 @@ def load_results(folder: Path) -> list[dict]:
 
 
 def latest_per_size(runs: list[dict]) -> list[dict]:
-    """The newest run of each number of persons, smallest size first."""
+    """The newest run of each number of persons whose flow ran on DuckDB (the engine the
+    curves describe; a Spark flow has its own figures), smallest size first."""
     by_size = {}
     for run in runs:
-        by_size[run["persons"]] = run
+        if run["stages"]["process"].get("engine", "duckdb") == "duckdb":
+            by_size[run["persons"]] = run
     return [by_size[p] for p in sorted(by_size)]
 
 

@@ -7,8 +7,14 @@ maison. In the same run: the plain pandas peer (benchmarks/peers/pandas_flow.py)
 files, and the ceilings (benchmarks/_ceilings.py). Writes benchmarks/results/<stamp>-<scale>.json,
 appends a row to benchmarks/results/results.md and redraws benchmarks/scaling.png.
 
+`--engine spark` runs the flow's process step on Spark (local mode, from the pipeline);
+`--engine both` runs the flow on DuckDB, then the process step again on Spark over an untouched
+copy of the same inbox, and records both, their time ratio and whether the returns are the same
+(benchmarks/_engines.py).
+
     python benchmarks/run.py --scale S              # 50k persons, a few minutes
     python benchmarks/run.py --scale M              # 1M persons, ~10M purchase lines
+    python benchmarks/run.py --scale S --engine both   # Spark against DuckDB in one run
     python benchmarks/run.py --persons 5000 --maisons 2 --no-ceilings   # a quick check
 """
 
@@ -20,6 +26,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,13 +34,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import _ceilings
+import _engines
 import chart
 from _harness import GIB, ROOT, crossgroup_cmd, ensure_synth, measure, synth_maisons
 from _results import report, write_results
 
 SCALES = {"S": 50_000, "M": 1_000_000, "L": 10_000_000}
 AS_OF = date(2026, 9, 30)
-PROCESS_STAGES = ("verify", "decrypt", "resolve", "features", "segment", "generalize", "release")
 SEED = 20260930
 RESULTS = ROOT / "benchmarks/results"
 # the targets on the 2-core reference machine (issue 13, speed; issue 5, utility)
@@ -64,8 +71,11 @@ def _record(run) -> dict:
     return {**run.record(), "peak_bytes": run.peak_bytes}
 
 
-def run_flow(data: Path, work: Path, as_of: date) -> dict:
-    """keys init (not timed), then every export, the process run and every import, measured."""
+def run_flow(
+    data: Path, work: Path, as_of: date, engine: str = "duckdb", spare: Path | None = None
+) -> dict:
+    """keys init (not timed), then every export, the process run (on `engine`) and every import,
+    measured; with `spare`, an untouched copy of the processor keys and inbox is kept there."""
     maisons = synth_maisons(data)
     keys = work / "keys"
     measure(crossgroup_cmd("keys", "init", "--dir", keys, "--maisons", ",".join(maisons)))
@@ -104,32 +114,10 @@ def run_flow(data: Path, work: Path, as_of: date) -> dict:
             "activity_rows": summary["activity_rows"],
             "package_bytes": package.stat().st_size,
         }
+    if spare is not None:
+        _engines.keep_untouched(keys / "processor", inbox, spare)
     processed = work / "processed"
-    (work / "tmp").mkdir()
-    run = measure(
-        crossgroup_cmd(
-            "process",
-            "--inbox",
-            inbox,
-            "--keys",
-            keys / "processor",
-            "--out",
-            processed,
-            "--work-dir",
-            work / "tmp",
-        ),
-        label="process",
-    )
-    entry = json.loads((processed / "audit.jsonl").read_text().splitlines()[-1])
-    process = {
-        **_record(run),
-        "stages_s": {
-            k: round(entry["timings"][k], 3) for k in PROCESS_STAGES if k in entry["timings"]
-        },
-        "persons": entry["counts"]["persons"],
-        "records": entry["counts"]["records"],
-        "segments": entry["counts"]["segments"],
-    }
+    process = _engines.process_step(inbox, keys / "processor", processed, work / "tmp", engine)
     imports = {}
     for m in maisons:
         package = next((processed / "returns" / m).glob("*.cgpkg"))
@@ -254,6 +242,8 @@ def targets(result: dict) -> dict:
     scale, e2e = result["scale"], result["stages"]["end_to_end"]
     peer = (result.get("comparison") or {}).get("peer_over_end_to_end")
     out: dict = {}
+    if result["stages"]["process"]["engine"] != "duckdb":
+        return out  # issue 13's targets are the embedded engine's
     if scale == "S" and peer is not None:
         out["s_ahead_of_peer"] = peer > TARGET_PEER_RATIO_S
     if scale == "M":
@@ -268,19 +258,25 @@ def targets(result: dict) -> dict:
     return out
 
 
-def machine() -> dict:
+def machine(engine: str = "duckdb") -> dict:
     mem = next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in ln)
     import duckdb
     import polars
 
-    return {
+    info = {
         "cpus": os.cpu_count(),
         "memory_gib": round(int(mem.split()[1]) / 2**20, 1),
         "python": platform.python_version(),
         "polars": polars.__version__,
         "duckdb": duckdb.__version__,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+    if engine != "duckdb":
+        from importlib.metadata import version
+
+        java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+        info["pyspark"] = version("pyspark")
+        info["java"] = (java.stderr.splitlines() or [""])[0]
+    return {**info, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main() -> None:
@@ -289,6 +285,13 @@ def main() -> None:
     ap.add_argument("--persons", type=int, help="a custom size instead of --scale")
     ap.add_argument("--maisons", type=int, default=8)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument(
+        "--engine",
+        choices=(*_engines.ENGINES, "both"),
+        default="duckdb",
+        help="the engine of the process step; both: the flow on duckdb, then the process step "
+        "on spark over the same inbox, with their time ratio and a check of the returns",
+    )
     ap.add_argument("--data-root", type=Path, default=ROOT / "benchmarks/data")
     ap.add_argument("--work-root", type=Path, default=ROOT / "benchmarks/work")
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -309,15 +312,21 @@ def main() -> None:
     if args.maisons != 8:
         data = data.with_name(f"{data.name}-{args.maisons}m")
     started = datetime.now(UTC)
-    info = machine()
+    info = machine(args.engine)
     synth = ensure_synth(data, persons, args.maisons, args.seed, AS_OF)
     work = args.work_root / started.strftime("%Y%m%dT%H%M%S")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        print(f"flow: {scale} ({persons:,} persons, {synth['purchase_lines']:,} lines)")
+        flow_engine = "duckdb" if args.engine == "both" else args.engine
+        spare = work / "spare" if args.engine == "both" else None
+        print(
+            f"flow: {scale} ({persons:,} persons, {synth['purchase_lines']:,} lines), "
+            f"process on {flow_engine}"
+        )
         result: dict = {
             "benchmark": "flow",
+            "engine": args.engine,
             "scale": scale,
             "persons": persons,
             "maisons": args.maisons,
@@ -326,8 +335,13 @@ def main() -> None:
             "started_at": started.isoformat(timespec="seconds"),
             "machine": info,
             "data": {k: synth[k] for k in ("customers", "purchase_lines")},
-            "stages": run_flow(data, work, AS_OF),
+            "stages": run_flow(data, work, AS_OF, flow_engine, spare),
         }
+        if spare is not None:
+            print("engines: the process step again on spark, over the same inbox")
+            result["engine_comparison"] = _engines.compare_engines(
+                work, spare, result["stages"]["process"]
+            )
         if peer_on:
             print("peer: pandas flow")
             result["peer"] = run_peer(data, work, AS_OF)

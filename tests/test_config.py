@@ -331,6 +331,104 @@ def test_an_unknown_engine_or_an_empty_master_is_refused(tmp_path: Path, setting
     assert load_group(SHIPPED / "group.toml").engine == "duckdb"
 
 
+def _group_with(tmp_path: Path, engine_lines: str) -> Path:
+    """The shipped group.toml with `engine_lines` added at the end of its [engine] table."""
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    assert "\n[retention]" in base
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace("\n[retention]", f"\n{engine_lines}\n\n[retention]", 1))
+    return path
+
+
+def test_spark_settings_pass_through_verbatim_quoted_or_dotted(tmp_path: Path):
+    """[engine.spark] holds Spark's own setting names; a bare dotted key (which TOML nests)
+    reads as the same setting as the quoted one, and the value goes to Spark as written."""
+    path = _group_with(
+        tmp_path,
+        "[engine.spark]\n"
+        '"spark.executor.memory" = "8g"\n'
+        'spark.executor.instances = "4"\n'
+        'spark.sql.shuffle.partitions = "400"\n'
+        'spark.kerberos.keytab = "/etc/security/crossgroup.keytab"',
+    )
+    assert load_group(path).spark_settings == {
+        "spark.executor.memory": "8g",
+        "spark.executor.instances": "4",
+        "spark.sql.shuffle.partitions": "400",
+        "spark.kerberos.keytab": "/etc/security/crossgroup.keytab",
+    }
+    assert load_group(SHIPPED / "group.toml").spark_settings == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [("spark.local.dir", "private working directory"),
+     ("spark.sql.warehouse.dir", "private working directory"),
+     ("spark.eventLog.enabled", "event logs"),
+     ("spark.eventLog.dir", "event logs"),
+     ("spark.ui.enabled", "web UI"),
+     ("spark.ui.port", "web UI"),
+     ("spark.extraListeners", "query plan"),
+     ("spark.sql.catalogImplementation", "metastore"),
+     ("spark.sql.session.timeZone", "same tables"),
+     ("spark.master", "[engine] master"),
+     ("spark.remote", "Spark Connect is not supported"),
+     ("spark.submit.deployMode", "holds the processor's keys")],
+)  # fmt: skip
+def test_a_spark_setting_a_guarantee_rests_on_cannot_be_set(tmp_path: Path, key, reason):
+    path = _group_with(tmp_path, f'[engine.spark]\n"{key}" = "x"')
+    message = refusal(load_group, path)  # an InputError: exit code 2
+    assert f"[engine.spark] {key} cannot be set: " in message and reason in message
+
+
+def test_bad_spark_settings_are_all_named_at_once(tmp_path: Path):
+    path = _group_with(
+        tmp_path,
+        "[engine.spark]\n"
+        "spark.executor.instances = 4\n"
+        "spark.dynamicAllocation.enabled = true\n"
+        'executor.memory = "8g"\n'
+        '"spark.hadoop.fs.s3a.secret.key" = "abc"\n'
+        '"spark.ssl.keyStorePassword" = "abc"\n'
+        'spark.ui.showConsoleProgress = "false"\n'
+        'spark.io.encryption.enabled = "false"\n'
+        'spark.network.crypto.enabled = "true"',
+    )
+    message = refusal(load_group, path)
+    for fragment in (
+        "[engine.spark] spark.executor.instances must be a string",
+        "[engine.spark] spark.dynamicAllocation.enabled must be a string",
+        "[engine.spark] executor.memory is not a Spark setting",
+        "[engine.spark] spark.hadoop.fs.s3a.secret.key is a secret",
+        "[engine.spark] spark.ssl.keyStorePassword is a secret",
+        "[engine.spark] spark.ui.showConsoleProgress cannot be set",
+        '[engine.spark] spark.io.encryption.enabled may only be "true"',
+    ):
+        assert fragment in message
+    assert "spark.network.crypto.enabled" not in message  # turned on: welcome
+    assert "abc" not in message  # a secret's value is never repeated
+
+
+CONNECT = "sc://spark.example.org:15002"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [("threads = 2", f'threads = 2\nremote = "{CONNECT}"', "[engine] remote: Spark Connect is not"),
+     ('master = "local[*]"', f'master = "{CONNECT}"', "[engine] master: Spark Connect is not"),
+     ("threads = 2", 'threads = 2\nspark = "spark.executor.memory=8g"',
+      "[engine.spark] must be a table of Spark settings"),
+     ("\n[retention]", '\n[engine.spark]\nspark = "8g"\n[retention]',
+      "[engine.spark] spark is not a Spark setting")],
+)  # fmt: skip
+def test_spark_connect_and_a_bad_shape_of_engine_spark_are_refused(tmp_path, old, new, message):
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    assert old in base
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace(old, new, 1), encoding="utf-8")
+    assert message in refusal(load_group, path)
+
+
 def test_group_table_that_is_not_a_table_is_refused(tmp_path: Path):
     path = tmp_path / "group.toml"
     path.write_text('privacy = 5\n[batch]\nmaisons = ["aurelle", "kessler"]\n')

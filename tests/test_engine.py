@@ -68,3 +68,66 @@ def test_the_spark_engine_without_pyspark_is_one_clear_input_error(monkeypatch, 
         SparkEngine(tmp_path)
     assert refused.value.exit_code == 2
     assert list(tmp_path.iterdir()) == []  # nothing made before the refusal
+
+
+def test_a_pipeline_may_retune_the_spark_engine_but_not_replace_its_guarantees():
+    """A setting the engine makes is the pipeline's to change only when it is a tuning."""
+    from crossgroup.engine_spark import _passed_through
+    from crossgroup.errors import InputError
+
+    own = {"spark.sql.shuffle.partitions": "8", "spark.driver.extraJavaOptions": "-Dquiet"}
+    tuned = {"spark.sql.shuffle.partitions": "400", "spark.executor.memory": "8g"}
+    assert _passed_through(tuned, own) == tuned
+    with pytest.raises(InputError) as refused:
+        _passed_through({"spark.driver.extraJavaOptions": "-X", "spark.ui.port": "4040"}, own)
+    assert str(refused.value) == (
+        "[engine.spark] spark.driver.extraJavaOptions cannot be set: the Spark engine sets it "
+        "itself; [engine.spark] spark.ui.port cannot be set: the web UI shows query plans and "
+        "their rows to whoever reaches it"
+    )
+
+
+def test_the_spark_engine_refuses_a_pinned_setting_before_any_session_starts(tmp_path):
+    """A caller that skips the pipeline (a notebook) meets the same refusal, exit code 2."""
+    pytest.importorskip("pyspark")
+    from crossgroup.engine_spark import SparkEngine
+    from crossgroup.errors import InputError
+
+    with pytest.raises(InputError, match=r"spark.eventLog.enabled cannot be set") as refused:
+        SparkEngine(tmp_path, spark_settings={"spark.eventLog.enabled": "true"})
+    assert refused.value.exit_code == 2
+
+
+@pytest.mark.spark
+@pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
+def test_pipeline_spark_settings_reach_the_session_beside_the_pinned_ones(tmp_path):
+    pytest.importorskip("pyspark")
+    from crossgroup.engine_spark import SparkEngine
+
+    settings = {"spark.sql.shuffle.partitions": "3", "spark.sql.adaptive.enabled": "false"}
+    with SparkEngine(tmp_path, master="local[1]", spark_settings=settings) as engine:
+        conf = engine._spark.conf
+        assert {key: conf.get(key) for key in settings} == settings
+        assert conf.get("spark.eventLog.enabled") == "false"
+        assert conf.get("spark.ui.enabled") == "false"
+        assert engine.scalar("SELECT count(*) FROM range(10)") == 10
+
+
+@pytest.mark.parametrize("variable", ["SPARK_LOCAL_DIRS", "SPARK_EXECUTOR_DIRS"])
+def test_the_spark_engine_refuses_an_environment_that_moves_its_scratch(
+    monkeypatch, tmp_path, variable
+):
+    """Spark prefers these variables to spark.local.dir, even in local mode: its shuffle and
+    checkpointed tables would sit outside the private working directory."""
+    pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    from crossgroup.engine_spark import SparkEngine
+    from crossgroup.errors import InputError
+
+    if SparkSession.getActiveSession() is not None:
+        pytest.skip("a running session is joined as it is")
+    monkeypatch.setenv(variable, str(tmp_path / "elsewhere"))
+    with pytest.raises(InputError, match=f"{variable} is set: Spark would keep its scratch"):
+        SparkEngine(tmp_path / "work")
+    assert not (tmp_path / "elsewhere").exists()

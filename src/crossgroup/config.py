@@ -381,6 +381,7 @@ class GroupConfig:
     threads: int = 2
     engine: str = "duckdb"  # or "spark" (engine_spark.py, the optional extra)
     spark_master: str = "local[*]"
+    spark_settings: dict[str, str] = field(default_factory=dict)  # [engine.spark], verbatim
     retention: dict[str, int] = field(default_factory=dict)
 
 
@@ -404,7 +405,8 @@ GROUP_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "segmentation": frozenset(
             {"n_segments", "min_segments", "max_segments", "sample_size", "random_state"}
         ),
-        "engine": frozenset({"kind", "master", "memory_limit", "threads"}),
+        # remote is known only to be refused by name: Spark Connect is not supported
+        "engine": frozenset({"kind", "master", "remote", "memory_limit", "threads", "spark"}),
         "retention": frozenset(RETENTION_SETTINGS),
         "register": frozenset({"contact", "transfers"}),  # read by privacy/register.py
     }
@@ -413,6 +415,92 @@ GROUP_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
 
 # The engines `crossgroup process` can run on: embedded DuckDB (default) or Apache Spark.
 ENGINES = ("duckdb", "spark")
+
+# Spark settings `[engine.spark]` may not hold, and why: each is one a privacy guarantee or
+# the engines' parity rests on (SparkEngine sets it, or it must stay unset), or one named by
+# its own key. A name ending in "." stands for every setting under it. SparkEngine also
+# refuses any other setting it makes itself, unless it is a tuning it lets a pipeline change.
+_SCRATCH = "Spark's scratch stays in the private working directory, removed after the run"
+_PARITY = "both engines must return the same tables (DESIGN §5.11)"
+_PLANS = "it would receive every query plan, and a plan can hold rows registered from the driver"
+SPARK_PINNED: Mapping[str, str] = MappingProxyType(
+    {
+        "spark.master": "name the cluster with [engine] master",
+        "spark.remote": "Spark Connect is not supported (docs/scaling.md)",
+        "spark.api.mode": "the engine runs a classic Spark session (docs/scaling.md)",
+        "spark.submit.deployMode": "the driver, which holds the processor's keys, is this process",
+        "spark.local.dir": _SCRATCH,
+        "spark.sql.warehouse.dir": _SCRATCH,
+        "spark.checkpoint.dir": _SCRATCH,
+        "spark.sql.catalogImplementation": "tables stay temporary views, never in a metastore",
+        "spark.eventLog.": "event logs would keep query plans, which can hold rows",
+        "spark.ui.": "the web UI shows query plans and their rows to whoever reaches it",
+        "spark.extraListeners": _PLANS,
+        "spark.sql.queryExecutionListeners": _PLANS,
+        "spark.sql.session.timeZone": _PARITY,
+        "spark.sql.ansi.enabled": _PARITY,
+        "spark.sql.execution.arrow.pyspark.enabled": _PARITY,
+    }
+)
+# Settings that protect data moving between Spark's processes or lying on their disks: a
+# pipeline may turn them on (docs/scaling.md asks for them on a cluster), never off.
+SPARK_ON_ONLY = frozenset(
+    {"spark.authenticate", "spark.network.crypto.enabled", "spark.io.encryption.enabled"}
+)
+# Spark's own default `spark.redaction.regex`: a setting it would blank in its logs is a secret.
+# A secret has no place in a pipeline file, nor on the command line of the JVM that PySpark
+# starts, where every setting of the session is passed (`--conf`).
+SPARK_SECRET = re.compile(r"(?i)secret|password|token|access[.]key")
+
+
+def spark_setting_problem(key: str, value: str) -> str | None:
+    """Why `[engine.spark]` may not set `key` to `value` (None: it may).
+
+    Example: spark_setting_problem("spark.ui.port", "4040") names the web UI.
+    """
+    for name, reason in SPARK_PINNED.items():
+        if key == name or (name.endswith(".") and key.startswith(name)):
+            return f"[engine.spark] {key} cannot be set: {reason}"
+    if SPARK_SECRET.search(key):
+        return (
+            f"[engine.spark] {key} is a secret: keep it out of the pipeline and give it to "
+            "Spark through the cluster's own configuration (docs/scaling.md)"
+        )
+    if key in SPARK_ON_ONLY and value != "true":
+        return f'[engine.spark] {key} may only be "true": it protects data between or on nodes'
+    return None
+
+
+def _spark_settings(engine: dict[str, Any], problems: list[str]) -> dict[str, str]:
+    """The `[engine.spark]` table as Spark settings, each a string passed on verbatim.
+
+    A dotted key written bare (spark.executor.memory = "8g") nests in TOML; it is read back
+    as the one setting it names, like the quoted form ("spark.executor.memory" = "8g").
+    """
+    table = engine.get("spark", {})
+    if not isinstance(table, dict):
+        problems.append('[engine.spark] must be a table of Spark settings ("spark.x" = "value")')
+        return {}
+    flat: dict[str, Any] = {}
+    stack = [("", table)]
+    while stack:
+        prefix, node = stack.pop()
+        for key, value in node.items():
+            if isinstance(value, dict):
+                stack.append((f"{prefix}{key}.", value))
+            else:
+                flat[f"{prefix}{key}"] = value
+    settings = {}
+    for key, value in sorted(flat.items()):
+        if not key.startswith("spark."):
+            problems.append(f"[engine.spark] {key} is not a Spark setting (they start with spark.)")
+        elif not isinstance(value, str):
+            problems.append(f'[engine.spark] {key} must be a string, as Spark reads it ("...")')
+        elif problem := spark_setting_problem(key, value):
+            problems.append(problem)
+        else:
+            settings[key] = value
+    return settings
 
 
 def load_group(path: Path | None = None) -> GroupConfig:
@@ -455,6 +543,13 @@ def load_group(path: Path | None = None) -> GroupConfig:
     master = engine.get("master", "local[*]")
     if not isinstance(master, str) or not master.strip():
         problems.append("[engine] master must be a Spark master URL such as local[*]")
+    connect = "remote" if "remote" in engine else "master" if str(master)[:5] == "sc://" else ""
+    if connect:
+        problems.append(
+            f"[engine] {connect}: Spark Connect is not supported (docs/scaling.md says why); "
+            "name a Spark master instead (local[*], yarn, spark://host:7077, k8s://...)"
+        )
+    spark_settings = _spark_settings(engine, problems)
     retention = tables["retention"]
     for key, v in retention.items():
         if key in RETENTION_SETTINGS and (
@@ -479,5 +574,6 @@ def load_group(path: Path | None = None) -> GroupConfig:
         threads=positive_int(engine, "threads", 2),
         engine=kind,
         spark_master=master,
+        spark_settings=spark_settings,
         retention=dict(retention),
     )

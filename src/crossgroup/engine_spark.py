@@ -30,6 +30,26 @@ import polars as pl
 from crossgroup.engine import EngineError, FrameFunction, Step, mapped_schema
 from crossgroup.errors import InputError
 
+# The engine's own settings a pipeline's [engine.spark] may replace: tunings, not guarantees.
+TUNABLE = frozenset({"spark.sql.shuffle.partitions"})
+
+
+def _passed_through(spark_settings: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
+    """A pipeline's Spark settings, checked again here for callers that skip the config: one
+    config.SPARK_PINNED names, or one the engine makes that is not TUNABLE, is refused."""
+    from crossgroup.config import spark_setting_problem
+
+    problems = []
+    for key, value in spark_settings.items():
+        problem = spark_setting_problem(key, value)
+        if problem is None and key in own and key not in TUNABLE:
+            problem = f"[engine.spark] {key} cannot be set: the Spark engine sets it itself"
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise InputError("; ".join(problems))
+    return dict(spark_settings)
+
 
 def _transpile(sql: str) -> str:
     import sqlglot
@@ -67,6 +87,7 @@ class SparkEngine:
         workdir: Path,
         *,
         master: str = "local[*]",
+        spark_settings: Mapping[str, str] | None = None,
     ) -> None:
         # frames cross as Arrow, never through pandas, whose version PySpark warns about
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
@@ -97,8 +118,19 @@ class SparkEngine:
         # a session already running in this process (a notebook's, a test's) is joined, and
         # left running at close; its static settings (master, local dirs) are kept
         self._owns_session = SparkSession.getActiveSession() is None
+        # Spark prefers these to spark.local.dir: its scratch would leave the private folder
+        moved = [v for v in ("SPARK_LOCAL_DIRS", "SPARK_EXECUTOR_DIRS") if os.environ.get(v)]
+        if moved and self._owns_session:
+            raise InputError(
+                f"{moved[0]} is set: Spark would keep its scratch there, outside the private "
+                "working directory; unset it for the Spark engine"
+            )
+        # a classic session whatever SPARK_API_MODE says (Spark Connect: docs/scaling.md);
+        # the pipeline's [engine.spark] settings go over the engine's tunings only
         builder = SparkSession.builder.master(master).appName("crossgroup")
-        for key, value in settings.items():
+        builder = builder.config("spark.api.mode", "classic")
+        passed = _passed_through(spark_settings or {}, settings)
+        for key, value in {**settings, **passed}.items():
             builder = builder.config(key, value)
         try:
             self._spark = builder.getOrCreate()

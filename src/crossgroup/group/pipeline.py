@@ -90,7 +90,7 @@ def open_engine(work: Path, group: GroupConfig) -> Engine:
     if group.engine == "spark":
         from crossgroup.engine_spark import SparkEngine
 
-        return SparkEngine(work, master=group.spark_master)
+        return SparkEngine(work, master=group.spark_master, spark_settings=group.spark_settings)
     return DuckDBEngine(work, memory_limit=group.memory_limit, threads=group.threads)
 
 
