@@ -112,7 +112,75 @@ def test_generalize_table_releases_what_generalize_releases(engine, persons):
         name="stage_released",
     )
     assert expected.persons_generalized > 0 or expected.persons_suppressed == persons
-    assert got.released.equals(expected.released)
+    assert got.released is None  # the persons stay in the engine table
+    released = engine.to_polars("SELECT * FROM stage_released ORDER BY person_id")
+    assert released.equals(expected.released)
     assert got.loss.equals(expected.loss)
     assert got.summary() == expected.summary()
     engine.drop("stage_features", "stage_segments", "stage_released")
+
+
+class _Recording:
+    """An engine that records every frame the stages bring to the driver."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self.fetched: list[pl.DataFrame] = []
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._engine.close()
+
+    def to_polars(self, sql_or_table, params=None):
+        frame = self._engine.to_polars(sql_or_table, params)
+        self.fetched.append(frame)
+        return frame
+
+
+def test_the_driver_gets_persons_only_as_the_fit_sample_and_refs_one_maison_at_a_time(
+    tmp_path, monkeypatch
+):
+    """DESIGN §8: whatever the engine, the stages bring no person-level table to the driver
+    beyond the model's fit sample, and no maison's refs together with another's."""
+    import dataclasses
+
+    from process_batch import build_batch
+
+    from crossgroup.config import load_group
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.group import pipeline
+
+    batch = build_batch(tmp_path / "batch", n_persons=500)
+    sample = 60
+    group = dataclasses.replace(load_group(batch.pipeline), sample_size=sample)
+    engines: list[_Recording] = []
+
+    def recording(work, group):
+        engines.append(_Recording(DuckDBEngine(work)))
+        return engines[-1]
+
+    monkeypatch.setattr(pipeline, "open_engine", recording)
+    result = pipeline.process_batch(
+        batch.inbox, load_party(batch.keys / "processor"), tmp_path / "out", group=group,
+        work_parent=tmp_path,
+    )  # fmt: skip
+    persons = result.counts["persons"]
+    assert persons > 4 * sample
+    (engine,) = engines
+    with_persons = [f.height for f in engine.fetched if "person_id" in f.columns]
+    assert with_persons and max(with_persons) <= sample
+    # only the refs of one maison per frame: its return rows, or its own export's refs
+    with_refs = [f for f in engine.fetched if "maison_ref" in f.columns]
+    nodes = {
+        m: set(pl.read_parquet(t["identities"]).get_column("maison_ref"))
+        for m, t in batch.tables.items()
+    }
+    for frame in with_refs:
+        refs = set(frame.get_column("maison_ref"))
+        assert sum(bool(refs & own) for own in nodes.values()) == 1
+    assert len(with_refs) == 2 * len(nodes)  # each maison's return and its export's refs

@@ -331,7 +331,7 @@ def test_work_dir_is_removed_after_an_injected_failure(run_cli, batch, tmp_path,
 def test_failed_privacy_check_writes_nothing(run_cli, batch, tmp_path, monkeypatch):
     import crossgroup.privacy.release_checks as checks
 
-    monkeypatch.setattr(checks, "release_problems", lambda *a, **kw: ["forced problem (6)"])
+    monkeypatch.setattr(checks, "combination_problems", lambda *a, **kw: ["forced problem (6)"])
     result = process(run_cli, batch, tmp_path / "out")
     assert result.exit_code == 3
     assert "release refused by the privacy checks" in result.stderr

@@ -6,9 +6,10 @@ import polars as pl
 import pytest
 
 from crossgroup.config import load_taxonomy
+from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.group.cells import scope_cells, suppress
-from crossgroup.group.release import maison_segments
+from crossgroup.group.release import ReleaseTables, maison_segments
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import MaisonRelease, check_release, release_problems
 
@@ -76,10 +77,14 @@ def release_setup():
     aggregates = suppress(
         cell_frame([("segment_mix", "maison", "Jewelry-led, high value", "", 30, 1.0)]), 20
     )
-    releases = {
-        m: MaisonRelease(m, maison_segments(people, person_nodes, m), aggregates, glossary)
-        for m in ("aurelle", "kessler")
-    }
+    with DuckDBEngine() as engine:
+        tables = ReleaseTables(
+            engine.register("released", people), "unused", engine.register("nodes", person_nodes)
+        )
+        releases = {
+            m: MaisonRelease(m, maison_segments(engine, tables, m), aggregates, glossary)
+            for m in ("aurelle", "kessler")
+        }
     exported = {
         m: person_nodes.filter(pl.col("maison") == m).get_column("maison_ref")
         for m in ("aurelle", "kessler")

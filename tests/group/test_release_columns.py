@@ -8,9 +8,10 @@ import polars as pl
 import pytest
 
 from crossgroup.config import load_taxonomy
+from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.group.cells import match_cells
-from crossgroup.group.release import maison_segments, quality_table
+from crossgroup.group.release import ReleaseTables, maison_segments, quality_table
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import MaisonRelease, check_release, release_problems
 
@@ -61,7 +62,11 @@ def release():
                 "col_key": pl.String, "persons": pl.Int64, "share": pl.Float64,
                 "suppressed": pl.Boolean, "note": pl.String}
     )  # fmt: skip
-    segments = maison_segments(people, nodes, "aurelle")
+    with DuckDBEngine() as engine:
+        tables = ReleaseTables(
+            engine.register("released", people), "unused", engine.register("nodes", nodes)
+        )
+        segments = maison_segments(engine, tables, "aurelle")
     assert segments.columns == ["maison_ref", *ATTRIBUTES]
     return MaisonRelease("aurelle", segments, aggregates, glossary), nodes
 

@@ -43,9 +43,13 @@ REASONS = {
 CELL_SCHEMA = CELLS.schema
 
 
+# The released attributes the cells are counted over (besides one affinity flag per sector).
+CELL_ATTRIBUTES = ("segment_label", *(c for c in PARTITION_TABLES.values() if c != "segment_label"))
+
+
 def _cells(persons: pl.DataFrame, table: str, scope: str, row_key: str, total: int) -> pl.DataFrame:
-    """One cell per value of `row_key`; `persons` holds one row per person (`scope_cells`)."""
-    out = persons.group_by(row_key).agg(pl.len().cast(pl.Int64).alias("persons"))
+    """One cell per value of `row_key`; `persons` holds counted combinations (`scope_cells`)."""
+    out = persons.group_by(row_key).agg(pl.col("weight").sum().cast(pl.Int64).alias("persons"))
     return out.select(
         pl.lit(table).alias("table"),
         pl.lit(scope).alias("scope"),
@@ -57,21 +61,37 @@ def _cells(persons: pl.DataFrame, table: str, scope: str, row_key: str, total: i
     )
 
 
+def counted_persons(persons: pl.DataFrame, sectors: list[str]) -> pl.DataFrame:
+    """Persons (person_id, released attributes, one affinity flag per sector; a person may
+    be on several rows) as counted combinations: the cell attributes, the flags and
+    `weight`, the number of distinct persons sharing them."""
+    return (
+        persons.unique("person_id")
+        .group_by(*CELL_ATTRIBUTES, *sectors)
+        .agg(pl.len().cast(pl.Int64).alias("weight"))
+    )
+
+
 def scope_cells(persons: pl.DataFrame, scope: str, sectors: list[str]) -> pl.DataFrame:
     """Unsuppressed cells of every aggregate table for one scope.
 
-    `persons`: person_id, released attributes and one affinity boolean per sector; a person
-    may appear on several rows (refs) and is counted once. `base` is the population a cell is
-    a share of (the scope, or the segment for segment_sector_affinity); `suppress` drops it.
+    `persons`: counted combinations (`counted_persons`, or the same counts from an engine),
+    or persons as `counted_persons` takes them. `base` is the population a cell is a share
+    of (the scope, or the segment for segment_sector_affinity); `suppress` drops it.
     """
-    persons = persons.unique("person_id")
-    total = persons.height
+    if "weight" not in persons.columns:
+        persons = counted_persons(persons, sectors)
+    total = int(persons.get_column("weight").sum())
     parts = [_cells(persons, t, scope, col, total) for t, col in PARTITION_TABLES.items()]
     # Affinity counts summed per segment, then made long: a long frame of every person x
     # sector would be (persons x sectors) rows. A (segment, sector) without a person is no cell.
+    weight = pl.col("weight")
     per_segment = (
         persons.group_by("segment_label")
-        .agg(pl.len().alias("size"), *(pl.col(s).sum() for s in sectors))
+        .agg(
+            weight.sum().alias("size"),
+            *((pl.col(s).cast(pl.Int64) * weight).sum() for s in sectors),
+        )
         .unpivot(
             index=["segment_label", "size"], on=sectors, variable_name="sector", value_name="n"
         )

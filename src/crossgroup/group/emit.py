@@ -22,6 +22,7 @@ from crossgroup.errors import PrivacyCheckError
 from crossgroup.group.ingest import Batch
 from crossgroup.group.release import Release
 from crossgroup.privacy.policy import ReleasePolicy
+from crossgroup.privacy.release_checks import MaisonRelease
 
 AUDIT_LOG = "audit.jsonl"
 
@@ -36,21 +37,44 @@ class Emitted:
     audit_head: str
 
 
+@dataclass(frozen=True)
+class WrittenReturn:
+    """One maison's checked return tables, written in the private working directory."""
+
+    tables: dict[str, Path]
+    rows: int  # rows of its segments table
+
+
+def write_return(release: MaisonRelease, work: Path) -> WrittenReturn:
+    """Write one maison's return tables in the private workdir, each read back: what is
+    sealed must be exactly what the release checks passed."""
+    folder = work / "returns" / release.maison
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {}
+    for name, frame in release.tables().items():
+        tables[name] = folder / f"{name}.parquet"
+        frame.write_parquet(tables[name], compression="zstd", statistics=False)
+        if not pl.read_parquet(tables[name]).equals(frame):
+            raise PrivacyCheckError(f"return for {release.maison}: {name} changed when written")
+    return WrittenReturn(tables, release.segments.height)
+
+
 def emit_release(
     release: Release,
+    written: dict[str, WrittenReturn],
     *,
     policy: ReleasePolicy,
     batch: Batch,
     keys,
     out_dir: Path,
-    work: Path,
     tx: Transaction,
     report_html: str,
     record: dict[str, Any],
     timings,
     now: dt.datetime | None = None,
 ) -> Emitted:
-    """Seal the returns, write the reports and add the run's audit entry to the commit.
+    """Seal the written returns, write the reports and add the run's audit entry to the
+    commit.
 
     `record` holds the audit entry's inputs, counts and settings; `timings()` the stage
     times so far, read just before the entry is made. Nothing reaches `out_dir` before the
@@ -60,7 +84,7 @@ def emit_release(
     log = out_dir / AUDIT_LOG
     staging = tx.stage_output(out_dir)
     returns = {
-        package.maison: _seal_return(release, policy, batch, package, keys, staging, work)
+        package.maison: _seal_return(written[package.maison], policy, batch, package, keys, staging)
         for package in batch.packages
     }
     reports = _write_reports(release, report_html, staging / "reports")
@@ -78,18 +102,9 @@ def emit_release(
     )
 
 
-def _seal_return(release, policy, batch, package, keys, staging: Path, work: Path):
-    """Write one maison's checked tables in the private workdir and seal them for it."""
+def _seal_return(written: WrittenReturn, policy, batch, package, keys, staging: Path):
+    """Seal one maison's written tables for it."""
     maison = package.maison
-    folder = work / "returns" / maison
-    folder.mkdir(parents=True, exist_ok=True)
-    tables = {}
-    for name, frame in release.returns[maison].tables().items():
-        tables[name] = folder / f"{name}.parquet"
-        frame.write_parquet(tables[name], compression="zstd", statistics=False)
-        # what is sealed must be exactly what the release checks passed
-        if not pl.read_parquet(tables[name]).equals(frame):
-            raise PrivacyCheckError(f"return for {maison}: {name} changed when written")
     target = staging / "returns" / maison
     target.mkdir(parents=True, exist_ok=True)
     path, manifest = seal_package(
@@ -97,15 +112,11 @@ def _seal_return(release, policy, batch, package, keys, staging: Path, work: Pat
         kind="return",
         sender=keys,
         recipient=maison,
-        tables=tables,
+        tables=written.tables,
         batch_id=package.manifest.batch_id,
         as_of=batch.as_of,
         matching_key_id=batch.matching_key_id,
-        summary={
-            "rows": release.returns[maison].segments.height,
-            "k": policy.k,
-            "k_aggregate": policy.k_aggregate,
-        },
+        summary={"rows": written.rows, "k": policy.k, "k_aggregate": policy.k_aggregate},
     )
     return Path(path), manifest.package_id
 

@@ -10,7 +10,6 @@ or to engine tables whose persons never leave the engine before the release
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from functools import partial
 
@@ -96,7 +95,7 @@ def generalize_table(
     """`generalize` over engine tables (features; person_id and segment): the bands and class
     keys are computed where the rows are, only the counts per combination come to the
     driver for `anonymize_classes`, and the engine table `name` gets each released person's
-    values. The returned `released` frame is that table, read back for the release step.
+    values; the result's `released` is None: the persons stay in the engine.
     """
     persons = engine.count(features)
     cuts = [
@@ -148,5 +147,4 @@ def generalize_table(
         )
     )
     engine.drop(coded, "generalize_outcome")
-    released = engine.to_polars(f"SELECT * FROM {name} ORDER BY person_id")
-    return dataclasses.replace(outcome, released=released)
+    return outcome

@@ -22,7 +22,9 @@ from crossgroup.group.bands import Hierarchy
 class Generalization:
     """The released person table and what privacy cost: rows and attributes given up."""
 
-    released: pl.DataFrame  # person_id, segment, segment_label, attributes, generalized
+    # person_id, segment, segment_label, attributes, generalized; None when the persons stay
+    # in an engine table (`generalize.generalize_table`)
+    released: pl.DataFrame | None
     loss: pl.DataFrame  # attribute, coarsened, suppressed (persons)
     persons: int
     persons_generalized: int  # rows carrying any coarsened or suppressed attribute
@@ -143,8 +145,8 @@ def anonymize_classes(
 ) -> Generalization:
     """k-anonymity on the combination counts: `classes` holds one row per class key with its
     attribute codes and `persons`; the result's `classes` maps each key that is released to
-    its generalized values (a key absent from it is withheld). `released` is left empty for
-    the caller, which joins the persons to `classes`.
+    its generalized values (a key absent from it is withheld). `released` is None: the caller
+    joins its persons to `classes`.
 
     Greedy, all small classes at once: each class takes the cheapest step that lifts it to
     `k` persons (estimated with every small class moving), or else the step with the best
@@ -277,9 +279,7 @@ def _decode(
     classes = kept.select(*cols, "persons")
     generalized = int(classes.filter(pl.col("generalized") != "").get_column("persons").sum())
     return Generalization(
-        released=classes.clear()
-        .drop("class_key", "persons")
-        .insert_column(0, pl.Series("person_id", [], dtype=pl.Int64)),
+        released=None,
         loss=pl.concat(loss_rows),
         persons=persons,
         persons_generalized=generalized,

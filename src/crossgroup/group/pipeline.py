@@ -1,7 +1,8 @@
 """The processor's batch as named stages: verify -> erase -> decrypt -> resolve -> features ->
 segment -> generalize -> release, each timed (DESIGN §5, §7 `crossgroup process`). The
-release is three steps: build (group/release.py, pure frames), check (privacy/
-release_checks.py, pure) and emit (group/emit.py, the only writes); docs/architecture.md.
+release is three steps: build (group/release.py, frames from the engine, one maison at a
+time), check (privacy/release_checks.py) and emit (group/emit.py, the only writes);
+docs/architecture.md.
 
 The whole run holds the processor's lock (crossgroup.commit), from the replay check until its
 commit. Plaintext lives only in a private working directory (DuckDB spills there too) that
@@ -32,7 +33,7 @@ from crossgroup.commit import Transaction, party_session, transaction
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
 from crossgroup.crypto.keys import PartyKeys, require_processor_keys
 from crossgroup.engine import DuckDBEngine, Engine
-from crossgroup.group.emit import AUDIT_LOG, emit_release
+from crossgroup.group.emit import AUDIT_LOG, WrittenReturn, emit_release, write_return
 from crossgroup.group.generalize import generalize_table
 from crossgroup.group.ingest import (
     Batch,
@@ -40,10 +41,10 @@ from crossgroup.group.ingest import (
     decrypt_batch,
     verify_inbox,
 )
-from crossgroup.group.release import Release, affinity_flags, build_release
+from crossgroup.group.release import Release, ReleaseTables, affinity_flags, build_release
 from crossgroup.io import private_workdir
+from crossgroup.privacy import release_checks as checks
 from crossgroup.privacy.policy import ReleasePolicy
-from crossgroup.privacy.release_checks import check_release
 from crossgroup.report.group_report import group_report_html
 
 
@@ -225,43 +226,30 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             n_segments=model.n_segments_,
         )
         flags = partial(affinity_flags, sector_columns=sector_columns)
-        affinity = engine.to_polars(engine.map_frames("affinity", features, flags))
-        engine.drop(features, segments, "affinity")
+        engine.map_frames("affinity", features, flags)
+        engine.drop(features, segments)
     with timer.stage("release"):
-        # build (pure frames) -> check (pure, privacy/) -> emit (the only writes); the refs
-        # come to Python only now, not while the segments are fitted and generalized
-        person_nodes = engine.to_polars(f"SELECT maison, maison_ref, person_id FROM {nodes_table}")
+        # build (frames, one maison at a time) -> check (privacy/) -> emit (the only writes);
+        # the refs come to Python only now, one maison's at a time
         release = build_release(
+            engine,
             policy,
             maisons=list(batch.maisons),
             generalization=gen,
             model=model,
-            affinity=affinity,
-            sector_columns=sector_columns,
-            person_nodes=person_nodes,
+            tables=ReleaseTables("released", "affinity", nodes_table),
+            sectors=list(sector_columns),
             match_figures=figures,
         )
-        check_release(
-            release.returns,
-            policy=policy,
-            # read back from each export, not from person_nodes: the check trusts no stage
-            exported_refs={
-                m: engine.to_polars(
-                    "SELECT maison_ref FROM identities WHERE maison = ?", [m]
-                ).get_column("maison_ref")
-                for m in release.returns
-            },
-            person_nodes=person_nodes,
-            reports=release.reports,
-        )
-        counts = _run_counts(batch, release, gen, model, figures, suppressed)
+        written = _checked_returns(release, engine, policy, work)
+        counts = _run_counts(batch, release, written, gen, model, figures, suppressed)
         emitted = emit_release(
             release,
+            written,
             policy=policy,
             batch=batch,
             keys=keys,
             out_dir=out_dir,
-            work=work,
             tx=tx,
             report_html=group_report_html(
                 batch_id=", ".join(sorted({str(p.manifest.batch_id) for p in batch.packages})),
@@ -298,7 +286,36 @@ def release_policy(group: GroupConfig, taxonomy: Taxonomy, registry, maisons) ->
     )
 
 
-def _run_counts(batch: Batch, release: Release, gen, model, figures, suppressed) -> dict:
+def _checked_returns(
+    release: Release, engine: Engine, policy: ReleasePolicy, work: Path
+) -> dict[str, WrittenReturn]:
+    """Each maison's return built, checked and written in turn (the driver holds one at a
+    time), then (6) checked across the batch on the files written and the processor's reports
+    checked; any problem refuses the whole release (PrivacyCheckError, exit 3), and nothing
+    written so far leaves the private working directory."""
+    problems: list[str] = []
+    written: dict[str, WrittenReturn] = {}
+    complete: dict[str, str] = {}
+    for i, maison in enumerate(release.maisons):
+        built = release.maison_return(maison, policy)
+        # read back from each export, not from the nodes: the check trusts no stage
+        exported = engine.to_polars("SELECT maison_ref FROM identities WHERE maison = ?", [maison])
+        problems += checks.maison_problems(
+            built, policy=policy, exported_refs=exported.get_column("maison_ref")
+        )
+        written[maison] = write_return(built, work)
+        if checks.has_full_combination(built.segments):
+            complete[maison] = engine.view_parquet(
+                f"checked_segments_{i}", written[maison].tables["segments"]
+            )
+        del built, exported
+    problems += checks.combination_problems(engine, complete, release.tables.nodes, policy=policy)
+    problems += checks.report_problems(release.reports, k_aggregate=policy.k_aggregate)
+    checks.refuse_if_any(problems)
+    return written
+
+
+def _run_counts(batch: Batch, release: Release, written, gen, model, figures, suppressed) -> dict:
     """The run's figures for the summary and the audit log: counts only, no identifier."""
     cells = release.group_cells
     return {
@@ -308,7 +325,7 @@ def _run_counts(batch: Batch, release: Release, gen, model, figures, suppressed)
         "persons": gen.persons,
         "persons_generalized": gen.persons_generalized,
         "persons_withheld": gen.persons_suppressed,
-        "returned_rows": {m: r.segments.height for m, r in release.returns.items()},
+        "returned_rows": {m: w.rows for m, w in written.items()},
         "generalized_by_attribute": gen.summary()["by_attribute"],
         "aggregate_cells_suppressed": int(cells.filter(pl.col("suppressed")).height),
         "segments": int(model.n_segments_),

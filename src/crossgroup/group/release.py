@@ -1,10 +1,11 @@
 """Build what a batch would release, as frames: nothing is checked or written here.
 
-The first of the processor's three closing steps (DESIGN §8): **build** (this module: pure
-frames per recipient and for the processor's own reports), **check** (`privacy.
-release_checks`), **emit** (`group.emit`: the one place that writes, seals, reports and
-audits). A maison's return holds its `segments` (only its own refs), `aggregates` (cells of
-`group.cells`, its own exact next to the whole batch's, suppressed for it) and `glossary`.
+The first of the processor's three closing steps (DESIGN §8): **build** (this module:
+frames per recipient, one maison at a time, and for the processor's own reports, from
+counts the engine makes), **check** (`privacy.release_checks`), **emit** (`group.emit`: the
+one place that writes, seals, reports and audits). A maison's return holds its `segments`
+(only its own refs), `aggregates` (cells of `group.cells`, its own exact next to the whole
+batch's, suppressed for it) and `glossary`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossgroup.group.cells import maison_aggregates, match_cells, scope_cells, suppress
+from crossgroup.engine import Engine
+from crossgroup.group.cells import (
+    CELL_ATTRIBUTES,
+    maison_aggregates,
+    match_cells,
+    scope_cells,
+    suppress,
+)
 from crossgroup.group.generalize import Generalization
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import MaisonRelease
@@ -24,53 +32,77 @@ AFFINITY_SHARE = 0.10
 
 
 @dataclass(frozen=True)
-class Release:
-    """Every table a batch would release: one return per maison and the processor's reports."""
+class ReleaseTables:
+    """Where a batch's released values are, in the engine: `released` (person_id and the
+    released values, one row per released person), `affinity` (person_id and one flag per
+    sector, `affinity_flags`) and `nodes` (maison, maison_ref, person_id)."""
 
-    returns: dict[str, MaisonRelease]
+    released: str
+    affinity: str
+    nodes: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a batch would release: the processor's reports, and each maison's return, built
+    from the engine one maison at a time (`maison_return`) so that the driver never holds
+    every return at once."""
+
+    maisons: list[str]
     reports: dict[str, pl.DataFrame]  # aggregates, match_figures, segment_quality, suppression
+    engine: Engine
+    tables: ReleaseTables
+    sectors: list[str]
+    group_raw: pl.DataFrame  # the batch's cells before suppression (suppressed per recipient)
+    own_counts: dict[str, pl.DataFrame]  # each maison's persons per combination
+    withheld: dict[str, int]  # each maison's refs whose person is withheld
+    glossary: pl.DataFrame
 
     @property
     def group_cells(self) -> pl.DataFrame:
         return self.reports["aggregates"]
 
+    def maison_return(self, maison: str, policy: ReleasePolicy) -> MaisonRelease:
+        """One maison's `segments` (its own refs only, sorted by ref so the same inputs give
+        byte-identical files), `aggregates` and `glossary`."""
+        segments = maison_segments(self.engine, self.tables, maison)
+        aggregates = maison_aggregates(
+            self.own_counts[maison],
+            self.group_raw,  # suppressed per recipient: it knows its own counts exactly
+            self.sectors,
+            k=policy.k,
+            k_aggregate=policy.k_aggregate,
+            withheld=self.withheld.get(maison, 0),
+        )
+        return MaisonRelease(maison, segments, aggregates, self.glossary)
+
 
 def build_release(
+    engine: Engine,
     policy: ReleasePolicy,
     *,
     maisons: list[str],
     generalization: Generalization,
     model,
-    affinity: pl.DataFrame,
-    sector_columns: Mapping[str, str],
-    person_nodes: pl.DataFrame,
+    tables: ReleaseTables,
+    sectors: list[str],
     match_figures: Mapping,
 ) -> Release:
-    """The return of each maison in `maisons` and the processor's reports, all as frames.
+    """The processor's reports and what each maison's return is built from: counts per
+    combination of released values come from the engine, never the persons themselves.
 
-    `model` is the fitted `SegmentModel` (labels, descriptions, quality); `affinity` the
-    persons' sector flags (`affinity_flags`); `person_nodes`
-    (maison, maison_ref, person_id) links each maison's refs to resolved persons.
+    `model` is the fitted `SegmentModel` (labels, descriptions, quality).
     """
     gen, k_aggregate = generalization, policy.k_aggregate
-    sectors = list(sector_columns)
-    released = gen.released.join(affinity, on="person_id", how="left")
-    group_raw = scope_cells(released, "group", sectors)
-    terms = glossary(model.labels_, model.descriptions_)
-    withheld_ids = person_nodes.join(gen.released.select("person_id"), on="person_id", how="anti")
-    returns = {}
-    for maison in maisons:
-        own = person_nodes.filter(pl.col("maison") == maison).join(released, on="person_id")
-        aggregates = maison_aggregates(
-            own,
-            group_raw,  # suppressed per recipient: it knows its own counts exactly
-            sectors,
-            k=policy.k,
-            k_aggregate=k_aggregate,
-            withheld=withheld_ids.filter(pl.col("maison") == maison).height,
-        )
-        segments = maison_segments(gen.released, person_nodes, maison)
-        returns[maison] = MaisonRelease(maison, segments, aggregates, terms)
+    group_raw = scope_cells(_counted(engine, tables, sectors), "group", sectors)
+    own = _counted(engine, tables, sectors, per_maison=True)
+    withheld = dict(
+        engine.to_polars(
+            f"SELECT n.maison, count(*) AS withheld FROM {tables.nodes} n "
+            f"LEFT JOIN {tables.released} r ON r.person_id = n.person_id "
+            "WHERE r.person_id IS NULL GROUP BY n.maison"
+        ).iter_rows()
+    )
     reports = {
         "aggregates": suppress(group_raw, k_aggregate),
         "match_figures": match_cells(match_figures, k_aggregate),
@@ -79,25 +111,61 @@ def build_release(
             gen.loss, gen.persons, gen.persons_generalized, gen.persons_suppressed
         ),
     }
-    return Release(returns, reports)
+    return Release(
+        maisons=list(maisons),
+        reports=reports,
+        engine=engine,
+        tables=tables,
+        sectors=sectors,
+        group_raw=group_raw,
+        own_counts={m: own.filter(pl.col("maison") == m).drop("maison") for m in maisons},
+        withheld=withheld,
+        glossary=glossary(model.labels_, model.descriptions_),
+    )
 
 
-def maison_segments(
-    released: pl.DataFrame, person_nodes: pl.DataFrame, maison: str
-) -> pl.DataFrame:
-    """The `segments` table for one maison: its own nodes joined to their person's release.
+def _counted(engine: Engine, tables: ReleaseTables, sectors: list[str], *, per_maison=False):
+    """Persons per combination of the cell attributes and affinity flags (`counted_persons`),
+    for the whole batch or per maison (a person counted once in each maison they are in)."""
+    flags = [f"affinity_{i}" for i in range(len(sectors))]
+    keys = [*(f"r.{c}" for c in CELL_ATTRIBUTES), *(f"a.{f}" for f in flags)]
+    persons = f"{tables.released} r"
+    if per_maison:
+        keys.insert(0, "n.maison")
+        persons = (
+            f"(SELECT DISTINCT maison, person_id FROM {tables.nodes}) n "
+            f"JOIN {tables.released} r ON r.person_id = n.person_id"
+        )
+    counted = engine.to_polars(
+        f"SELECT {', '.join(keys)}, count(*) AS weight FROM {persons} "
+        f"JOIN {tables.affinity} a ON a.person_id = r.person_id GROUP BY {', '.join(keys)}"
+    )
+    return counted.rename(dict(zip(flags, sectors, strict=True))).with_columns(
+        pl.col("weight").cast(pl.Int64)
+    )
 
-    Sorted by maison_ref so the same inputs give byte-identical files.
-    """
-    nodes = person_nodes.filter(pl.col("maison") == maison).select("maison_ref", "person_id")
-    return nodes.join(released, on="person_id", how="inner").drop("person_id").sort("maison_ref")
+
+def maison_segments(engine: Engine, tables: ReleaseTables, maison: str) -> pl.DataFrame:
+    """The `segments` table for one maison: its own nodes joined to their person's release,
+    sorted by maison_ref (here, not in the engine: byte order, whatever the engine)."""
+    columns = engine.to_polars(f"SELECT * FROM {tables.released} LIMIT 0").columns
+    values = [c for c in columns if c != "person_id"]
+    return engine.to_polars(
+        f"SELECT n.maison_ref, {', '.join(f'r.{c}' for c in values)} FROM {tables.nodes} n "
+        f"JOIN {tables.released} r ON r.person_id = n.person_id WHERE n.maison = ?",
+        [maison],
+    ).sort("maison_ref")
 
 
 def affinity_flags(features: pl.DataFrame, sector_columns: Mapping[str, str]) -> pl.DataFrame:
-    """person_id plus one boolean per sector (named by the sector) for the affinity tables."""
+    """person_id plus one boolean per sector, `affinity_<i>` in taxonomy order (column names
+    any engine takes), for the affinity tables."""
     return features.select(
         "person_id",
-        *[(pl.col(c).fill_null(0.0) >= AFFINITY_SHARE).alias(s) for s, c in sector_columns.items()],
+        *[
+            (pl.col(c).fill_null(0.0) >= AFFINITY_SHARE).alias(f"affinity_{i}")
+            for i, c in enumerate(sector_columns.values())
+        ],
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from crossgroup.contracts import REF_BYTES, RETURN
+from crossgroup.engine import Engine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.privacy.policy import ReleasePolicy
 
@@ -168,6 +169,101 @@ def _sector_name_problems(
     return problems
 
 
+# (6) is checked on the full returned combination: every returned column but the ref
+COMBINATION = tuple(c for c in RETURN["segments"].names if c != "maison_ref")
+
+
+def maison_problems(
+    release: MaisonRelease, *, policy: ReleasePolicy, exported_refs: pl.Series
+) -> list[str]:
+    """Every violation within one maison's return; `exported_refs`: the maison_ref values of
+    that maison's own export. The batch-wide half of (6) is `combination_problems`."""
+    maison, k_aggregate, maison_names = release.maison, policy.k_aggregate, policy.maison_names
+    where = f"return for {maison}:"
+    problems: list[str] = []
+    for name, frame in release.tables().items():
+        problems += _schema_problems(where, name, frame)
+    seg = release.segments
+    if "maison_ref" not in seg.columns or seg.schema["maison_ref"] != pl.Binary:
+        return problems
+    # (5) only refs present in this maison's own export
+    own = pl.DataFrame({"maison_ref": exported_refs}, schema={"maison_ref": pl.Binary})
+    foreign = seg.join(own, on="maison_ref", how="anti").height
+    if foreign:
+        problems.append(f"{where} {foreign} row(s) are not customers of its own export (5)")
+    if seg.get_column("maison_ref").is_duplicated().any():
+        problems.append(f"{where} a maison_ref appears on more than one row")
+    # (6) is checked on the full returned combination or not at all: a missing or
+    # unexpected column refuses the release, never a check on fewer columns
+    if not has_full_combination(seg):
+        problems.append(
+            f"{where} segments columns differ from the contract: k-anonymity is not "
+            "checked on a partial combination (6)"
+        )
+    problems += aggregate_problems(where, release.aggregates, k_aggregate)
+    others = [m for m in maison_names if m != maison]
+    pattern = _name_pattern(others + [maison_names[m] for m in others])
+    problems += _foreign_name_problems(where, release.tables(), pattern)
+    problems += _sector_name_problems(
+        where, release, _sector_patterns(policy), policy.min_maisons_per_sector
+    )
+    return problems
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def has_full_combination(segments: pl.DataFrame) -> bool:
+    return set(segments.columns) == {"maison_ref", *COMBINATION}
+
+
+def combination_problems(
+    engine: Engine, returned: Mapping[str, str], nodes: str, *, policy: ReleasePolicy
+) -> list[str]:
+    """(6) every returned combination is shared by >= k distinct persons in the whole batch,
+    and nobody is returned with different attributes to two maisons.
+
+    `returned`: each maison's `segments` as an engine table (read back from the files about
+    to be sealed); `nodes` (maison, maison_ref, person_id) links refs to persons. Counted in
+    the engine, so the batch's returned rows are never all in one process; nulls are equal,
+    as in a group-by.
+    """
+    k = policy.k
+    if not returned:
+        return []
+    columns = ", ".join(COMBINATION)
+    union = " UNION ALL ".join(
+        f"SELECT {_literal(maison)} AS maison, maison_ref, {columns} FROM {table}"
+        for maison, table in returned.items()
+    )
+    picked = ", ".join(f"r.{c}" for c in COMBINATION)
+    conflicting, rare = engine.to_polars(
+        f"""
+        WITH returned AS ({union}),
+        persons AS (
+            SELECT DISTINCT n.person_id, {picked}
+            FROM returned r JOIN {nodes} n ON n.maison = r.maison AND n.maison_ref = r.maison_ref
+        )
+        SELECT
+            (SELECT count(*) FROM (
+                SELECT person_id FROM persons GROUP BY person_id HAVING count(*) > 1
+            ) AS twice) AS conflicting,
+            (SELECT count(*) FROM (
+                SELECT {columns} FROM persons GROUP BY {columns} HAVING count(*) < {int(k)}
+            ) AS small) AS rare
+        """
+    ).row(0)
+    problems = []
+    if conflicting:
+        problems.append("one person is returned with different attributes to two maisons (6)")
+    if rare:
+        problems.append(
+            f"{rare} returned attribute combination(s) cover fewer than {k} persons (6)"
+        )
+    return problems
+
+
 def release_problems(
     releases: Mapping[str, MaisonRelease],
     *,
@@ -175,93 +271,28 @@ def release_problems(
     exported_refs: Mapping[str, pl.Series],
     person_nodes: pl.DataFrame,
 ) -> list[str]:
-    """Every invariant violation in a release; [] when it may be sealed.
+    """Every invariant violation in a release held as frames; [] when it may be sealed.
 
     `exported_refs`: each maison's maison_ref values from its own export; `person_nodes`:
-    (maison, maison_ref, person_id) for every node.
+    (maison, maison_ref, person_id) for every node. The checks the pipeline makes one
+    maison at a time, with the batch-wide count in an embedded engine.
     """
-    k, k_aggregate, maison_names = policy.k, policy.k_aggregate, policy.maison_names
-    sector_patterns = _sector_patterns(policy)
+    from crossgroup.engine import DuckDBEngine
+
     problems: list[str] = []
-    attributes = [c for c in RETURN["segments"].names if c != "maison_ref"]
-    combos = []
+    complete = {}
     for maison, release in releases.items():
-        where = f"return for {maison}:"
-        for name, frame in release.tables().items():
-            problems += _schema_problems(where, name, frame)
+        refs = exported_refs.get(maison, pl.Series([], dtype=pl.Binary))
+        problems += maison_problems(release, policy=policy, exported_refs=refs)
         seg = release.segments
-        if "maison_ref" not in seg.columns or seg.schema["maison_ref"] != pl.Binary:
-            continue
-        # (5) only refs present in this maison's own export
-        own = pl.DataFrame(
-            {"maison_ref": exported_refs.get(maison, pl.Series([], dtype=pl.Binary))}
-        )
-        foreign = seg.join(own, on="maison_ref", how="anti").height
-        if foreign:
-            problems.append(f"{where} {foreign} row(s) are not customers of its own export (5)")
-        if seg.get_column("maison_ref").is_duplicated().any():
-            problems.append(f"{where} a maison_ref appears on more than one row")
-        # (6) is checked on the full returned combination or not at all: a missing or
-        # unexpected column refuses the release, never a check on fewer columns
-        if set(seg.columns) == {"maison_ref", *attributes}:
-            combos.append((maison, seg))
-        else:
-            problems.append(
-                f"{where} segments columns differ from the contract: k-anonymity is not "
-                "checked on a partial combination (6)"
-            )
-        problems += aggregate_problems(where, release.aggregates, k_aggregate)
-        others = [m for m in maison_names if m != maison]
-        pattern = _name_pattern(others + [maison_names[m] for m in others])
-        problems += _foreign_name_problems(where, release.tables(), pattern)
-        problems += _sector_name_problems(
-            where, release, sector_patterns, policy.min_maisons_per_sector
-        )
-    if combos:
-        problems += _combination_problems(combos, person_nodes, attributes, k)
-    return problems
-
-
-def _combination_problems(
-    combos: list[tuple[str, pl.DataFrame]],
-    person_nodes: pl.DataFrame,
-    attributes: list[str],
-    k: int,
-) -> list[str]:
-    """(6) every returned combination is shared by >= k distinct persons in the whole batch,
-    and nobody is returned with different attributes to two maisons.
-
-    `combos`: each maison and its `segments`; `person_nodes` links refs to persons. Every
-    distinct combination is numbered once across the batch (nulls equal, as in a group-by),
-    so the batch's rows are compared as integer pairs, never as one frame of all their texts.
-    """
-    numbered = (
-        pl.concat([seg.select(attributes).unique() for _, seg in combos])
-        .unique()
-        .with_row_index("combination")
-    )
-    everyone = pl.concat(
-        [
-            seg.select("maison_ref", *attributes)
-            .join(numbered, on=attributes, how="inner", nulls_equal=True)
-            .join(
-                person_nodes.filter(pl.col("maison") == maison).select("maison_ref", "person_id"),
-                on="maison_ref",
-                how="inner",
-            )
-            .select("person_id", "combination")
-            for maison, seg in combos
-        ]
-    ).unique()
-    problems = []
-    if everyone.get_column("person_id").is_duplicated().any():
-        problems.append("one person is returned with different attributes to two maisons (6)")
-    sizes = everyone.group_by("combination").agg(pl.col("person_id").n_unique().alias("persons"))
-    rare = sizes.filter(pl.col("persons") < k).height
-    if rare:
-        problems.append(
-            f"{rare} returned attribute combination(s) cover fewer than {k} persons (6)"
-        )
+        if seg.schema.get("maison_ref") == pl.Binary and has_full_combination(seg):
+            complete[maison] = seg
+    with DuckDBEngine() as engine:
+        engine.register("checked_nodes", person_nodes)
+        tables = {
+            m: engine.register(f"checked_{i}", seg) for i, (m, seg) in enumerate(complete.items())
+        }
+        problems += combination_problems(engine, tables, "checked_nodes", policy=policy)
     return problems
 
 
@@ -290,6 +321,11 @@ def check_release(
         releases, policy=policy, exported_refs=exported_refs, person_nodes=person_nodes
     )
     problems += report_problems(reports or {}, k_aggregate=policy.k_aggregate)
+    refuse_if_any(problems)
+
+
+def refuse_if_any(problems: list[str]) -> None:
+    """One PrivacyCheckError (exit 3) naming the first problem and how many more there are."""
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PrivacyCheckError(f"release refused by the privacy checks: {problems[0]}{more}")
