@@ -131,3 +131,19 @@ def test_the_spark_engine_refuses_an_environment_that_moves_its_scratch(
     with pytest.raises(InputError, match=f"{variable} is set: Spark would keep its scratch"):
         SparkEngine(tmp_path / "work")
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_an_engine_error_names_the_step_never_the_value():
+    """A failing cast quotes the value in DuckDB's own message; the EngineError blanks it."""
+    import polars as pl
+
+    from crossgroup.engine import DuckDBEngine, EngineError, Step
+
+    secret = "d33afe0c1b2a49d7"
+    with DuckDBEngine() as engine:
+        engine.register("values_in", pl.DataFrame({"v": [secret]}))
+        with pytest.raises(EngineError) as refused:
+            engine.run(Step("cast_values", "SELECT CAST(v AS INTEGER) AS n FROM values_in"))
+    message = str(refused.value)
+    assert "step 'cast_values' failed in DuckDB" in message
+    assert secret not in message and "d33a" not in message.lower()

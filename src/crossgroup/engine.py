@@ -9,6 +9,7 @@ re-raised naming the step, never the data.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,17 @@ class Step:
 
     name: str
     sql: str
+
+
+def failure_detail(error: BaseException) -> str:
+    """The first line of an engine's error with every quoted literal blanked: a failing cast
+    or comparison quotes the value (a ref, a token), and no value may reach a message."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return _QUOTED.sub(lambda m: m.group(1) + "…" + m.group(1), first)
+
+
+_QUOTED = re.compile(r"""(['"`])(?:(?!\1).)*\1""")
 
 
 def _quote_path(path: Path | str) -> str:
@@ -126,8 +138,7 @@ class DuckDBEngine:
         try:
             return self._con.sql(sql, params=params or None)
         except duckdb.Error as e:
-            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise EngineError(f"step {label!r} failed in DuckDB: {detail}") from None
+            raise EngineError(f"step {label!r} failed in DuckDB: {failure_detail(e)}") from None
 
     def run(self, step: Step, params: list[Any] | None = None) -> str:
         """Materialize a step as a table and return its name."""

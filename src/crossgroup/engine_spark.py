@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from crossgroup.engine import EngineError, FrameFunction, Step, mapped_schema
+from crossgroup.engine import EngineError, FrameFunction, Step, failure_detail, mapped_schema
 from crossgroup.errors import InputError
 
 # The engine's own settings a pipeline's [engine.spark] may replace: tunings, not guarantees.
@@ -161,8 +161,7 @@ class SparkEngine:
         try:
             yield
         except PySparkException as e:
-            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise EngineError(f"step {label!r} failed in Spark: {detail}") from None
+            raise EngineError(f"step {label!r} failed in Spark: {failure_detail(e)}") from None
 
     def _sql(self, sql: str, params: list[Any] | None = None) -> Any:
         """`?` placeholders are bound by Spark, as by DuckDB."""
