@@ -17,6 +17,7 @@ crossgroup[spark]` (pyspark, sqlglot) and Java 17; only the processor runs here
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import warnings
@@ -92,13 +93,24 @@ class SparkEngine:
         # frames cross as Arrow, never through pandas, whose version PySpark warns about
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
         try:
+            from pyspark import SparkContext
             from pyspark.sql import SparkSession
         except ImportError:
             raise InputError(
                 "the Spark engine needs pyspark: pip install 'crossgroup[spark]'"
             ) from None
+        # PySpark logs a failing query's whole message (which can quote a row's value) to
+        # stderr; the failure still reaches the caller, as an EngineError
+        from pyspark.logger import PySparkLogger
+
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            PySparkLogger.getLogger(name).disabled = True
         self._scratch = Path(workdir) / "spark"
         self._scratch.mkdir(parents=True, exist_ok=True)
+        log_config = Path(__file__).with_name("spark-log4j2.properties")
+        # the JVM's temporary folder, and zstd-jni's (else the JDK's, fixed at its first use:
+        # in a JVM an earlier engine started, that engine's folder, since removed)
+        temp = dict.fromkeys(("java.io.tmpdir", "ZstdTempFolder"), str(self._scratch / "tmp"))
         settings = {
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
@@ -109,7 +121,18 @@ class SparkEngine:
             "spark.sql.ansi.enabled": "true",  # overflow and bad casts fail, as in DuckDB
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.sql.shuffle.partitions": "8",
+            # the driver JVM this starts keeps its temporary files (Spark's, native libraries')
+            # in `workdir`, not /tmp, and logs nothing, since a log line can quote a row;
+            # executors on a cluster follow the cluster's own settings
+            "spark.driver.extraJavaOptions": shlex.join(
+                [
+                    *(f"-D{key}={value}" for key, value in temp.items()),
+                    f"-Dlog4j2.configurationFile={log_config}",
+                    "-XX:-UsePerfData",  # no hsperfdata file in /tmp
+                ]
+            ),
         }
+        (self._scratch / "tmp").mkdir(exist_ok=True)
         if master.startswith("local"):
             # PySpark starts the Python workers that run `map_frames` with $PYSPARK_PYTHON
             # (else `python3`): locally, this interpreter, which has crossgroup; on a
@@ -125,6 +148,14 @@ class SparkEngine:
                 f"{moved[0]} is set: Spark would keep its scratch there, outside the private "
                 "working directory; unset it for the Spark engine"
             )
+        if self._owns_session and SparkContext._jvm and not SparkContext._active_spark_context:
+            # a JVM left by an earlier session of this process keeps that session's temporary
+            # folder and local root, since removed (and made again on use): both moved here,
+            # through Spark's own reset of its local root (pyspark is pinned)
+            jvm = SparkContext._jvm
+            for key, value in temp.items():
+                jvm.java.lang.System.setProperty(key, value)
+            getattr(getattr(jvm, "org.apache.spark.util.Utils$"), "MODULE$").clearLocalRootDirs()
         # a classic session whatever SPARK_API_MODE says (Spark Connect: docs/scaling.md);
         # the pipeline's [engine.spark] settings go over the engine's tunings only
         builder = SparkSession.builder.master(master).appName("crossgroup")

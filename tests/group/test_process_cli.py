@@ -1,12 +1,19 @@
 """`crossgroup process` end to end on real sealed packages: the privacy invariants are checked
-on what leaves the processor (decrypted returns, reports, audit log, disk), not on internals."""
+on what leaves the processor (decrypted returns, reports, audit log, disk), not on internals.
+
+The invariant tests run on both engines (DESIGN §5.11): `engine` is duckdb or spark, the
+Spark runs marked `spark`. Tests that only read what a run left share one Spark run, made in
+a child process so that its whole console and every folder it could write to are inspected.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
@@ -14,9 +21,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))  # leak_scan
 
+from child_run import foreign_lines, run_process
 from process_batch import (
     AS_OF,
     MAISONS,
+    BatchFiles,
     build_batch,
     open_returns,
     seal_exports,
@@ -26,9 +35,26 @@ from process_batch import (
 from crossgroup import audit
 from crossgroup.contracts import RETURN
 from crossgroup.crypto.keys import load_party
-from leak_scan import scan
+from leak_scan import forms_found, scan
 
 K, K_AGGREGATE = 5, 20
+
+SPARK_READY = all(importlib.util.find_spec(m) for m in ("pyspark", "sqlglot"))
+ENGINES = [
+    "duckdb",
+    pytest.param(
+        "spark",
+        marks=[
+            pytest.mark.spark,
+            pytest.mark.skipif(not SPARK_READY, reason="needs pip install 'crossgroup[spark]'"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +62,40 @@ def template(tmp_path_factory):
     return build_batch(tmp_path_factory.mktemp("process"), n_persons=400)
 
 
+def copy_batch(source: BatchFiles, root: Path) -> BatchFiles:
+    """root/batch: a copy of source's keys, ledger and inbox (its plaintext tables stay where
+    they are); root/work: an empty parent for the working directory (`process` puts it there)."""
+    shutil.copytree(source.keys.parent, root / "batch", ignore=shutil.ignore_patterns("plain"))
+    (root / "work").mkdir(exist_ok=True)
+    base = root / "batch"
+    return BatchFiles(base / "keys", base / "inbox", base / "group.toml", source.tables)
+
+
+def work_dir(batch: BatchFiles) -> Path:
+    return batch.keys.parent.parent / "work"
+
+
 @pytest.fixture
 def batch(template, tmp_path):
     """A private copy (keys, ledger, inbox) so every test starts from an unprocessed batch."""
-    root = tmp_path / "batch"
-    shutil.copytree(template.keys.parent, root)
-    (tmp_path / "work").mkdir()
-    return type(template)(root / "keys", root / "inbox", root / "group.toml", template.tables)
+    return copy_batch(template, tmp_path)
 
 
-def process(run_cli, batch, out: Path, *extra: str, keys: Path | None = None):
-    return run_cli(
+def process_args(batch, out: Path, *extra: str, keys: Path | None = None, engine: str = "duckdb"):
+    return [
         "process",
         "--inbox", batch.inbox,
         "--keys", keys or batch.keys / "processor",
         "--out", out,
         "--pipeline", batch.pipeline,
-        "--work-dir", batch.keys.parent.parent / "work",
+        "--work-dir", work_dir(batch),
+        *(["--engine", engine] if engine != "duckdb" else []),  # duckdb: the default
         *extra,
-    )  # fmt: skip
+    ]  # fmt: skip
+
+
+def process(run_cli, batch, out: Path, *extra: str, keys: Path | None = None, engine="duckdb"):
+    return run_cli(*process_args(batch, out, *extra, keys=keys, engine=engine))
 
 
 def files(folder: Path) -> list[str]:
@@ -73,16 +114,41 @@ def person_of_ref(batch) -> pl.DataFrame:
     )
 
 
+@pytest.fixture(scope="module")
+def spark_run(template, tmp_path_factory):
+    """One `crossgroup process --engine spark` in a child process, TMPDIR and current folder
+    its own, /tmp read-only where possible: the batch, out, the console, the run's folder, and
+    what /tmp gained meanwhile (or None when the child could not write there)."""
+    root = tmp_path_factory.mktemp("spark-run")
+    batch = copy_batch(template, root)
+    before = tmp_entries()
+    child, readonly_tmp = run_process(process_args(batch, root / "out", engine="spark"), root)
+    assert child.returncode == 0, child.stderr
+    console = SimpleNamespace(exit_code=0, stdout=child.stdout, stderr=child.stderr)
+    new_in_tmp = None if readonly_tmp else tmp_entries() - before
+    return SimpleNamespace(batch=batch, out=root / "out", console=console, root=root,
+                           new_in_tmp=new_in_tmp)  # fmt: skip
+
+
+def tmp_entries() -> set[str]:
+    return {p.name for p in Path("/tmp").iterdir()}
+
+
 @pytest.fixture
-def processed(run_cli, batch, tmp_path):
-    out = tmp_path / "out"
-    result = process(run_cli, batch, out)
-    assert result.exit_code == 0, result.stderr
+def processed(request, engine, run_cli, tmp_path):
+    """(batch, out, console, decrypted returns) of one clean run on `engine`."""
+    if engine == "spark":
+        run = request.getfixturevalue("spark_run")
+        batch, out, result = run.batch, run.out, run.console
+    else:
+        batch, out = request.getfixturevalue("batch"), tmp_path / "out"
+        result = process(run_cli, batch, out)
+        assert result.exit_code == 0, result.stderr
     return batch, out, result, open_returns(batch, out, tmp_path)
 
 
-def test_only_encrypted_returns_reports_and_audit_remain(processed, tmp_path):
-    _batch, out, result, _ = processed
+def test_only_encrypted_returns_reports_and_audit_remain(processed):
+    batch, out, result, _ = processed
     names = files(out)
     assert "audit.jsonl" in names and "audit.jsonl.head" in names
     assert (out / ".audit.jsonl.lock").read_bytes() == b""  # the writers' lock holds nothing
@@ -93,7 +159,7 @@ def test_only_encrypted_returns_reports_and_audit_remain(processed, tmp_path):
             or name.startswith("reports/")
         ), name
     assert {n.split("/")[1] for n in names if n.startswith("returns/")} == set(MAISONS)
-    assert files(tmp_path / "work") == [] and list((tmp_path / "work").iterdir()) == []
+    assert files(work_dir(batch)) == [] and list(work_dir(batch).iterdir()) == []
     for stage in ("verify", "decrypt", "resolve", "features", "segment", "generalize", "release"):
         assert f"time: {stage}" in result.stdout
     assert audit.verify_chain(out / "audit.jsonl") == []
@@ -137,14 +203,14 @@ def test_aggregates_are_thresholded_and_suppression_is_said(processed):
     assert shown.get_column("persons").min() >= K_AGGREGATE
 
 
-def test_no_token_or_ref_in_audit_log_or_reports(processed, tmp_path):
+def test_no_token_or_ref_in_audit_log_or_reports(processed):
     """Invariant 9: every file the processor keeps (out: returns' readable headers, reports,
     audit log; its key dir's state and ledgers) decoded and searched for every input token and
     ref, raw, hex and base64."""
     batch, out, _, _ = processed
     needles = secret_needles(batch.tables)
     assert len(needles) > 400
-    found = scan([out, batch.keys / "processor", tmp_path / "work"], needles)
+    found = scan([out, batch.keys / "processor", work_dir(batch)], needles)
     assert found.hits == []
     assert {"parquet", "json", "package", "bytes"} <= set(found.files.values())
     assert any(p.endswith("group_report.html") for p in found.files)
@@ -172,24 +238,25 @@ def test_processor_audit_head_is_signed_and_verifies_with_the_registry(run_cli, 
     assert "head signature" in result.stdout
 
 
-def test_replayed_batch_is_refused_and_writes_nothing(run_cli, template, processed, tmp_path):
-    batch, _, _, _ = processed
+def test_replayed_batch_is_refused_and_writes_nothing(
+    run_cli, template, processed, engine, tmp_path
+):
+    batch = copy_batch(processed[0], tmp_path / "replay")  # the processor's state after the run
     assert not list(batch.inbox.glob("*.cgpkg"))  # inputs are deleted after a successful run
     for package in template.inbox.glob("*.cgpkg"):  # the same packages delivered again
         shutil.copy(package, batch.inbox / package.name)
-    again = process(run_cli, batch, tmp_path / "again")
+    again = process(run_cli, batch, tmp_path / "again", engine=engine)
     assert again.exit_code == 3
     assert "replayed package" in again.stderr
     assert files(tmp_path / "again") == []
 
 
+@pytest.mark.parametrize("engine", ["duckdb"])
 def test_reproducible_returns(run_cli, template, processed, tmp_path):
+    """DuckDB only: the parity test (test_engine_parity.py) compares every table a batch returns
+    on Spark with DuckDB's, and a second Spark run would cost some twenty seconds."""
     _, _, _, first = processed
-    root = tmp_path / "second"
-    shutil.copytree(template.keys.parent, root)
-    second_batch = type(template)(
-        root / "keys", root / "inbox", root / "group.toml", template.tables
-    )
+    second_batch = copy_batch(template, tmp_path / "second")
     result = process(run_cli, second_batch, tmp_path / "out2")
     assert result.exit_code == 0, result.stderr
     second = open_returns(second_batch, tmp_path / "out2", tmp_path / "o2")
@@ -198,19 +265,19 @@ def test_reproducible_returns(run_cli, template, processed, tmp_path):
             assert frame.equals(second[maison][name]), (maison, name)
 
 
-def test_maison_key_dir_is_refused(run_cli, batch, tmp_path):
-    result = process(run_cli, batch, tmp_path / "out", keys=batch.keys / "aurelle")
+def test_maison_key_dir_is_refused(run_cli, batch, engine, tmp_path):
+    result = process(run_cli, batch, tmp_path / "out", keys=batch.keys / "aurelle", engine=engine)
     assert result.exit_code == 3
     assert "not the processor" in result.stderr
     assert files(tmp_path / "out") == []
 
 
-def test_tampered_package_refuses_the_batch(run_cli, batch, tmp_path):
+def test_tampered_package_refuses_the_batch(run_cli, batch, engine, tmp_path):
     victim = sorted(batch.inbox.iterdir())[1]
     data = bytearray(victim.read_bytes())
     data[-100] ^= 0x01
     victim.write_bytes(bytes(data))
-    result = process(run_cli, batch, tmp_path / "out")
+    result = process(run_cli, batch, tmp_path / "out", engine=engine)
     assert result.exit_code == 3
     assert victim.name in result.stderr
     assert files(tmp_path / "out") == []
@@ -313,6 +380,8 @@ def test_mixed_matching_key_epochs_are_refused(run_cli, batch, tmp_path):
 
 
 def test_work_dir_is_removed_after_an_injected_failure(run_cli, batch, tmp_path, monkeypatch):
+    """DuckDB only: on Spark, a failure later in the run (test_failed_privacy_check_writes_nothing)
+    and one raised inside Spark (test_a_step_failing_on_a_value_logs_none_of_it) stand for it."""
     import crossgroup.group.pipeline as pipeline
 
     def broken(*args, **kwargs):
@@ -328,11 +397,13 @@ def test_work_dir_is_removed_after_an_injected_failure(run_cli, batch, tmp_path,
     assert process(run_cli, batch, tmp_path / "out").exit_code == 0
 
 
-def test_failed_privacy_check_writes_nothing(run_cli, batch, tmp_path, monkeypatch):
+def test_failed_privacy_check_writes_nothing(run_cli, batch, engine, tmp_path, monkeypatch):
+    """Refused after every return was written to the working directory (and, on Spark, read
+    back by the engine for the batch-wide check): nothing leaves it, and it is removed."""
     import crossgroup.privacy.release_checks as checks
 
     monkeypatch.setattr(checks, "combination_problems", lambda *a, **kw: ["forced problem (6)"])
-    result = process(run_cli, batch, tmp_path / "out")
+    result = process(run_cli, batch, tmp_path / "out", engine=engine)
     assert result.exit_code == 3
     assert "release refused by the privacy checks" in result.stderr
     assert files(tmp_path / "out") == []
@@ -347,3 +418,80 @@ def test_an_unknown_engine_is_refused_before_anything_is_read(run_cli, batch, tm
         "crossgroup: error: --engine 'sparky': expected one of duckdb, spark"
     )
     assert not out.exists() and sorted(batch.inbox.iterdir())  # nothing written or consumed
+
+
+# -- what a Spark run shows on its console and leaves around it ---------------------------------
+
+# what Spark and its JVM make by default: warehouse, Derby metastore, event log, block manager
+# and scratch folders, native libraries unpacked, JVM counters
+SPARK_NAMES = ("spark-", "blockmgr-", "artifacts-", "metastore_db", "derby.log", "hsperfdata_")
+SPARK_NAMES += ("liblz4", "libzstd", "snappy", "libnetty", "eventlog")
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(not SPARK_READY, reason="needs pip install 'crossgroup[spark]'")
+def test_a_spark_run_logs_nothing_and_writes_only_inside_its_working_directory(spark_run):
+    """Invariant 9 on Spark: the driver logs nothing (no log line, banner or progress bar
+    reaches the console: a log line can quote a row), and Spark's scratch (local dirs,
+    warehouse, the JVM's temporary files) stays in the working directory, removed at the end:
+    nothing in the child's TMPDIR or current folder, nothing Spark-made anywhere in the run's
+    folder, and nothing written to /tmp (read-only for the child where this machine allows
+    it, so that any write fails the run; else nothing new there under Spark's or the JVM's
+    names)."""
+    run = spark_run
+    needles = frozenset(secret_needles(run.batch.tables))
+    assert foreign_lines(run.console.stderr) == []
+    assert forms_found(run.console.stdout, needles) == []
+    assert forms_found(run.console.stderr, needles) == []
+    assert list((run.root / "tmp").iterdir()) == [] and list((run.root / "cwd").iterdir()) == []
+    assert list(work_dir(run.batch).iterdir()) == []
+    assert [p for p in run.root.rglob("*") if p.name.startswith(SPARK_NAMES)] == []
+    found = scan([run.root], needles)
+    assert found.hits == [] and len(found.files) > 10
+    if run.new_in_tmp is not None:
+        assert sorted(n for n in run.new_in_tmp if n.startswith(SPARK_NAMES)) == []
+
+
+@pytest.fixture
+def run_cli_fd(capfd, monkeypatch):
+    """conftest's `run_cli`, capturing the file descriptors: a Spark JVM writes there."""
+    from crossgroup.cli.app import main
+
+    def run(*args: str) -> SimpleNamespace:
+        monkeypatch.setattr(sys, "argv", ["crossgroup", *map(str, args)])
+        capfd.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capfd.readouterr()
+        return SimpleNamespace(exit_code=code, stdout=out, stderr=err)
+
+    return run
+
+
+def test_a_step_failing_on_a_value_logs_none_of_it(
+    run_cli_fd, batch, engine, tmp_path, monkeypatch
+):
+    """A step that fails on a row's value (a ref read as a number) ends the run with nothing
+    written and the working directory removed, and nothing shows the value: not the error
+    line, not Spark's driver log, not PySpark's query log (which prints a failing query's
+    whole message)."""
+    import crossgroup.group.resolve as resolve
+    from crossgroup.engine import Step
+
+    def failing(engine_, *args, **kwargs):
+        sql = "SELECT CAST(hex(maison_ref) AS INTEGER) AS n FROM identities"
+        engine_.run(Step("ref_as_number", sql))
+
+    monkeypatch.setattr(resolve, "resolve_persons", failing)
+    result = process(run_cli_fd, batch, tmp_path / "out", engine=engine)
+    assert result.exit_code == 2, result.stderr
+    *logged, error = result.stderr.strip().splitlines()
+    assert error.startswith("crossgroup: error: step 'ref_as_number' failed in ")
+    assert foreign_lines("\n".join(logged)) == []
+    needles = frozenset(secret_needles(batch.tables))
+    assert forms_found(result.stdout, needles) == []
+    assert forms_found(result.stderr, needles) == []
+    assert files(tmp_path / "out") == [] and list(work_dir(batch).iterdir()) == []

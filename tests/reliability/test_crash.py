@@ -13,11 +13,20 @@ from __future__ import annotations
 import time
 
 import pytest
-from world import BATCH, copy_world, disk_state, leftovers, readable_by_others
+from world import BATCH, World, copy_world, disk_state, leftovers, readable_by_others
 
 FRACTIONS = (0.2, 0.45, 0.7, 0.85, 0.95)
 DONE = ("already", "holds no .cgpkg packages")  # what a rerun says when the work was done
 SLOW_FRACTIONS = tuple(i / 20 for i in range(1, 20))
+# `process --engine spark` is killed at moments of its own (a stage starting, plus a delay),
+# not at fractions of a clean Spark run, which would cost a run of its own: in the middle of
+# the resolution's rounds (Spark's shuffle and checkpoint files on disk); with -m slow also
+# as Spark starts reading the decrypted inputs and while the return tables are written
+SPARK_KILLS = [
+    pytest.param("decrypt ...", 1.0, id="reading", marks=pytest.mark.slow),
+    pytest.param("resolve ...", 3.0, id="resolving"),
+    pytest.param("release ...", 0.5, id="releasing", marks=pytest.mark.slow),
+]
 
 
 def command_args(world, command: str) -> list[str]:
@@ -61,3 +70,31 @@ def test_a_rerun_after_kill_9_leaves_what_a_clean_run_leaves(
 def test_kill_9_at_every_twentieth_of_the_run(template, processed, tmp_path, command):
     base = processed if command == "import" else template
     crash_and_rerun(base, tmp_path, command, SLOW_FRACTIONS)
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(("line", "delay"), SPARK_KILLS)
+def test_kill_9_during_a_spark_run_leaves_no_jvm_and_a_rerun_cleans_up(
+    template, processed, tmp_path, line, delay
+):
+    """The driver JVM and PySpark's Python workers die with the killed command (the JVM reads
+    its stdin, the command's pipe, to its end, then exits; the workers follow their JVM),
+    nothing they wrote is readable by others, and a rerun leaves exactly what a clean run
+    leaves. The rerun and the clean run use the embedded engine: what is checked is the
+    recovery from what the Spark run left, and a Spark run costs seconds."""
+    pytest.importorskip("pyspark")
+    expected = disk_state(World(processed))
+    world = copy_world(template, tmp_path / "kill")
+    since = time.time() - 1
+    started = world.kill_on_line([*world.process_args(), "--engine", "spark"], line, delay)
+    assert "java" in started.values()  # the JVM was up when the command was killed
+    deadline = time.monotonic() + 30
+    while world.live_processes(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert world.live_processes(started) == []
+    assert readable_by_others(world, since) == []
+    code, err, _ = world.run(world.process_args())
+    assert code == 0, err
+    assert disk_state(world) == expected
+    assert leftovers(world) == []
+    assert readable_by_others(world, since) == []

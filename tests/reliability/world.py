@@ -7,6 +7,7 @@ Commands run as child processes (`python -m crossgroup`), with TMPDIR inside the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -84,6 +85,48 @@ class World:
             child.send_signal(signal.SIGKILL)
             child.communicate()
             return child.returncode
+
+    def kill_on_line(self, args: list[str], line: str, delay: float) -> dict:
+        """Start a command and SIGKILL it `delay` seconds after it prints `line` on stderr (a
+        stage starting); the processes it had started by then (a Spark JVM, PySpark's Python
+        workers), each with its name."""
+        import psutil
+
+        child = self.start(args)
+        assert child.stderr is not None
+        for printed in child.stderr:
+            if printed.strip() == line:
+                break
+        else:
+            raise AssertionError(f"{line!r} never printed: {child.wait()}")
+        time.sleep(delay)
+        started = {}
+        for p in psutil.Process(child.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):  # one that just ended
+                started[p] = p.name()
+        child.send_signal(signal.SIGKILL)
+        child.wait()  # not its pipes' end: a surviving JVM would hold them open
+        child.stdout.close()
+        child.stderr.close()
+        return started
+
+    def live_processes(self, started: dict | None = None) -> list[str]:
+        """Processes still running (zombies aside) among `started` and among all whose
+        command line names a path in this world (a JVM names its working directory)."""
+        import psutil
+
+        def running(p: psutil.Process) -> bool:
+            try:
+                return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+
+        found = [f"{p.pid} {name}" for p, name in (started or {}).items() if running(p)]
+        for p in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(p.info["cmdline"] or [])
+            if str(self.root) in cmdline and running(p):
+                found.append(f"{p.pid} {cmdline[:200]}")
+        return found
 
 
 def as_of(world: World) -> str:
