@@ -68,10 +68,6 @@ def mapped_schema(engine: Engine, source: str, fn: FrameFunction, schema) -> dic
 class Engine(Protocol):
     """What a stage may ask of an engine; both adapters implement exactly this."""
 
-    # True when the engine's tables live in this process (an in-memory algorithm over them
-    # costs no transfer); False when they live on executors that the driver must not drain
-    in_process: bool
-
     def run(self, step: Step, params: list[Any] | None = None) -> str: ...
     def run_all(self, steps: list[Step]) -> str: ...
     def execute(self, label: str, sql: str, params: list[Any] | None = None) -> None: ...
@@ -100,8 +96,6 @@ class Engine(Protocol):
 
 class DuckDBEngine:
     """A DuckDB database with a memory limit and a spill directory inside a working folder."""
-
-    in_process = True
 
     def __init__(
         self,
@@ -190,7 +184,14 @@ class DuckDBEngine:
         frame = self._frames.get(source)
         if not isinstance(frame, pl.DataFrame):
             frame = self.to_polars(source)
-        result = fn(frame)
+        try:
+            result = fn(frame)
+        except InputError:  # the product's own messages name no value
+            raise
+        except Exception as e:  # a library's message may quote a row's value
+            raise EngineError(
+                f"step {name!r} failed: {type(e).__name__} in a frame function"
+            ) from None
         if schema is not None and dict(result.schema) != dict(schema):
             raise EngineError(f"step {name!r} gave columns {dict(result.schema)}, not {schema}")
         return self.register(name, result)

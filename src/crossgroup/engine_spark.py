@@ -17,6 +17,7 @@ crossgroup[spark]` (pyspark, sqlglot) and Java 17; only the processor runs here
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -72,7 +73,12 @@ def _partition_mapper(fn: FrameFunction, schema: Any):
         pieces = [b for b in batches if b.num_rows]
         if not pieces:
             return
-        result = fn(pl.from_arrow(pa.Table.from_batches(pieces))).to_arrow()
+        try:
+            result = fn(pl.from_arrow(pa.Table.from_batches(pieces))).to_arrow()
+        except InputError as e:  # the product's own messages name no value
+            raise RuntimeError(f"{type(e).__name__}: {e}") from None
+        except Exception as e:  # a library's message may quote a row's value
+            raise RuntimeError(f"{type(e).__name__} in a frame function") from None
         yield from result.cast(schema).to_batches()
 
     return mapper
@@ -80,8 +86,6 @@ def _partition_mapper(fn: FrameFunction, schema: Any):
 
 class SparkEngine:
     """A Spark session whose scratch space (local dirs, warehouse) is inside `workdir`."""
-
-    in_process = False
 
     def __init__(
         self,
@@ -187,12 +191,16 @@ class SparkEngine:
     @contextmanager
     def _step(self, label: str) -> Iterator[None]:
         """Re-raise a Spark failure (analysis, or a job that fails) naming the step only."""
+        from py4j.protocol import Py4JJavaError
         from pyspark.errors import PySparkException
 
         try:
             yield
-        except PySparkException as e:
-            raise EngineError(f"step {label!r} failed in Spark: {failure_detail(e)}") from None
+        except (PySparkException, Py4JJavaError) as e:  # a failing job, or one aborted
+            # a frame function's failure, as `_partition_mapper` words it, else Spark's line
+            ours = re.search(r"^RuntimeError: (.+)$", str(e), re.MULTILINE)
+            detail = failure_detail(RuntimeError(ours.group(1)) if ours else e)
+            raise EngineError(f"step {label!r} failed in Spark: {detail}") from None
 
     def _sql(self, sql: str, params: list[Any] | None = None) -> Any:
         """`?` placeholders are bound by Spark, as by DuckDB."""

@@ -184,3 +184,25 @@ def test_the_driver_gets_persons_only_as_the_fit_sample_and_refs_one_maison_at_a
         refs = set(frame.get_column("maison_ref"))
         assert sum(bool(refs & own) for own in nodes.values()) == 1
     assert len(with_refs) == 2 * len(nodes)  # each maison's return and its export's refs
+
+
+def test_a_failing_frame_function_names_the_step_and_never_the_value(engine):
+    """A library's error can quote the row it failed on: the engine error keeps its type
+    only; the product's own InputError (which names no value) keeps its message."""
+    from crossgroup.errors import InputError
+
+    _registered(engine, "fail_in", pl.DataFrame({"v": ["secret-ref-5150"]}))
+
+    def quoting(frame: pl.DataFrame) -> pl.DataFrame:
+        raise ValueError(f"bad value {frame.get_column('v')[0]}")
+
+    def ours(frame: pl.DataFrame) -> pl.DataFrame:
+        raise InputError("activity holds values outside the taxonomy (1 person(s))")
+
+    with pytest.raises(InputError) as failed:
+        engine.map_frames("fail_out", "fail_in", quoting, schema={"v": pl.String})
+    assert "fail_out" in str(failed.value) and "ValueError" in str(failed.value)
+    assert "secret" not in str(failed.value) and "5150" not in str(failed.value)
+    with pytest.raises(InputError, match=r"outside the taxonomy \(1 person\(s\)\)"):
+        engine.map_frames("fail_out", "fail_in", ours, schema={"v": pl.String})
+    engine.drop("fail_in")

@@ -296,19 +296,17 @@ def resolve_persons(
     identities: str,
     *,
     max_records_per_token: int,
-    method: str = "auto",
+    method: str = "scipy",
 ) -> str:
     """Build `person_nodes(maison, maison_ref, person_id)` from an identities table or view.
 
     Every input record appears once; person_id is deterministic for the same input. Each
     intermediate table is dropped once consumed, but NODES and USABLE (evaluation's).
-    `method`: "scipy" (edges in this process), "sql" (label propagation in the engine) or
-    "auto", scipy where the engine is in this process anyway, else sql (Spark).
+    `method`: "scipy" (the star edges, pairs of record numbers, in this process) or "sql"
+    (label propagation in the engine; its rounds grow with the longest chain of records).
     """
     if max_records_per_token < 1:
         raise InputError("max_records_per_token must be a positive integer")
-    if method == "auto":
-        method = "scipy" if engine.in_process else "sql"
     if method not in ("scipy", "sql"):
         raise InputError(f"unknown resolution method {method!r}: use 'scipy' or 'sql'")
     engine.run_all(
