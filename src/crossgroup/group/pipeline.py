@@ -224,9 +224,10 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             labels=model.labels_,
             sector_columns=sector_columns,
             n_segments=model.n_segments_,
+            name="released",
         )
         flags = partial(affinity_flags, sector_columns=sector_columns)
-        engine.map_frames("affinity", features, flags)
+        affinity = engine.map_frames("affinity", features, flags)
         engine.drop(features, segments)
     with timer.stage("release"):
         # build (frames, one maison at a time) -> check (privacy/) -> emit (the only writes);
@@ -237,7 +238,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             maisons=list(batch.maisons),
             generalization=gen,
             model=model,
-            tables=ReleaseTables("released", "affinity", nodes_table),
+            tables=ReleaseTables("released", affinity, nodes_table),
             sectors=list(sector_columns),
             match_figures=figures,
         )
