@@ -48,6 +48,22 @@ def failure_detail(error: BaseException) -> str:
 _QUOTED = re.compile(r"""(['"`])(?:(?!\1).)*\1""")
 
 
+class FrameFunctionError(RuntimeError):
+    """A frame function failed; its message names the error type, never a row's value."""
+
+
+def apply_frame_function(fn: FrameFunction, frame: pl.DataFrame) -> pl.DataFrame:
+    """`fn(frame)`, any failure re-raised as a FrameFunctionError: the product's own
+    InputError keeps its message (which names no value), a library's error keeps its type
+    only, since its message may quote the row it failed on. Both engines call this."""
+    try:
+        return fn(frame)
+    except InputError as e:
+        raise FrameFunctionError(f"{type(e).__name__}: {e}") from None
+    except Exception as e:
+        raise FrameFunctionError(f"{type(e).__name__} in a frame function") from None
+
+
 def _quote_path(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -185,13 +201,9 @@ class DuckDBEngine:
         if not isinstance(frame, pl.DataFrame):
             frame = self.to_polars(source)
         try:
-            result = fn(frame)
-        except InputError:  # the product's own messages name no value
-            raise
-        except Exception as e:  # a library's message may quote a row's value
-            raise EngineError(
-                f"step {name!r} failed: {type(e).__name__} in a frame function"
-            ) from None
+            result = apply_frame_function(fn, frame)
+        except FrameFunctionError as e:
+            raise EngineError(f"step {name!r} failed in DuckDB: {e}") from None
         if schema is not None and dict(result.schema) != dict(schema):
             raise EngineError(f"step {name!r} gave columns {dict(result.schema)}, not {schema}")
         return self.register(name, result)

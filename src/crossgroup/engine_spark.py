@@ -29,7 +29,15 @@ from typing import Any
 
 import polars as pl
 
-from crossgroup.engine import EngineError, FrameFunction, Step, failure_detail, mapped_schema
+from crossgroup.engine import (
+    EngineError,
+    FrameFunction,
+    FrameFunctionError,
+    Step,
+    apply_frame_function,
+    failure_detail,
+    mapped_schema,
+)
 from crossgroup.errors import InputError
 
 # The engine's own settings a pipeline's [engine.spark] may replace: tunings, not guarantees.
@@ -73,13 +81,8 @@ def _partition_mapper(fn: FrameFunction, schema: Any):
         pieces = [b for b in batches if b.num_rows]
         if not pieces:
             return
-        try:
-            result = fn(pl.from_arrow(pa.Table.from_batches(pieces))).to_arrow()
-        except InputError as e:  # the product's own messages name no value
-            raise RuntimeError(f"{type(e).__name__}: {e}") from None
-        except Exception as e:  # a library's message may quote a row's value
-            raise RuntimeError(f"{type(e).__name__} in a frame function") from None
-        yield from result.cast(schema).to_batches()
+        frame = pl.from_arrow(pa.Table.from_batches(pieces))
+        yield from apply_frame_function(fn, frame).to_arrow().cast(schema).to_batches()
 
     return mapper
 
@@ -198,8 +201,8 @@ class SparkEngine:
             yield
         except (PySparkException, Py4JJavaError) as e:  # a failing job, or one aborted
             # a frame function's failure, as `_partition_mapper` words it, else Spark's line
-            ours = re.search(r"^RuntimeError: (.+)$", str(e), re.MULTILINE)
-            detail = failure_detail(RuntimeError(ours.group(1)) if ours else e)
+            ours = re.search(r"FrameFunctionError: (.+)$", str(e), re.MULTILINE)
+            detail = failure_detail(FrameFunctionError(ours.group(1)) if ours else e)
             raise EngineError(f"step {label!r} failed in Spark: {detail}") from None
 
     def _sql(self, sql: str, params: list[Any] | None = None) -> Any:
