@@ -121,7 +121,6 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--lines-per-person", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--method", choices=["scipy", "sql"], default="scipy")
     parser.add_argument("--sample-size", type=int, default=200_000)
     parser.add_argument("--out", help="also write the figures as JSON here")
     args = parser.parse_args()
@@ -134,7 +133,7 @@ def main() -> None:
         records = engine.count("identities")
 
         t = time.perf_counter()
-        table = resolve_persons(engine, "identities", max_records_per_token=3, method=args.method)
+        table = resolve_persons(engine, "identities", max_records_per_token=3)
         person_nodes = engine.to_polars(table)
         resolve_s = time.perf_counter() - t
         figures = match_figures(engine, table, k_aggregate=50)
@@ -155,7 +154,6 @@ def main() -> None:
         "records": records,
         "activity_rows": activity.height,
         "resolved_persons": figures["persons"],
-        "method": args.method,
         "seconds": {
             "setup_not_timed": round(setup, 2),
             "resolve": round(resolve_s, 2),

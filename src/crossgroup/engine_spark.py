@@ -2,9 +2,11 @@
 
 Stages stay SQL builders written once, in DuckDB's dialect; this adapter transpiles each
 statement to Spark SQL with sqlglot (as Splink does) and runs it in a local or remote Spark
-session. A step is materialized as a checkpointed temporary view, so an iterative stage (the
-label propagation of `resolve`) does not grow a lineage of every round. Frames cross as
-Arrow. Spark's scratch and warehouse folders live in the engine's working folder, which the
+session. A step is materialized as Parquet in the working folder and read back, so a later
+step neither recomputes its lineage nor plans from an estimate of its size: the optimizer
+multiplies the estimates of a join's inputs, and over the rounds of an iterative stage (the
+connected components of `resolve`) those grow without bound. Frames cross as Arrow. Those
+tables, Spark's scratch and its warehouse live in the engine's working folder, which the
 caller removes whatever happens: plaintext never leaves it.
 
 Stages written as Polars functions (sector nets, feature shares, segment prediction, bands)
@@ -16,6 +18,7 @@ crossgroup[spark]` (pyspark, sqlglot) and Java 17; only the processor runs here
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -177,6 +180,8 @@ class SparkEngine:
             raise InputError(f"the Spark engine could not start: {first}") from None
         self._spark.sparkContext.setLogLevel("ERROR")
         self._views: set[str] = set()
+        self._serial = itertools.count()
+        self._folders: dict[str, list[Path]] = {}  # a materialized step's Parquet folders
 
     def close(self) -> None:
         for name in list(self._views):
@@ -214,11 +219,22 @@ class SparkEngine:
         self._views.add(name)
         return name
 
+    def _materialize(self, frame: Any, name: str) -> str:
+        """Write `frame` as Parquet and name what is read back: later steps read the rows,
+        not the plan that made them, and are planned from the files' real size. A name run
+        again gets a new folder (a view on the old one may still read it)."""
+        folder = self._scratch / "tables" / f"{name}-{next(self._serial)}"
+        with self._step(name):
+            frame.write.parquet(str(folder))
+            table = self._spark.read.parquet(str(folder))
+        self._folders.setdefault(name, []).append(folder)
+        return self._name(table, name)
+
     def run(self, step: Step, params: list[Any] | None = None) -> str:
-        """Materialize a step (checkpointed, so later steps do not recompute its lineage)."""
+        """Materialize a step as a table of its own."""
         with self._step(step.name):
-            frame = self._sql(step.sql, params).localCheckpoint(eager=True)
-        return self._name(frame, step.name)
+            frame = self._sql(step.sql, params)
+        return self._materialize(frame, step.name)
 
     def run_all(self, steps: list[Step]) -> str:
         for step in steps:
@@ -251,9 +267,13 @@ class SparkEngine:
         self.drop(name)
 
     def drop(self, *tables: str) -> None:
+        """Forget each table, and delete the Parquet of a materialized one (as DuckDB frees
+        a dropped table's memory)."""
         for table in tables:
             self._spark.catalog.dropTempView(table)
             self._views.discard(table)
+            for folder in self._folders.pop(table, ()):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def view_parquet(self, name: str, paths: list[Path] | Path) -> str:
         files = [paths] if isinstance(paths, Path | str) else list(paths)
@@ -307,8 +327,7 @@ class SparkEngine:
         if partition_by is not None:
             partitions = int(self._spark.conf.get("spark.sql.shuffle.partitions"))
             frame = frame.repartition(partitions, partition_by)
-        with self._step(name):
-            mapped = frame.mapInArrow(
-                _partition_mapper(fn, arrow_schema), from_arrow_schema(arrow_schema)
-            ).localCheckpoint(eager=True)
-        return self._name(mapped, name)
+        mapped = frame.mapInArrow(
+            _partition_mapper(fn, arrow_schema), from_arrow_schema(arrow_schema)
+        )
+        return self._materialize(mapped, name)

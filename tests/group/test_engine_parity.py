@@ -97,14 +97,14 @@ def test_steps_frames_and_parquet_round_trip_alike(spark, tmp_path):
 
 @pytest.mark.parametrize("seed", [7, 11])
 def test_resolution_gives_the_same_persons_and_figures_on_both_engines(spark, seed):
-    """Label propagation in SQL: person ids (dense, by smallest record), the placeholder
+    """Connected components in SQL: person ids (dense, by smallest record), the placeholder
     guard, the split of an over-gathered component and every match figure agree."""
     frame = identities(_random_rows(seed))
     outcomes = []
     with DuckDBEngine() as duck:
         for engine in (duck, spark):
             engine.register("identities", frame)
-            table = resolve_persons(engine, "identities", max_records_per_token=3, method="sql")
+            table = resolve_persons(engine, "identities", max_records_per_token=3)
             persons = engine.to_polars(table).select(
                 "maison", "maison_ref", pl.col("person_id").cast(pl.Int64)
             )
@@ -115,6 +115,30 @@ def test_resolution_gives_the_same_persons_and_figures_on_both_engines(spark, se
     assert _same(duck_persons, spark_persons)
     assert duck_figures == spark_figures
     assert duck_figures["ignored_tokens"] >= 1 and duck_figures["split_components"] >= 1
+
+
+def test_bucketed_numbers_on_spark_equal_the_window_in_duckdb(spark):
+    """Spark's HEX, SUBSTRING and DIV bucket as DuckDB's do: the same dense numbers."""
+    from test_numbering import number, refs
+
+    frame = refs(2000, 9)
+    keys, buckets = ["maison", "maison_ref"], ["maison", "substr(hex(maison_ref), 1, 3)"]
+    with DuckDBEngine() as duck:
+        _, expected = number(duck, frame, keys, buckets)
+    got, _ = number(spark, frame, keys, buckets)
+    assert got.equals(expected)
+
+
+def test_a_long_chain_is_one_component_on_spark_in_logarithmic_rounds(spark):
+    """Each round is planned from its real size: with estimates carried over, Spark's grew
+    with every round until the driver ran out of memory on a chain of 100 records."""
+    from test_resolve import chain_edges, components_of_edges
+
+    got = components_of_edges(spark, chain_edges(400, "ascending"), 400, max_rounds=18)
+    assert got["label"].unique().to_list() == [0] and got.height == 400
+    size = spark._spark.table("components")._jdf.queryExecution().optimizedPlan().stats()
+    assert int(size.sizeInBytes()) < 10**6  # files of a few KB, not an estimate
+    spark.drop("edges", "nodes", "components")
 
 
 def test_person_features_are_the_same_on_both_engines(spark):

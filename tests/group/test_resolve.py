@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -13,27 +14,23 @@ sys.path.insert(0, str(Path(__file__).parent))
 from identity_rows import identities, tok
 
 from crossgroup.engine import DuckDBEngine
+from crossgroup.group.components import components_in_engine
 from crossgroup.group.resolve import connected_components, match_figures, resolve_persons
 
-METHODS = ["scipy", "sql"]
 
-
-def resolve(rows, *, method="scipy", max_records_per_token=3) -> dict[tuple[str, str], int]:
+def resolve(rows, *, max_records_per_token=3) -> dict[tuple[str, str], int]:
     """Resolve crafted rows; return {(maison, ref label): person_id}."""
     frame = identities(rows)
     back = {tok("ref:" + r[0] + r[1]): (r[0], r[1]) for r in rows}
     with DuckDBEngine() as engine:
         engine.register("identities", frame)
-        table = resolve_persons(
-            engine, "identities", max_records_per_token=max_records_per_token, method=method
-        )
+        table = resolve_persons(engine, "identities", max_records_per_token=max_records_per_token)
         out = engine.to_polars(table)
     assert out.columns == ["maison", "maison_ref", "person_id"]
     return {back[ref]: pid for ref, pid in zip(out["maison_ref"], out["person_id"], strict=True)}
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_chain_through_email_then_phone_is_one_person(method):
+def test_chain_through_email_then_phone_is_one_person():
     got = resolve(
         [
             ("aurelle", "A", "e1", None),
@@ -41,15 +38,13 @@ def test_chain_through_email_then_phone_is_one_person(method):
             ("vautrin", "C", None, "p1"),
             ("vautrin", "D", "e9", "p9"),  # a different person
         ],
-        method=method,
     )
     assert got[("aurelle", "A")] == got[("kessler", "B")] == got[("vautrin", "C")]
     assert got[("vautrin", "D")] != got[("aurelle", "A")]
     assert len(got) == 4
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_long_chain_converges(method):
+def test_long_chain_converges():
     # A path of 40 records, each sharing a token with the next: one person, diameter 39.
     # The path holds 20 records of each maison, so the guard is raised past that: with the
     # default guard the component guard would (rightly) split it into single records.
@@ -57,49 +52,41 @@ def test_long_chain_converges(method):
         ("aurelle" if i % 2 else "kessler", f"r{i}", f"e{i // 2}", f"p{(i + 1) // 2}")
         for i in range(40)
     ]
-    got = resolve(rows, method=method, max_records_per_token=20)
+    got = resolve(rows, max_records_per_token=20)
     assert len(set(got.values())) == 1
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_placeholder_shared_by_four_records_of_one_maison_links_nobody(method):
+def test_placeholder_shared_by_four_records_of_one_maison_links_nobody():
     rows = [("aurelle", f"r{i}", None, "boutique-phone") for i in range(4)]
-    got = resolve(rows, method=method, max_records_per_token=3)
+    got = resolve(rows, max_records_per_token=3)
     assert len(set(got.values())) == 4
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_token_at_the_guard_limit_still_links(method):
+def test_token_at_the_guard_limit_still_links():
     rows = [("aurelle", f"r{i}", "family@", None) for i in range(3)]
-    got = resolve(rows, method=method, max_records_per_token=3)
+    got = resolve(rows, max_records_per_token=3)
     assert len(set(got.values())) == 1
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_token_shared_once_in_each_of_five_maisons_links(method):
+def test_token_shared_once_in_each_of_five_maisons_links():
     maisons = ["aurelle", "kessler", "vautrin", "harrow", "celeste"]
-    got = resolve([(m, "x", "same@", None) for m in maisons], method=method)
+    got = resolve([(m, "x", "same@", None) for m in maisons])
     assert len(set(got.values())) == 1
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_nulls_never_link(method):
+def test_nulls_never_link():
     rows = [("aurelle", f"r{i}", None, None) for i in range(5)]
     rows += [("kessler", f"r{i}", None, None) for i in range(5)]
-    got = resolve(rows, method=method)
+    got = resolve(rows)
     assert len(set(got.values())) == 10
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_email_and_phone_tokens_of_equal_bytes_never_link(method):
-    got = resolve(
-        [("aurelle", "A", "collide", None), ("kessler", "B", None, "collide")], method=method
-    )
+def test_email_and_phone_tokens_of_equal_bytes_never_link():
+    got = resolve([("aurelle", "A", "collide", None), ("kessler", "B", None, "collide")])
     assert got[("aurelle", "A")] != got[("kessler", "B")]
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_person_ids_are_dense_deterministic_and_follow_smallest_record(method):
+def test_person_ids_are_dense_deterministic_and_follow_smallest_record():
     rows = [
         ("kessler", "B", "e1", None),
         ("aurelle", "A", "e1", None),
@@ -107,13 +94,15 @@ def test_person_ids_are_dense_deterministic_and_follow_smallest_record(method):
         ("vautrin", "C", None, "p1"),
         ("harrow", "D", None, "p1"),
     ]
-    first = resolve(rows, method=method)
-    again = resolve(list(reversed(rows)), method=method)
+    first = resolve(rows)
+    again = resolve(list(reversed(rows)))
     assert first == again
     assert sorted(set(first.values())) == list(range(1, 4))
 
 
-def test_scipy_and_sql_agree_on_a_random_graph():
+def test_persons_are_the_connected_components_of_a_random_graph():
+    """Against SciPy over every record pair that shares a typed token (guard out of reach):
+    the same partition, numbered by each person's smallest record."""
     rng = np.random.default_rng(7)
     rows = []
     for i in range(600):
@@ -121,7 +110,58 @@ def test_scipy_and_sql_agree_on_a_random_graph():
         email = f"e{rng.integers(0, 400)}" if rng.random() < 0.7 else None
         phone = f"p{rng.integers(0, 400)}" if rng.random() < 0.5 else None
         rows.append((maison, f"r{i}", email, phone))
-    assert resolve(rows, method="scipy") == resolve(rows, method="sql")
+    got = resolve(rows, max_records_per_token=600)
+    order = sorted(
+        range(len(rows)), key=lambda i: (rows[i][0], tok(f"ref:{rows[i][0]}{rows[i][1]}"))
+    )
+    node = {i: n for n, i in enumerate(order)}  # node ids follow (maison, ref)
+    first_holder, src, dst = {}, [], []
+    for i, (_, _, email, phone) in enumerate(rows):
+        for key in (("e", email), ("p", phone)):
+            if key[1] is not None:
+                src.append(node[i])
+                dst.append(node[first_holder.setdefault(key, i)])
+    expected = connected_components(np.array(src), np.array(dst), len(rows))
+    assert {(r[0], r[1]): int(expected[node[i]]) for i, r in enumerate(rows)} == got
+    assert max(np.bincount(list(got.values()))) >= 5  # chains of several links
+
+
+def chain_edges(n: int, order: str) -> pl.DataFrame:
+    """A path through n nodes visited in the given order, as star edges (larger, smaller)."""
+    path = {
+        "ascending": np.arange(n),
+        "descending": np.arange(n)[::-1],
+        "zigzag": np.array([i // 2 if i % 2 == 0 else n - 1 - i // 2 for i in range(n)]),
+        "random": np.random.default_rng(5).permutation(n),
+    }[order]
+    a, b = path[:-1], path[1:]
+    return pl.DataFrame({"src": np.maximum(a, b), "dst": np.minimum(a, b)})
+
+
+def components_of_edges(engine, edges: pl.DataFrame, n: int, *, max_rounds: int) -> pl.DataFrame:
+    engine.register("edges", edges)
+    engine.register("nodes", pl.DataFrame({"node_id": np.arange(n, dtype=np.int64)}))
+    got = components_in_engine(engine, "edges", "nodes", "components", max_rounds=max_rounds)
+    return engine.to_polars(got).sort("node_id")
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending", "zigzag", "random"])
+def test_a_long_chain_is_one_person_in_a_logarithmic_number_of_rounds(order):
+    """A maison can chain records through tokens each shared by two, in any order of
+    record numbers: rounds must grow with the log of the chain (label propagation needed
+    more than 64 rounds for 300 records), so a bound of 2·log2(n) pairs must hold."""
+    n = 3000
+    with DuckDBEngine() as engine:
+        got = components_of_edges(engine, chain_edges(n, order), n, max_rounds=24)
+    assert got["node_id"].to_list() == list(range(n))
+    assert got["label"].unique().to_list() == [0]
+
+
+def test_components_are_labelled_by_smallest_node_and_isolated_nodes_kept():
+    edges = pl.DataFrame({"src": [4, 5, 3, 6], "dst": [0, 2, 2, 5]})  # {0,4} {1} {2,3,5,6}
+    with DuckDBEngine() as engine:
+        got = components_of_edges(engine, edges, 8, max_rounds=10)
+    assert got["label"].to_list() == [0, 1, 2, 2, 0, 2, 2, 7]
 
 
 def test_duplicate_identity_rows_are_one_record():
@@ -158,39 +198,36 @@ def test_match_figures_counts_breadth_overlap_and_guarded_tokens():
     assert figures["split_components"] == figures["split_records"] == 0
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_placeholder_shared_by_three_records_in_each_of_eight_maisons_links_nobody(method):
+def test_placeholder_shared_by_three_records_in_each_of_eight_maisons_links_nobody():
     """Invariant 8 across maisons: 3 holders per maison pass the per-maison guard, but 24
     records in 8 maisons are 16 beyond one per maison: not one person."""
     maisons = ["aurelle", "belvoir", "celeste", "harrow", "kessler", "lumen", "orval", "vautrin"]
     rows = [(m, f"r{i}", "test@test.com", None) for m in maisons for i in range(3)]
     rows += [(m, "own", f"own@{m}", None) for m in maisons]
-    got = resolve(rows, method=method, max_records_per_token=3)
+    got = resolve(rows, max_records_per_token=3)
     assert len(set(got.values())) == len(rows) == 32
     frame = identities(rows)
     with DuckDBEngine() as engine:
         engine.register("identities", frame)
-        table = resolve_persons(engine, "identities", max_records_per_token=3, method=method)
+        table = resolve_persons(engine, "identities", max_records_per_token=3)
         figures = match_figures(engine, table, k_aggregate=50)
     assert figures["persons_by_maisons"] == {"1": 32}
     assert figures["ignored_tokens"] == 1
     assert figures["ignored_tokens_shared_across_maisons"] == 1
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_a_few_duplicates_across_maisons_still_link(method):
+def test_a_few_duplicates_across_maisons_still_link():
     # 2 records in each of 3 maisons: 3 beyond one per maison, at the guard: still a person
     rows = [(m, f"r{i}", "same@", None) for m in ("aurelle", "kessler", "vautrin") for i in (0, 1)]
-    got = resolve(rows, method=method, max_records_per_token=3)
+    got = resolve(rows, max_records_per_token=3)
     assert len(set(got.values())) == 1
     # one more record makes 4 beyond one per maison: over the guard, nobody is linked
     got = resolve([*rows, ("harrow", "r0", "same@", None), ("harrow", "r1", "same@", None)],
-                  method=method, max_records_per_token=3)  # fmt: skip
+                  max_records_per_token=3)  # fmt: skip
     assert len(set(got.values())) == 8
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_component_gathering_too_many_records_of_one_maison_is_split(method):
+def test_component_gathering_too_many_records_of_one_maison_is_split():
     """Tokens each shared by 2 records chain 5 aurelle and 5 kessler records together: no
     single token trips the guard, but 5 records of one maison are not one person."""
     rows = []
@@ -199,18 +236,18 @@ def test_component_gathering_too_many_records_of_one_maison_is_split(method):
         rows.append(("kessler", f"k{i}", f"e{i}", f"p{i}"))
     rows.append(("vautrin", "v", "alone@", None))
     rows += [("harrow", "h", "pair@", None), ("celeste", "c", "pair@", None)]
-    got = resolve(rows, method=method, max_records_per_token=3)
+    got = resolve(rows, max_records_per_token=3)
     assert len(set(got.values())) == len(rows) - 1  # only the harrow-celeste pair links
     assert got[("harrow", "h")] == got[("celeste", "c")]
     # ids stay dense 1..P
     assert sorted(set(got.values())) == list(range(1, len(rows)))
     # at a guard of 5 the chain is one person again
-    got = resolve(rows, method=method, max_records_per_token=5)
+    got = resolve(rows, max_records_per_token=5)
     assert len({got[("aurelle", f"a{i}")] for i in range(5)} | {got[("kessler", "k0")]}) == 1
     frame = identities(rows)
     with DuckDBEngine() as engine:
         engine.register("identities", frame)
-        table = resolve_persons(engine, "identities", max_records_per_token=3, method=method)
+        table = resolve_persons(engine, "identities", max_records_per_token=3)
         figures = match_figures(engine, table, k_aggregate=50)
     assert figures["split_components"] == 1 and figures["split_records"] == 10
     assert figures["ignored_tokens"] == 0

@@ -1,11 +1,11 @@
 """Person resolution: records that share a matching token are one person, transitively.
 
-The graph is built in SQL (builders returning `Step`s, so the same logic can run on Spark):
-each record gets an integer node id, each usable token becomes a star of edges to its smallest
-member, and persons are the connected components. Components are found either with SciPy on
-the integer edge arrays (default, fast on one machine) or by min-label propagation with pointer
-jumping in SQL (for engines where fetching the edges is not an option). Tokens are typed: an
-email token and a phone token of equal bytes are different keys.
+The graph is built in SQL (builders returning `Step`s, run alike on DuckDB and Spark): each
+record gets an integer node id, each usable token becomes a star of edges to its smallest
+member, and persons are the connected components, found in the engine by alternating
+large-star and small-star rounds (Kiveris et al. 2014), whose number grows with the log of
+the longest chain of records, not its length. Nothing of the graph comes to this process.
+Tokens are typed: an email token and a phone token of equal bytes are different keys.
 
 Placeholders link nobody (DESIGN §5.8). A real person normally has one record per maison and
 a few duplicates, so a token is ignored when it is carried by more than
@@ -18,13 +18,13 @@ maison (placeholders chained through other tokens) is split back into single rec
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components as _scipy_components
 
 from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError
+from crossgroup.group.components import components_in_engine
+from crossgroup.group.numbering import dense_numbers
 
+RECORD_NUMBERS = "resolve_record_numbers"
 RECORDS = "resolve_records"
 NODES = "resolve_nodes"
 MEMBERSHIPS = "resolve_memberships"
@@ -35,6 +35,8 @@ EDGES = "resolve_edges"
 COMPONENTS = "resolve_components"
 RAW_COMPONENTS = "resolve_raw_components"
 SPLIT_COMPONENTS = "resolve_split_components"
+GUARDED_LABELS = "resolve_guarded_labels"
+PERSON_NUMBERS = "resolve_person_numbers"
 PERSON_NODES = "person_nodes"
 PERSON_MAISONS = "resolve_person_maisons"
 
@@ -42,14 +44,27 @@ EMAIL, PHONE = 1, 2  # token types, part of every edge key
 
 
 def records_step(identities: str) -> Step:
-    """Number each distinct (maison, maison_ref) deterministically: node ids 0..n-1."""
+    """Number each distinct (maison, maison_ref) deterministically: node ids 0..n-1 in
+    (maison, ref) order, the same on every engine."""
     return Step(
         RECORDS,
         f"""
-        SELECT (dense_rank() OVER (ORDER BY maison, maison_ref) - 1)::BIGINT AS node_id,
-               maison, maison_ref, email_token, phone_token
-        FROM {identities}
+        SELECT (r.number - 1)::BIGINT AS node_id, i.maison, i.maison_ref,
+               i.email_token, i.phone_token
+        FROM {identities} i JOIN {RECORD_NUMBERS} r USING (maison, maison_ref)
         """,
+    )
+
+
+def number_records(engine: Engine, identities: str) -> str:
+    """Refs are keyed hashes, evenly spread: their first 12 bits split a maison's records
+    into up to 4,096 buckets numbered side by side."""
+    return dense_numbers(
+        engine,
+        RECORD_NUMBERS,
+        identities,
+        ["maison", "maison_ref"],
+        ["maison", "substr(hex(maison_ref), 1, 3)"],
     )
 
 
@@ -165,36 +180,45 @@ def split_components_step(max_records_per_token: int) -> Step:
     return Step(
         SPLIT_COMPONENTS,
         f"""
-        SELECT person_id, sum(records)::BIGINT AS records
-        FROM (SELECT c.person_id, n.maison, count(*) AS records
+        SELECT label, sum(records)::BIGINT AS records
+        FROM (SELECT c.label, n.maison, count(*) AS records
               FROM {RAW_COMPONENTS} c JOIN {NODES} n USING (node_id)
-              WHERE c.person_id IN (SELECT person_id FROM {RAW_COMPONENTS}
-                                    GROUP BY person_id HAVING count(*) > {limit})
-              GROUP BY c.person_id, n.maison)
-        GROUP BY person_id
+              WHERE c.label IN (SELECT label FROM {RAW_COMPONENTS}
+                                GROUP BY label HAVING count(*) > {limit})
+              GROUP BY c.label, n.maison)
+        GROUP BY label
         HAVING max(records) > {limit}
         """,
     )
 
 
-def guarded_components_step() -> Step:
-    """Final person ids: split components become one person per record; ids stay dense and
-    numbered by each person's smallest node, as before the split."""
+def guarded_labels_step() -> Step:
+    """Each node's person label: its component's smallest node, or itself once split."""
     return Step(
-        COMPONENTS,
+        GUARDED_LABELS,
         f"""
-        SELECT node_id, dense_rank() OVER (ORDER BY label)::BIGINT AS person_id
-        FROM (SELECT c.node_id,
-                     CASE WHEN s.person_id IS NULL
-                          THEN min(c.node_id) OVER (PARTITION BY c.person_id)
-                          ELSE c.node_id END AS label
-              FROM {RAW_COMPONENTS} c LEFT JOIN {SPLIT_COMPONENTS} s USING (person_id))
+        SELECT c.node_id, CASE WHEN s.label IS NULL THEN c.label ELSE c.node_id END AS label
+        FROM {RAW_COMPONENTS} c LEFT JOIN {SPLIT_COMPONENTS} s USING (label)
         """,
     )
 
 
+def components_step() -> Step:
+    """Person ids 1..P, dense and numbered by each person's smallest node."""
+    return Step(
+        COMPONENTS,
+        f"SELECT g.node_id, p.number AS person_id "
+        f"FROM {GUARDED_LABELS} g JOIN {PERSON_NUMBERS} p USING (label)",
+    )
+
+
 def connected_components(src: np.ndarray, dst: np.ndarray, n_nodes: int) -> np.ndarray:
-    """Person ids 1..P for nodes 0..n-1, numbered by each component's smallest node."""
+    """Person ids 1..P for nodes 0..n-1, numbered by each component's smallest node: SciPy
+    over edges in this process, for evaluation's per-person graphs (the batch's own
+    components are found in the engine)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as _scipy_components
+
     if n_nodes == 0:
         return np.zeros(0, dtype=np.int64)
     graph = coo_matrix(
@@ -221,94 +245,20 @@ def components_of(engine: Engine, edges: str = EDGES) -> np.ndarray:
     return connected_components(pairs["src"].to_numpy(), pairs["dst"].to_numpy(), n_nodes)
 
 
-def _components_scipy(engine: Engine) -> None:
-    person_id = components_of(engine)
-    n_nodes = len(person_id)
-    frame = pl.DataFrame({"node_id": np.arange(n_nodes, dtype=np.int64), "person_id": person_id})
-    engine.register("resolve_components_frame", frame)
-    engine.run(Step(RAW_COMPONENTS, "SELECT node_id, person_id FROM resolve_components_frame"))
-    engine.unregister("resolve_components_frame")
-
-
-def label_propagation_steps(iteration: int, previous: str) -> tuple[Step, Step]:
-    """One round of min-label propagation then pointer jumping (label := label of label).
-
-    Labels are node ids that only decrease, so the fixed point gives every node the smallest
-    node of its component; jumping makes long chains converge in O(log diameter) rounds.
-    """
-    spread = Step(
-        f"resolve_spread_{iteration}",
-        f"""
-        SELECT l.node_id, least(l.label, coalesce(min(n.label), l.label)) AS label
-        FROM {previous} l
-        LEFT JOIN resolve_links e ON e.a = l.node_id
-        LEFT JOIN {previous} n ON n.node_id = e.b
-        GROUP BY l.node_id, l.label
-        """,
-    )
-    jump = Step(
-        f"resolve_labels_{iteration}",
-        f"""
-        SELECT p.node_id, least(p.label, q.label) AS label
-        FROM {spread.name} p JOIN {spread.name} q ON q.node_id = p.label
-        """,
-    )
-    return spread, jump
-
-
-def _components_sql(engine: Engine, max_rounds: int = 64) -> None:
-    engine.run(
-        Step(
-            "resolve_links",
-            f"SELECT src AS a, dst AS b FROM {EDGES} UNION ALL "
-            f"SELECT dst AS a, src AS b FROM {EDGES}",
-        )
-    )
-    previous = engine.run(
-        Step("resolve_labels_0", f"SELECT node_id, node_id AS label FROM {NODES}")
-    )
-    for i in range(1, max_rounds + 1):
-        spread, jump = label_propagation_steps(i, previous)
-        engine.run(spread)
-        current = engine.run(jump)
-        changed = engine.scalar(
-            f"SELECT count(*) FROM {current} c JOIN {previous} p USING (node_id) "
-            "WHERE c.label <> p.label"
-        )
-        engine.drop(spread.name, previous)
-        previous = current
-        if not changed:
-            break
-    else:  # pragma: no cover - would need a graph of astronomical diameter
-        raise InputError(f"person resolution did not converge in {max_rounds} rounds")
-    engine.run(
-        Step(
-            RAW_COMPONENTS,
-            f"SELECT node_id, dense_rank() OVER (ORDER BY label)::BIGINT AS person_id "
-            f"FROM {previous}",
-        )
-    )
-    engine.drop(previous, "resolve_links")
-
-
 def resolve_persons(
     engine: Engine,
     identities: str,
     *,
     max_records_per_token: int,
-    method: str = "scipy",
 ) -> str:
     """Build `person_nodes(maison, maison_ref, person_id)` from an identities table or view.
 
     Every input record appears once; person_id is deterministic for the same input. Each
     intermediate table is dropped once consumed, but NODES and USABLE (evaluation's).
-    `method`: "scipy" (the star edges, pairs of record numbers, in this process) or "sql"
-    (label propagation in the engine; its rounds grow with the longest chain of records).
     """
     if max_records_per_token < 1:
         raise InputError("max_records_per_token must be a positive integer")
-    if method not in ("scipy", "sql"):
-        raise InputError(f"unknown resolution method {method!r}: use 'scipy' or 'sql'")
+    number_records(engine, identities)
     engine.run_all(
         [
             records_step(identities),
@@ -320,18 +270,16 @@ def resolve_persons(
             star_edges_step(),
         ]
     )
-    engine.drop(RECORDS, MEMBERSHIPS, TOKENS)
-    if method == "scipy":
-        _components_scipy(engine)
-    else:
-        _components_sql(engine)
-    engine.run(split_components_step(max_records_per_token))
-    # raw components are numbered by smallest node already: only a split renumbers them
-    split = engine.count(SPLIT_COMPONENTS)
-    components = engine.run(guarded_components_step()) if split else RAW_COMPONENTS
+    engine.drop(RECORD_NUMBERS, RECORDS, MEMBERSHIPS, TOKENS)
+    components_in_engine(engine, EDGES, NODES, RAW_COMPONENTS)
     engine.drop(EDGES)
-    person_nodes = engine.run(person_nodes_step(components))
-    engine.drop(RAW_COMPONENTS, COMPONENTS)
+    engine.run_all([split_components_step(max_records_per_token), guarded_labels_step()])
+    # labels are node ids: 65,536 of them to a bucket
+    dense_numbers(engine, PERSON_NUMBERS, GUARDED_LABELS, ["label"], ["label // 65536"])
+    engine.run(components_step())
+    engine.drop(RAW_COMPONENTS, GUARDED_LABELS, PERSON_NUMBERS)
+    person_nodes = engine.run(person_nodes_step(COMPONENTS))
+    engine.drop(COMPONENTS)
     return person_nodes
 
 
