@@ -413,7 +413,8 @@ GROUP_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
 )
 
 
-# The engines `crossgroup process` can run on: embedded DuckDB (default) or Apache Spark.
+# The engines `crossgroup process` and `evaluate` run on: embedded DuckDB (default) or Apache
+# Spark.
 ENGINES = ("duckdb", "spark")
 
 # Spark settings `[engine.spark]` may not hold, and why: each is one a privacy guarantee or

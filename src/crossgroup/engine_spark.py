@@ -12,8 +12,9 @@ caller removes whatever happens: plaintext never leaves it.
 Stages written as Polars functions (sector nets, feature shares, segment prediction, bands)
 run on the executors through `map_frames` (`mapInArrow`); only samples, models and counts
 come to the driver before the release step (docs/scaling.md). Optional: `pip install
-crossgroup[spark]` (pyspark, sqlglot) and Java 17; only the processor runs here
-(`crossgroup process --engine spark`).
+crossgroup[spark]` (pyspark, sqlglot) and Java 17; only the processor's stages run here
+(`crossgroup process --engine spark`, and `crossgroup evaluate --engine spark`, which scores
+them on synthetic data).
 """
 
 from __future__ import annotations

@@ -96,6 +96,7 @@ CASES = [
     case("export", *drop(EXPORT, "--as-of"), needle="--as-of"),
     case("process", *replace(PROCESS, "--inbox", "{tmp}/no-inbox"), needle="--inbox"),
     case("process", *PROCESS, "--passphrase-env", UNSET, needle="--passphrase-env"),
+    case("process", *PROCESS, "--engine", "sparky", needle="--engine 'sparky'"),
     case("process", *replace(PROCESS, "--keys", "{keys}/aurelle"), code=3,
          needle="not the processor"),
     case("erase", *ERASE, "--batch-id", "a/b", needle="--batch-id"),
@@ -129,6 +130,7 @@ CASES = [
     case("evaluate", *EVALUATE, needle="truth"),
     case("evaluate", *replace(EVALUATE, "--keys", "{tmp}/no-keys"), "--pipeline",
          "{tmp}/missing.toml", needle="missing.toml"),
+    case("evaluate", *EVALUATE, "--engine", "sparky", needle="--engine 'sparky'"),
 ]
 # fmt: on
 

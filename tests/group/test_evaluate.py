@@ -196,14 +196,11 @@ def test_untraceable_records_count_against_nothing_but_are_reported():
     assert report["links"]["unmapped_records"] == 5
 
 
-@pytest.fixture(scope="module")
-def synthetic_batch(tmp_path_factory):
-    """keys, synth and exports for three maisons, through the real commands (built once)."""
+def synthetic_world(root: Path, persons: int) -> Path:
+    """keys, synth and exports for three maisons under `root`, through the real commands."""
     import sys
 
     from crossgroup.cli.app import main
-
-    root = tmp_path_factory.mktemp("eval")
 
     def cli(*args: str) -> None:
         sys.argv = ["crossgroup", *map(str, args)]
@@ -214,40 +211,40 @@ def synthetic_batch(tmp_path_factory):
 
     argv = sys.argv
     try:
-        cli(
-            "synth",
-            "--out",
-            root / "synth",
-            "--maisons",
-            "3",
-            "--persons",
-            "2500",
-            "--seed",
-            "3",
-            "--as-of",
-            "2026-06-30",
-        )
+        cli("synth", "--out", root / "synth", "--maisons", "3", "--persons", persons,
+            "--seed", "3", "--as-of", "2026-06-30")  # fmt: skip
         maisons = sorted(p.name for p in (root / "synth").iterdir() if p.is_dir())
         cli("keys", "init", "--dir", root / "keys", "--maisons", ",".join(maisons))
         for m in maisons:
             cli(
                 "export",
-                "--maison",
-                m,
-                "--customers",
-                root / "synth" / m / "customers.parquet",
-                "--purchases",
-                root / "synth" / m / "purchases.parquet",
-                "--as-of",
-                "2026-06-30",
-                "--keys",
-                root / "keys" / m,
-                "--out",
-                root / "inbox",
-            )
+                "--maison", m,
+                "--customers", root / "synth" / m / "customers.parquet",
+                "--purchases", root / "synth" / m / "purchases.parquet",
+                "--as-of", "2026-06-30",
+                "--keys", root / "keys" / m,
+                "--out", root / "inbox",
+            )  # fmt: skip
     finally:
         sys.argv = argv
     return root
+
+
+def evaluate_args(root: Path, *extra: object) -> list[object]:
+    return ["evaluate", "--synth", root / "synth", "--exports", root / "inbox",
+            "--keys", root / "keys", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def synthetic_batch(tmp_path_factory):
+    """A world large enough for the link-quality targets to mean something (built once)."""
+    return synthetic_world(tmp_path_factory.mktemp("eval"), persons=2500)
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    """A world small enough for Spark's per-step cost (built once)."""
+    return synthetic_world(tmp_path_factory.mktemp("eval-small"), persons=300)
 
 
 def test_evaluate_command_scores_real_packages(run_cli, synthetic_batch):
@@ -255,17 +252,7 @@ def test_evaluate_command_scores_real_packages(run_cli, synthetic_batch):
 
     root = synthetic_batch
     out = root / "report" / "eval.json"
-    r = run_cli(
-        "evaluate",
-        "--synth",
-        root / "synth",
-        "--exports",
-        root / "inbox",
-        "--keys",
-        root / "keys",
-        "--out",
-        out,
-    )
+    r = run_cli(*evaluate_args(root, "--out", out))
     assert r.exit_code == 0, r.stderr
     assert "link precision" in r.stdout and "archetype ARI" in r.stdout
     figures = json.loads(out.read_text())
@@ -313,3 +300,50 @@ def test_evaluate_command_refuses_a_synth_dir_without_truth(run_cli, synthetic_b
     assert r.exit_code == 2
     assert "truth" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "eval.json").exists()
+
+
+@pytest.mark.spark
+def test_evaluate_gives_the_same_figures_on_both_engines(run_cli, small_world, tmp_path):
+    """`--engine spark` scores what a Spark run computes: persons, links, features and
+    segments (so every figure but the timings) are those of the embedded engine."""
+    import json
+
+    pytest.importorskip("pyspark")
+    pytest.importorskip("sqlglot")
+    figures = {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / f"{engine}.json"
+        r = run_cli(*evaluate_args(small_world, "--engine", engine, "--out", out))
+        assert r.exit_code == 0, r.stderr
+        figures[engine] = json.loads(out.read_text())
+        assert set(figures[engine].pop("seconds")) == {"resolve", "features", "segment"}
+    assert figures["duckdb"] == figures["spark"]
+    assert figures["spark"]["links"]["predicted_links"] > 0
+    assert figures["spark"]["segments"]["persons"] > 0
+
+
+def test_evaluate_on_spark_that_cannot_start_is_one_line_and_exit_2(small_world, tmp_path):
+    """As for `process`: no Java (here a JAVA_HOME without one) stops the command with
+    exit code 2 and one line saying so; nothing is written, the private workdir is gone."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("pyspark")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"), "TMPDIR": str(temp),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}  # fmt: skip
+    env.pop("CROSSGROUP_DEBUG", None)
+    out = tmp_path / "eval.json"
+    args = evaluate_args(small_world, "--engine", "spark", "--out", out)
+    child = subprocess.run(
+        [sys.executable, "-m", "crossgroup", *map(str, args)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert child.returncode == 2, child.stderr
+    # any lines before it are Spark's launcher script's, failing to find java
+    *launcher, error = child.stderr.strip().splitlines()
+    assert error.startswith("crossgroup: error: the Spark engine could not start: ")
+    assert not [line for line in launcher if line.startswith("crossgroup:") or "Traceback" in line]
+    assert not out.exists() and list(temp.iterdir()) == []

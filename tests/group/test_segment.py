@@ -126,6 +126,27 @@ def test_fits_on_a_sample_and_predicts_for_everyone(data):
     assert adjusted_rand_score(truth, segments) > 0.9
 
 
+def test_a_fit_on_the_drawn_rows_is_the_fit_on_everyone_and_draws_nothing(data, monkeypatch):
+    """`segment_table`'s path: the sample is drawn once, its rows fetched, and the fit goes
+    on from the draw (twice alike); it never draws again, and refuses rows not drawn."""
+    frame, _ = data
+    config = {"min_segments": 3, "max_segments": 5, "sample_size": 500, "random_state": 8}
+    expected = SegmentModel(**config).fit(frame)
+    draw = SegmentModel(**config).draw_sample(frame.height)
+    assert draw.size == 500 and np.all(np.diff(draw.rows) > 0)
+
+    def no_second_draw(self, persons):
+        raise AssertionError("the fit drew its sample again")
+
+    monkeypatch.setattr(SegmentModel, "draw_sample", no_second_draw)
+    for _ in range(2):
+        model = SegmentModel(**config).fit(frame[draw.rows], draw=draw)
+        assert model.labels_ == expected.labels_ and model.quality_ == expected.quality_
+        assert np.array_equal(model.kmeans_.cluster_centers_, expected.kmeans_.cluster_centers_)
+    with pytest.raises(InputError, match="not the drawn ones"):
+        SegmentModel(**config).fit(frame.head(499), draw=draw)
+
+
 def test_labels_are_unique_plain_words_from_the_profile(data, fitted):
     labels = fitted.labels_
     assert sorted(labels) == list(range(1, fitted.n_segments_ + 1))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from crossgroup.cli.options import PipelineOption, TaxonomyOption
+from crossgroup.cli.options import EngineOption, PipelineOption, TaxonomyOption, load_pipeline
 from crossgroup.errors import CheckFailed
 
 
@@ -27,6 +27,7 @@ def evaluate(
     ],
     pipeline: PipelineOption = None,
     taxonomy: TaxonomyOption = None,
+    engine: EngineOption = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the full figures as JSON here.")
     ] = None,
@@ -41,20 +42,20 @@ def evaluate(
 ) -> None:
     """Pairwise link precision/recall and segment agreement (ARI) on synthetic data.
 
-    Opens the export packages as the processor, runs resolution and segmentation in-process,
-    and maps maison_refs back to the truth with each maison's keys. For synthetic data only:
-    it needs every maison's local secret. Targets: precision >= 99.9%, recall >= 99% of the
-    links recoverable from the exported identifiers.
+    Opens the export packages as the processor, runs resolution and segmentation on the
+    processor's engine (--engine, as for `crossgroup process`), and maps maison_refs back to
+    the truth with each maison's keys. For synthetic data only: it needs every maison's local
+    secret. Targets: precision >= 99.9%, recall >= 99% of the links recoverable from the
+    exported identifiers.
 
     Example: crossgroup evaluate --synth synth --exports inbox --keys keys --out eval.json
     """
-    from crossgroup.config import load_group, load_taxonomy
+    from crossgroup.config import load_taxonomy
     from crossgroup.group.evaluate import PRECISION_TARGET, RECALL_TARGET, evaluate_exports
     from crossgroup.io import staged_output
 
-    result = evaluate_exports(
-        synth, exports, keys, group=load_group(pipeline), taxonomy=load_taxonomy(taxonomy)
-    )
+    group = load_pipeline(pipeline, engine)
+    result = evaluate_exports(synth, exports, keys, group=group, taxonomy=load_taxonomy(taxonomy))
     links, seg = result["links"], result["segments"]
     lines = [
         f"maisons: {', '.join(result['maisons'])} (as of {result['as_of']})",

@@ -8,6 +8,7 @@ A file the command reads (`input_file_option`) must already be a readable regula
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -17,11 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from crossgroup.config import PARTY_ID
+from crossgroup.config import ENGINES, PARTY_ID
 from crossgroup.errors import InputError
 
 if TYPE_CHECKING:
-    from crossgroup.config import MaisonConfig, Taxonomy
+    from crossgroup.config import GroupConfig, MaisonConfig, Taxonomy
     from crossgroup.crypto.keys import PartyKeys
 
 # A batch or request id travels in manifests and file names: short, no path separators.
@@ -96,6 +97,13 @@ def parse_env_name(value: str, option: str) -> str:
     """The name of a set, non-empty environment variable (its value is read later, never shown)."""
     if not os.environ.get(value):
         raise InputError(f"{option} {value}: that environment variable is not set or empty")
+    return value
+
+
+def parse_engine(value: str, option: str) -> str:
+    """An engine the processor's stages run on (config.ENGINES). Example: "spark"."""
+    if value not in ENGINES:
+        raise InputError(f"{option} {value!r}: expected one of {', '.join(ENGINES)}")
     return value
 
 
@@ -193,6 +201,17 @@ PipelineOption = Annotated[
     Path | None,
     input_file_option("--pipeline", "pipeline", "Batch settings (default: pipelines/group.toml)."),
 ]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        parser=_parser(parse_engine, "--engine"),
+        metavar="duckdb|spark",
+        # "\\[" is a literal "[" in the rich help, which would read [spark] as markup
+        help="duckdb (embedded, the default) or spark (pip install 'crossgroup\\[spark]', "
+        "Java 17); overrides the pipeline's \\[engine] kind.",
+    ),
+]
 CustomersOption = Annotated[
     Path, input_file_option("--customers", "customers", "Customers .parquet or .csv.")
 ]
@@ -220,6 +239,17 @@ def load_keys(path: Path, passphrase_env: str | None = None) -> PartyKeys:
     from crossgroup.crypto.keys import load_party
 
     return load_party(path, passphrase=passphrase_from_env(passphrase_env))
+
+
+def load_pipeline(path: Path | None = None, engine: str | None = None) -> GroupConfig:
+    """The batch settings (default pipelines/group.toml), `--engine` over their [engine] kind.
+
+    Example: load_pipeline(Path("pipelines/group.toml"), "spark")
+    """
+    from crossgroup.config import load_group
+
+    group = load_group(path)
+    return group if engine is None else dataclasses.replace(group, engine=engine)
 
 
 def load_maison_config(

@@ -11,14 +11,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from crossgroup.cli.options import (
+    EngineOption,
     PassphraseEnvOption,
     PipelineOption,
     ProcessorKeysOption,
     TaxonomyOption,
     folder_option,
     load_keys,
+    load_pipeline,
 )
-from crossgroup.errors import InputError
 from crossgroup.text import printable
 
 
@@ -46,15 +47,7 @@ def process(
         ),
     ] = None,
     passphrase_env: PassphraseEnvOption = None,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="duckdb (embedded, the default) or spark (pip install 'crossgroup[spark]', "
-            "Java 17); overrides the pipeline's [engine] kind.",
-            metavar="duckdb|spark",
-        ),
-    ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Verify, decrypt, match, segment and generalize a batch; seal one return per maison.
 
@@ -64,16 +57,10 @@ def process(
 
     Example: crossgroup process --inbox inbox --keys keys/processor --out processed
     """
-    import dataclasses
-
-    from crossgroup.config import ENGINES, load_group, load_taxonomy
+    from crossgroup.config import load_taxonomy
     from crossgroup.group.pipeline import process_batch
 
-    group = load_group(pipeline)
-    if engine is not None:
-        if engine not in ENGINES:
-            raise InputError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
-        group = dataclasses.replace(group, engine=engine)
+    group = load_pipeline(pipeline, engine)
     party = load_keys(keys, passphrase_env)
     err = Console(stderr=True)
     result = process_batch(

@@ -7,6 +7,9 @@ that both maisons actually exported (after consent, window and the export's own 
 guard) and that survive the processor's guard, using only edges between that person's own
 records. Segment agreement is the adjusted Rand index between segments and planted
 archetypes over resolved persons.
+
+Resolution, features and segments are the processor's own stages, on the engine the pipeline
+names (DuckDB or Spark): evaluating on Spark scores what a Spark run computes.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import polars as pl
 from sklearn.metrics import adjusted_rand_score
 
 from crossgroup.config import GroupConfig, Taxonomy
-from crossgroup.engine import DuckDBEngine, Engine, Step
+from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError
-from crossgroup.group.features import person_features
+from crossgroup.group.features import features_table
 from crossgroup.group.resolve import (
     NODES,
     USABLE,
@@ -31,7 +34,7 @@ from crossgroup.group.resolve import (
     match_figures,
     resolve_persons,
 )
-from crossgroup.group.segment import configured_model
+from crossgroup.group.segment import configured_model, segment_table
 from crossgroup.privacy.policy import ReleasePolicy
 
 PRECISION_TARGET = 0.999
@@ -134,11 +137,14 @@ def evaluate_batch(
     taxonomy: Taxonomy,
     as_of: date,
 ) -> dict:
-    """Resolve, segment and score one batch already loaded in `engine`.
+    """Resolve, segment and score one batch already loaded in `engine` (either engine).
 
     `identities` is the processor's identities table (maison, maison_ref, email_token,
     phone_token); `activity` the export activity plus `maison` (also a table or view);
-    `ref_truth` maps (maison, maison_ref) to `true_person` and `archetype`.
+    `ref_truth` maps (maison, maison_ref) to `true_person` and `archetype`. The scores need
+    per-record labels (resolved person, true person, recoverable group) and each person's
+    segment on the driver, beyond what a processor run brings there (DESIGN §8): fine for
+    evaluation, which runs on synthetic data only.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -176,22 +182,23 @@ def evaluate_batch(
     links["unmapped_records"] = unmapped
 
     t0 = time.perf_counter()
-    features = person_features(engine, person_nodes, activity, as_of=as_of, taxonomy=taxonomy)
+    features = features_table(engine, person_nodes, activity, as_of=as_of, taxonomy=taxonomy)
     timings["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # evaluation scores segments against the truth: every sector by its own name
     everyone_named = ReleasePolicy.for_batch(group, taxonomy, sector_maisons=None, maison_names={})
-    model = configured_model(group, everyone_named).fit(features)
-    segments = model.predict(features)
+    model = configured_model(group, everyone_named)
+    segments = segment_table(engine, features, model, name="eval_segments")
     timings["segment"] = time.perf_counter() - t0
 
-    person_segments = pl.DataFrame(
-        {"person_id": features["person_id"], "segment": segments}
+    person_segments = engine.to_polars(
+        f"SELECT person_id, segment FROM {segments} ORDER BY person_id"
     ).with_columns(
         pl.col("segment")
         .replace_strict(model.labels_, return_dtype=pl.String)
         .alias("segment_label")
     )
+    engine.drop(features, segments)
     person_archetypes = (
         nodes.drop_nulls("archetype")
         .group_by("person_id")
@@ -237,6 +244,7 @@ def evaluate_exports(
     from crossgroup.crypto.keys import load_party
     from crossgroup.crypto.tokens import maison_refs
     from crossgroup.group.ingest import build_views, decrypt_batch, verify_inbox
+    from crossgroup.group.pipeline import open_engine
     from crossgroup.io import private_workdir, scan_table
 
     truth_path = Path(synth_dir) / "truth.parquet"
@@ -261,10 +269,7 @@ def evaluate_exports(
                 "archetype",
             )
         )
-    with (
-        private_workdir(work_parent) as work,
-        DuckDBEngine(work, memory_limit=group.memory_limit, threads=group.threads) as engine,
-    ):
+    with private_workdir(work_parent) as work, open_engine(work, group) as engine:
         tables = decrypt_batch(batch, processor, work, check_replay=False)
         build_views(engine, tables)
         report = evaluate_batch(

@@ -87,7 +87,9 @@ class ProcessResult:
 
 
 def open_engine(work: Path, group: GroupConfig) -> Engine:
-    """The engine the pipeline names (`[engine] kind`), its scratch space inside `work`."""
+    """The engine the pipeline names (`[engine] kind`, which `--engine` may replace), its
+    scratch space inside `work`; `process` and `evaluate` both open theirs here. Spark that
+    cannot start (no pyspark, no Java) is an InputError, exit code 2."""
     if group.engine == "spark":
         from crossgroup.engine_spark import SparkEngine
 

@@ -11,6 +11,7 @@ plain words from its profile, and a short description for the glossary
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -49,6 +50,27 @@ def _design_matrix(features: pl.DataFrame, sectors: list[str]) -> np.ndarray:
         *[pl.col(s) for s in sectors],
     ]
     return features.select([c.cast(pl.Float64).fill_null(0.0) for c in cols]).to_numpy()
+
+
+@dataclass(frozen=True)
+class SampleDraw:
+    """The persons a fit uses, drawn once (`SegmentModel.draw_sample`): `rows`, positions
+    (0-based, sorted) out of `persons` rows sorted by person_id, None for every person; and
+    the generator's state after the draw, which the fit goes on from."""
+
+    persons: int
+    rows: np.ndarray | None
+    rng_state: tuple
+
+    @property
+    def size(self) -> int:
+        return self.persons if self.rows is None else len(self.rows)
+
+    def generator(self) -> np.random.RandomState:
+        """A generator where the draw left off (a new one each call: a draw fits alike twice)."""
+        rng = np.random.RandomState()
+        rng.set_state(self.rng_state)
+        return rng
 
 
 class SegmentModel(BaseEstimator):
@@ -95,22 +117,20 @@ class SegmentModel(BaseEstimator):
         if missing:
             raise InputError(f"person features lack column(s): {', '.join(missing)}")
 
-    def sample_rows(self, persons: int) -> np.ndarray | None:
-        """Positions (0-based, sorted) of the persons the fit uses, out of `persons` rows
-        sorted by person_id; None when every person is used. Drawn from `random_state`, so
-        an engine holding the features can send only these rows to the driver."""
-        return self._draw(check_random_state(self.random_state), persons)
+    def draw_sample(self, persons: int) -> SampleDraw:
+        """Draw, from `random_state`, which of `persons` rows sorted by person_id the fit
+        uses: an engine holding the features sends only those rows to the driver."""
+        rng = check_random_state(self.random_state)
+        rows = None
+        if persons > self.sample_size:
+            rows = np.sort(rng.choice(persons, self.sample_size, replace=False))
+        return SampleDraw(persons, rows, rng.get_state())
 
-    def _draw(self, rng: np.random.RandomState, persons: int) -> np.ndarray | None:
-        if persons <= self.sample_size:
-            return None
-        return np.sort(rng.choice(persons, self.sample_size, replace=False))
-
-    def fit(self, features: pl.DataFrame, *, persons: int | None = None) -> SegmentModel:
+    def fit(self, features: pl.DataFrame, *, draw: SampleDraw | None = None) -> SegmentModel:
         """Choose K, fit on a seeded sample, and describe every segment.
 
-        `features`: every person, sorted by person_id; or, with `persons`, the rows that
-        `sample_rows(persons)` chose out of that many (the fit is then the same).
+        `features`: every person, sorted by person_id; or, with `draw` (`draw_sample`), the
+        rows it chose (the fit is then the same).
         """
         self._check_features(features)
         sectors = [c for c in features.columns if c.startswith("share_")]
@@ -120,12 +140,14 @@ class SegmentModel(BaseEstimator):
             raise InputError("n_segments must be at least 2")
         if not 2 <= self.min_segments <= self.max_segments:
             raise InputError("segments range must satisfy 2 <= min_segments <= max_segments")
-        rng = check_random_state(self.random_state)
-        n = features.height if persons is None else persons
-        idx = self._draw(rng, n)
-        if persons is not None and features.height != (n if idx is None else len(idx)):
+        if draw is None:
+            draw = self.draw_sample(features.height)
+            sample = features if draw.rows is None else features[draw.rows]
+        elif features.height != draw.size:
             raise InputError(f"the fit sample holds {features.height} persons, not the drawn ones")
-        sample = features[idx] if idx is not None and persons is None else features
+        else:
+            sample = features
+        rng = draw.generator()
         x = _design_matrix(sample, sectors)
         self.scaler_ = StandardScaler().fit(x)
         z = self.scaler_.transform(x)
@@ -193,7 +215,7 @@ class SegmentModel(BaseEstimator):
             },
             "stability_ari": float(adjusted_rand_score(raw[sel_idx], refit)),
             "fit_sample": len(z),
-            "persons": n,
+            "persons": draw.persons,
         }
         self.profiles_ = profiles(sample, segments, sectors)
         self.labels_, self.descriptions_ = describe(
@@ -278,9 +300,8 @@ def segment_table(
     """Fit `model` on its sample of the engine table `features` and predict every person
     where the rows are: the engine table `name` (person_id, segment). Only the sample
     comes to the driver, and only the fitted model goes back out (DESIGN §8)."""
-    persons = engine.count(features)
-    rows = model.sample_rows(persons)
-    if rows is None:
+    draw = model.draw_sample(engine.count(features))
+    if draw.rows is None:
         sample = engine.to_polars(f"SELECT * FROM {features} ORDER BY person_id")
     else:
         # resolution numbers persons 1..n, so the i-th person by id is person i + 1; any
@@ -288,18 +309,18 @@ def segment_table(
         first, last = engine.to_polars(
             f"SELECT min(person_id) AS lo, max(person_id) AS hi FROM {features}"
         ).row(0)
-        dense = (first, last) == (1, persons)
+        dense = (first, last) == (1, draw.persons)
         ranked = (
             features
             if dense
             else f"(SELECT *, row_number() OVER (ORDER BY person_id) AS position FROM {features})"
         )
         key = "person_id" if dense else "position"
-        engine.register("segment_sample", pl.DataFrame({key: rows + 1}))
+        engine.register("segment_sample", pl.DataFrame({key: draw.rows + 1}))
         sample = engine.to_polars(
             f"SELECT f.* FROM {ranked} f JOIN segment_sample USING ({key}) ORDER BY person_id"
         ).drop("position", strict=False)
         engine.drop("segment_sample")
-    model.fit(sample, persons=persons)
+    model.fit(sample, draw=draw)
     del sample
     return engine.map_frames(name, features, model.segment_frame)
