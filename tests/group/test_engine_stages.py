@@ -19,7 +19,9 @@ from test_generalize import LABELS, POLICY, SECTOR_COLUMNS, fake_features
 from test_segment import planted
 
 from crossgroup.engine import DuckDBEngine
+from crossgroup.group.bands import VALUE_TIER_QUANTILES, value_cut_positions
 from crossgroup.group.generalize import generalize, generalize_table
+from crossgroup.group.order_statistics import order_statistics
 from crossgroup.group.segment import SegmentModel, segment_table
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
@@ -118,6 +120,49 @@ def test_generalize_table_releases_what_generalize_releases(engine, persons):
     assert got.loss.equals(expected.loss)
     assert got.summary() == expected.summary()
     engine.drop("stage_features", "stage_segments", "stage_released")
+
+
+def _spends(shape: str) -> np.ndarray:
+    """Spends shaped as a batch can make them (in cents; zero without activity, negative
+    after returns), or as the edge cases of a selection by buckets are."""
+    rng = np.random.default_rng(11)
+    if shape == "lognormal":
+        return (rng.lognormal(7, 1.5, 5_000) * 100).round() / 100
+    if shape == "zero and negative":
+        nets = (rng.lognormal(5, 2, 3_000) * 100).round() / 100
+        return np.where(rng.random(3_000) < 0.4, 0.0, nets * rng.choice([-1, 1, 1, 1], 3_000))
+    if shape == "heavy ties":
+        return rng.integers(-2, 4, 3_000).astype(float)
+    if shape == "one giant bucket":  # 95 % distinct within 1 %: split, never sorted whole
+        return np.concatenate([1_000 + rng.permutation(4_750) / 1_000, rng.random(250) * 1e5])
+    if shape == "all equal":
+        return np.full(500, 120.5)
+    if shape == "cut at a bucket's first value":  # position 40 of 100 is the first 5.0
+        return rng.permutation(np.concatenate([np.full(40, 1.0), np.full(60, 5.0)]))
+    return rng.lognormal(7, 1.5, int(shape.split()[0])).round(2)  # "0 persons", ...
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["lognormal", "zero and negative", "heavy ties", "one giant bucket", "all equal",
+     "cut at a bucket's first value", "0 persons", "1 persons", "2 persons"],
+)  # fmt: skip
+def test_value_cuts_are_the_nearest_quantiles_on_either_engine(engine, shape):
+    """The cuts from a histogram of spend are the values Polars' quantile gives the in-memory
+    path, to the bit, with ranges of at most 100 spends sorted to find them."""
+    spends = _spends(shape)
+    _registered(engine, "stage_spends", pl.DataFrame({"total_spend_eur": spends}))
+    got = order_statistics(
+        engine, "stage_spends", "total_spend_eur", value_cut_positions, sort_limit=100
+    )
+    column = pl.Series(spends, dtype=pl.Float64)
+    expected = [column.quantile(q, interpolation="nearest") for q in VALUE_TIER_QUANTILES]
+    assert got == (expected if len(spends) else [])
+    if shape == "cut at a bucket's first value":
+        assert got == [5.0, 5.0, 5.0]
+        around = order_statistics(engine, "stage_spends", "total_spend_eur", lambda n: [39, 40])
+        assert around == [1.0, 5.0]
+    engine.drop("stage_spends")
 
 
 class _Recording:

@@ -123,7 +123,7 @@ def return_hierarchies(
 def value_cut_positions(persons: int) -> list[int]:
     """0-based positions, in ascending spend, of the value-tier cuts among `persons`: the
     'nearest' order statistic of each quantile (what Polars' `quantile` returns), so an
-    engine can answer them with three ordered lookups instead of sending the spend column."""
+    engine can find them (`order_statistics`) instead of sending the spend column."""
     return [math.floor((persons - 1) * q + 0.5) for q in VALUE_TIER_QUANTILES]
 
 

@@ -32,6 +32,7 @@ from crossgroup.group.kanonymity import (
     encode_codes,
     k_anonymize,
 )
+from crossgroup.group.order_statistics import order_statistics
 from crossgroup.privacy.policy import ReleasePolicy
 
 
@@ -92,19 +93,15 @@ def generalize_table(
     n_segments: int,
     name: str = "released",
 ) -> Generalization:
-    """`generalize` over engine tables (features; person_id and segment): the bands and class
-    keys are computed where the rows are, only the counts per combination come to the
-    driver for `anonymize_classes`, and the engine table `name` gets each released person's
-    values; the result's `released` is None: the persons stay in the engine.
+    """`generalize` over engine tables (features; person_id and segment): the value-tier cuts
+    are exact order statistics found from a histogram of spend (`order_statistics`), the
+    bands and class keys are computed where the rows are, only the counts per combination
+    come to the driver for `anonymize_classes`, and the engine table `name` gets each
+    released person's values; the result's `released` is None: the persons stay in the
+    engine.
     """
-    persons = engine.count(features)
-    cuts = [
-        float(engine.scalar(
-            f"SELECT total_spend_eur FROM {features} "
-            f"ORDER BY total_spend_eur LIMIT 1 OFFSET {position}"
-        ))
-        for position in (value_cut_positions(persons) if persons else ())
-    ] or [0.0] * len(VALUE_TIER_QUANTILES)  # fmt: skip
+    cuts = order_statistics(engine, features, "total_spend_eur", value_cut_positions)
+    cuts = [float(c) for c in cuts] or [0.0] * len(VALUE_TIER_QUANTILES)
     hierarchies = return_hierarchies(n_segments, list(sector_columns), policy)
     specs = class_specs(hierarchies, key_bits=63)  # Spark's integers are signed
     joined = engine.run(
