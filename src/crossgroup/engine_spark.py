@@ -45,7 +45,7 @@ from crossgroup.engine import (
 from crossgroup.errors import InputError
 
 # The engine's own settings a pipeline's [engine.spark] may replace: tunings, not guarantees.
-TUNABLE = frozenset({"spark.sql.shuffle.partitions"})
+TUNABLE = frozenset({"spark.sql.shuffle.partitions", "spark.sql.sources.fileCompressionFactor"})
 
 
 def _passed_through(spark_settings: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
@@ -132,6 +132,11 @@ class SparkEngine:
             "spark.sql.ansi.enabled": "true",  # overflow and bad casts fail, as in DuckDB
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.sql.shuffle.partitions": "8",
+            # steps are read back from Parquet, where repeated labels take a few bytes
+            # for thousands of rows: sized as they are on disk, a table of bands 20 times
+            # larger in memory would be broadcast and overflow the driver; adaptive
+            # execution still broadcasts what its real shuffle sizes show to be small
+            "spark.sql.sources.fileCompressionFactor": "20",
             # the driver JVM this starts keeps its temporary files (Spark's, native libraries')
             # in `workdir`, not /tmp, and logs nothing, since a log line can quote a row;
             # executors on a cluster follow the cluster's own settings

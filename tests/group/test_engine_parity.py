@@ -134,8 +134,8 @@ def test_a_long_chain_is_one_component_on_spark_in_logarithmic_rounds(spark):
     with every round until the driver ran out of memory on a chain of 100 records."""
     from test_resolve import chain_edges, components_of_edges
 
-    got = components_of_edges(spark, chain_edges(400, "ascending"), 400, max_rounds=18)
-    assert got["label"].unique().to_list() == [0] and got.height == 400
+    got = components_of_edges(spark, chain_edges(200, "ascending"), 200, max_rounds=16)
+    assert got["label"].unique().to_list() == [0] and got.height == 200
     size = spark._spark.table("components")._jdf.queryExecution().optimizedPlan().stats()
     assert int(size.sizeInBytes()) < 10**6  # files of a few KB, not an estimate
     spark.drop("edges", "nodes", "components")

@@ -25,11 +25,11 @@ from sklearn.metrics import adjusted_rand_score
 from crossgroup.config import GroupConfig, Taxonomy
 from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError
+from crossgroup.group.components import components_in_engine
 from crossgroup.group.features import features_table
 from crossgroup.group.resolve import (
     NODES,
     USABLE,
-    components_of,
     edges_step,
     match_figures,
     resolve_persons,
@@ -165,20 +165,21 @@ def evaluate_batch(
             "eval_usable_by_person", partition=("true_person",), name="eval_recoverable_edges"
         )
     )
-    recoverable = components_of(engine, "eval_recoverable_edges")
+    recoverable = components_in_engine(engine, "eval_recoverable_edges", NODES, "eval_recoverable")
     nodes = engine.to_polars(
         f"""
-        SELECT n.node_id, p.person_id, t.true_person, t.archetype
+        SELECT n.node_id, p.person_id, t.true_person, t.archetype, r.label AS recoverable
         FROM {NODES} n
         JOIN {person_nodes} p ON p.maison = n.maison AND p.maison_ref = n.maison_ref
         JOIN {NODE_TRUTH} t ON t.node_id = n.node_id
+        JOIN {recoverable} r ON r.node_id = n.node_id
         ORDER BY n.node_id
         """
     )
     unmapped = nodes["true_person"].null_count()
     # An untraceable record is its own true person: it can only lower precision.
     truth = nodes["true_person"].fill_null(-1 - nodes["node_id"]).to_numpy()
-    links = link_metrics(nodes["person_id"].to_numpy(), truth, recoverable)
+    links = link_metrics(nodes["person_id"].to_numpy(), truth, nodes["recoverable"].to_numpy())
     links["unmapped_records"] = unmapped
 
     t0 = time.perf_counter()

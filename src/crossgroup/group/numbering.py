@@ -16,10 +16,18 @@ from crossgroup.engine import Engine, Step
 
 
 def dense_number_steps(
-    name: str, source: str, keys: Sequence[str], buckets: Sequence[str]
+    name: str,
+    source: str,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    buckets: Sequence[str],
+    *,
+    number: str = "number",
+    start: int = 1,
 ) -> list[Step]:
-    """Steps making `name(<keys>, number)`: each distinct key of `source` once, numbered
-    1..n in ascending key order. Keys are never null (the callers' are contract columns).
+    """Steps making `name(<columns>, <number>)`: every row of `source`, numbered by the dense
+    rank of its key from `start` up, in ascending key order (equal keys, equal numbers).
+    Keys are never null (the callers' are contract columns).
 
     `buckets` are SQL expressions over the keys, ordered as the keys are: a smaller key never
     has a larger bucket (a leading key column itself, a prefix of one, an integer key
@@ -27,12 +35,8 @@ def dense_number_steps(
     """
     bucket_columns = [f"bucket_{i}" for i in range(len(buckets))]
     bucket_list = ", ".join(bucket_columns)
-    distinct = Step(
-        f"{name}_keys",
-        f"SELECT DISTINCT {', '.join(keys)}, "
-        + ", ".join(f"{b} AS {c}" for b, c in zip(buckets, bucket_columns, strict=True))
-        + f" FROM {source}",
-    )
+    named = ", ".join(f"{b} AS {c}" for b, c in zip(buckets, bucket_columns, strict=True))
+    bucketed = f"(SELECT *, {named} FROM {source})"
     offsets = Step(
         f"{name}_offsets",
         f"""
@@ -40,26 +44,34 @@ def dense_number_steps(
                coalesce(sum(keys) OVER (ORDER BY {bucket_list}
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
                    AS before
-        FROM (SELECT {bucket_list}, count(*) AS keys FROM {distinct.name} GROUP BY {bucket_list})
+        FROM (SELECT {bucket_list}, count(*) AS keys
+              FROM (SELECT DISTINCT {", ".join(keys)}, {bucket_list} FROM {bucketed})
+              GROUP BY {bucket_list})
         """,
     )
     numbered = Step(
         name,
         f"""
-        SELECT {", ".join(keys)},
-               (o.before + row_number() OVER (PARTITION BY {bucket_list}
-                                              ORDER BY {", ".join(keys)}))::BIGINT AS number
-        FROM {distinct.name} k JOIN {offsets.name} o USING ({bucket_list})
+        SELECT {", ".join(columns)},
+               (before + {int(start) - 1} + dense_rank() OVER (PARTITION BY {bucket_list}
+                                            ORDER BY {", ".join(keys)}))::BIGINT AS {number}
+        FROM {bucketed} JOIN {offsets.name} USING ({bucket_list})
         """,
     )
-    return [distinct, offsets, numbered]
+    return [offsets, numbered]
 
 
 def dense_numbers(
-    engine: Engine, name: str, source: str, keys: Sequence[str], buckets: Sequence[str]
+    engine: Engine,
+    name: str,
+    source: str,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    buckets: Sequence[str],
+    **naming: str | int,
 ) -> str:
-    """Run `dense_number_steps` and drop what they leave besides `name`."""
-    steps = dense_number_steps(name, source, keys, buckets)
-    engine.run_all(steps)
-    engine.drop(*(step.name for step in steps[:-1]))
+    """Run `dense_number_steps`, keeping `name` only."""
+    offsets, numbered = dense_number_steps(name, source, columns, keys, buckets, **naming)
+    engine.run_all([offsets, numbered])
+    engine.drop(offsets.name)
     return name

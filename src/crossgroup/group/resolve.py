@@ -17,14 +17,11 @@ maison (placeholders chained through other tokens) is split back into single rec
 
 from __future__ import annotations
 
-import numpy as np
-
 from crossgroup.engine import Engine, Step
 from crossgroup.errors import InputError
 from crossgroup.group.components import components_in_engine
 from crossgroup.group.numbering import dense_numbers
 
-RECORD_NUMBERS = "resolve_record_numbers"
 RECORDS = "resolve_records"
 NODES = "resolve_nodes"
 MEMBERSHIPS = "resolve_memberships"
@@ -36,35 +33,25 @@ COMPONENTS = "resolve_components"
 RAW_COMPONENTS = "resolve_raw_components"
 SPLIT_COMPONENTS = "resolve_split_components"
 GUARDED_LABELS = "resolve_guarded_labels"
-PERSON_NUMBERS = "resolve_person_numbers"
 PERSON_NODES = "person_nodes"
 PERSON_MAISONS = "resolve_person_maisons"
 
 EMAIL, PHONE = 1, 2  # token types, part of every edge key
 
 
-def records_step(identities: str) -> Step:
-    """Number each distinct (maison, maison_ref) deterministically: node ids 0..n-1 in
-    (maison, ref) order, the same on every engine."""
-    return Step(
-        RECORDS,
-        f"""
-        SELECT (r.number - 1)::BIGINT AS node_id, i.maison, i.maison_ref,
-               i.email_token, i.phone_token
-        FROM {identities} i JOIN {RECORD_NUMBERS} r USING (maison, maison_ref)
-        """,
-    )
-
-
 def number_records(engine: Engine, identities: str) -> str:
-    """Refs are keyed hashes, evenly spread: their first 12 bits split a maison's records
-    into up to 4,096 buckets numbered side by side."""
+    """Node ids 0..n-1 for the distinct (maison, maison_ref), in that order on every engine.
+    Refs are keyed hashes, evenly spread: their first 12 bits split a maison's records into
+    up to 4,096 buckets numbered side by side (`numbering`)."""
     return dense_numbers(
         engine,
-        RECORD_NUMBERS,
+        RECORDS,
         identities,
-        ["maison", "maison_ref"],
-        ["maison", "substr(hex(maison_ref), 1, 3)"],
+        ["maison", "maison_ref", "email_token", "phone_token"],
+        keys=["maison", "maison_ref"],
+        buckets=["maison", "substr(hex(maison_ref), 1, 3)"],
+        number="node_id",
+        start=0,
     )
 
 
@@ -203,48 +190,6 @@ def guarded_labels_step() -> Step:
     )
 
 
-def components_step() -> Step:
-    """Person ids 1..P, dense and numbered by each person's smallest node."""
-    return Step(
-        COMPONENTS,
-        f"SELECT g.node_id, p.number AS person_id "
-        f"FROM {GUARDED_LABELS} g JOIN {PERSON_NUMBERS} p USING (label)",
-    )
-
-
-def connected_components(src: np.ndarray, dst: np.ndarray, n_nodes: int) -> np.ndarray:
-    """Person ids 1..P for nodes 0..n-1, numbered by each component's smallest node: SciPy
-    over edges in this process, for evaluation's per-person graphs (the batch's own
-    components are found in the engine)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components as _scipy_components
-
-    if n_nodes == 0:
-        return np.zeros(0, dtype=np.int64)
-    graph = coo_matrix(
-        (np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n_nodes, n_nodes)
-    ).tocsr()
-    _, labels = _scipy_components(graph, directed=False)
-    return _number_by_smallest_node(labels)
-
-
-def _number_by_smallest_node(labels: np.ndarray) -> np.ndarray:
-    # np.unique returns the first index of each label, i.e. the component's smallest node.
-    uniq, first = np.unique(labels, return_index=True)
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(1, len(uniq) + 1, dtype=np.int64)
-    lookup = np.empty(int(uniq.max()) + 1, dtype=np.int64)
-    lookup[uniq] = rank
-    return lookup[labels]
-
-
-def components_of(engine: Engine, edges: str = EDGES) -> np.ndarray:
-    """Fetch an integer edge table and label every node of `resolve_nodes` (index = node_id)."""
-    n_nodes = engine.count(NODES)
-    pairs = engine.to_polars(f"SELECT src, dst FROM {edges}")
-    return connected_components(pairs["src"].to_numpy(), pairs["dst"].to_numpy(), n_nodes)
-
-
 def resolve_persons(
     engine: Engine,
     identities: str,
@@ -261,7 +206,6 @@ def resolve_persons(
     number_records(engine, identities)
     engine.run_all(
         [
-            records_step(identities),
             nodes_step(),
             memberships_step(),
             tokens_step(),
@@ -270,14 +214,14 @@ def resolve_persons(
             star_edges_step(),
         ]
     )
-    engine.drop(RECORD_NUMBERS, RECORDS, MEMBERSHIPS, TOKENS)
+    engine.drop(RECORDS, MEMBERSHIPS, TOKENS)
     components_in_engine(engine, EDGES, NODES, RAW_COMPONENTS)
     engine.drop(EDGES)
     engine.run_all([split_components_step(max_records_per_token), guarded_labels_step()])
-    # labels are node ids: 65,536 of them to a bucket
-    dense_numbers(engine, PERSON_NUMBERS, GUARDED_LABELS, ["label"], ["label // 65536"])
-    engine.run(components_step())
-    engine.drop(RAW_COMPONENTS, GUARDED_LABELS, PERSON_NUMBERS)
+    # person ids 1..P by each person's smallest node; labels are node ids, 65,536 to a bucket
+    dense_numbers(engine, COMPONENTS, GUARDED_LABELS, ["node_id"], keys=["label"],
+                  buckets=["label // 65536"], number="person_id")  # fmt: skip
+    engine.drop(RAW_COMPONENTS, GUARDED_LABELS)
     person_nodes = engine.run(person_nodes_step(COMPONENTS))
     engine.drop(COMPONENTS)
     return person_nodes
