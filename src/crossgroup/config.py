@@ -433,6 +433,7 @@ SPARK_PINNED: Mapping[str, str] = MappingProxyType(
         "spark.local.dir": _SCRATCH,
         "spark.sql.warehouse.dir": _SCRATCH,
         "spark.checkpoint.dir": _SCRATCH,
+        "spark.hadoop.fs.permissions.umask-mode": "the tables Spark writes are the processor's own",
         "spark.sql.catalogImplementation": "tables stay temporary views, never in a metastore",
         "spark.eventLog.": "event logs would keep query plans, which can hold rows",
         "spark.ui.": "the web UI shows query plans and their rows to whoever reaches it",

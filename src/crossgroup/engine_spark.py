@@ -128,6 +128,8 @@ class SparkEngine:
             "spark.eventLog.enabled": "false",
             "spark.local.dir": str(self._scratch / "local"),
             "spark.sql.warehouse.dir": str(self._scratch / "warehouse"),
+            # the Parquet of each step, written through Hadoop, readable by this user only
+            "spark.hadoop.fs.permissions.umask-mode": "077",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.ansi.enabled": "true",  # overflow and bad casts fail, as in DuckDB
             "spark.sql.execution.arrow.pyspark.enabled": "true",
