@@ -377,6 +377,11 @@ class GroupConfig:
     max_segments: int = 10
     sample_size: int = 200_000
     random_state: int = 0
+    # the saved model across monthly batches (group/model_state.py)
+    refit: str = "auto"  # "auto", "always" or "never"
+    max_model_age_months: int = 12
+    max_mix_psi: float = 0.2  # population stability index of the segment mix
+    max_distance_growth: float = 0.25  # growth of the mean distance to the nearest centre
     memory_limit: str = "4GB"
     threads: int = 2
     engine: str = "duckdb"  # or "spark" (engine_spark.py, the optional extra)
@@ -385,6 +390,7 @@ class GroupConfig:
     retention: dict[str, int] = field(default_factory=dict)
 
 
+REFIT_POLICIES = ("auto", "always", "never")
 # `[retention]` settings, in days (group/retention.py); 100 years at most, so a date minus a
 # period always stays in the calendar.
 MAX_RETENTION_DAYS = 36_500
@@ -403,7 +409,17 @@ GROUP_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
             {"k", "k_aggregate", "max_records_per_token", "min_maisons_per_sector"}
         ),
         "segmentation": frozenset(
-            {"n_segments", "min_segments", "max_segments", "sample_size", "random_state"}
+            {
+                "n_segments",
+                "min_segments",
+                "max_segments",
+                "sample_size",
+                "random_state",
+                "refit",
+                "max_model_age_months",
+                "max_mix_psi",
+                "max_distance_growth",
+            }
         ),
         # remote is known only to be refused by name: Spark Connect is not supported
         "engine": frozenset({"kind", "master", "remote", "memory_limit", "threads", "spark"}),
@@ -539,6 +555,16 @@ def load_group(path: Path | None = None) -> GroupConfig:
     hi = positive_int(seg, "max_segments", 10)
     if lo > hi:
         problems.append("min_segments must not exceed max_segments")
+    refit = seg.get("refit", "auto")
+    if refit not in REFIT_POLICIES:
+        problems.append(f"[segmentation] refit must be one of {', '.join(REFIT_POLICIES)}")
+    drift_limits = {}
+    for key, default in (("max_mix_psi", 0.2), ("max_distance_growth", 0.25)):
+        v = seg.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+            problems.append(f"[segmentation] {key} must be a positive number")
+            v = default
+        drift_limits[key] = float(v)
     kind = engine.get("kind", "duckdb")
     if kind not in ENGINES:
         problems.append(f"[engine] kind must be one of {', '.join(ENGINES)}")
@@ -572,6 +598,9 @@ def load_group(path: Path | None = None) -> GroupConfig:
         max_segments=hi,
         sample_size=positive_int(seg, "sample_size", 200_000),
         random_state=int(seg.get("random_state", 0)),
+        refit=refit,
+        max_model_age_months=positive_int(seg, "max_model_age_months", 12),
+        **drift_limits,
         memory_limit=str(engine.get("memory_limit", "4GB")),
         threads=positive_int(engine, "threads", 2),
         engine=kind,

@@ -22,7 +22,7 @@ from crossgroup.engine import DuckDBEngine
 from crossgroup.group.bands import VALUE_TIER_QUANTILES, value_cut_positions
 from crossgroup.group.generalize import generalize, generalize_table
 from crossgroup.group.order_statistics import order_statistics
-from crossgroup.group.segment import SegmentModel, segment_table
+from crossgroup.group.segment import SegmentModel, fit_on_sample, segment_table
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
 
@@ -81,6 +81,7 @@ def test_segment_table_fits_and_predicts_as_in_memory(engine, offset):
     expected = SegmentModel(**config).fit(features)
     _registered(engine, "stage_features", features)
     model = SegmentModel(**config)
+    fit_on_sample(engine, "stage_features", model)
     table = segment_table(engine, "stage_features", model, name="stage_segments")
     got = engine.to_polars(f"SELECT * FROM {table} ORDER BY person_id")
     assert model.labels_ == expected.labels_ and model.quality_ == expected.quality_
@@ -110,7 +111,6 @@ def test_generalize_table_releases_what_generalize_releases(engine, persons):
         policy=POLICY,
         labels=LABELS,
         sector_columns=SECTOR_COLUMNS,
-        n_segments=int(segments.max()),
         name="stage_released",
     )
     assert expected.persons_generalized > 0 or expected.persons_suppressed == persons

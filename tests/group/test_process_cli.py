@@ -8,6 +8,7 @@ a child process so that its whole console and every folder it could write to are
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -35,6 +36,7 @@ from process_batch import (
 from crossgroup import audit
 from crossgroup.contracts import RETURN
 from crossgroup.crypto.keys import load_party
+from crossgroup.group import model_state
 from leak_scan import forms_found, scan
 
 K, K_AGGREGATE = 5, 20
@@ -225,6 +227,20 @@ def test_audit_entry_records_packages_counts_timings_and_digests(processed):
     assert all(len(i["sha256"]) == 64 for i in entry["inputs"])
     assert set(entry["timings"]) >= {"verify", "decrypt", "resolve", "segment", "generalize"}
     assert {o["file"] for o in entry["outputs"]} >= {"reports/group_report.html"}
+
+
+def test_the_segment_model_is_saved_with_the_batch_and_its_digest_audited(processed):
+    """The series' model is processor state: committed with the batch, private, named by its
+    digest in the audit entry and in the group report."""
+    batch, out, _, _ = processed
+    saved = batch.keys / "processor" / model_state.STATE_FILE
+    assert saved.stat().st_mode & 0o777 == 0o600
+    (entry,) = audit.read_entries(out / "audit.jsonl")
+    used = entry["settings"]["segment_model"]
+    assert used["digest"] == hashlib.sha256(saved.read_bytes()).hexdigest()
+    assert used["reused"] is False and used["reason"] == "no saved model" and used["saved"]
+    report = (out / "reports" / "group_report.html").read_text()
+    assert "Segment model across batches" in report and used["digest"][:16] in report
 
 
 def test_processor_audit_head_is_signed_and_verifies_with_the_registry(run_cli, processed):

@@ -202,7 +202,6 @@ def _release(features: pl.DataFrame, sector_maisons: dict[str, int] | None):
         policy=policy(sector_maisons),
         labels=model.labels_,
         sector_columns=COLUMNS,
-        n_segments=model.n_segments_,
     )
     rows = gen.released
     nodes = pl.DataFrame(

@@ -54,9 +54,11 @@ class Hierarchy:
 
 
 def return_hierarchies(
-    n_segments: int, sectors: Sequence[str], policy: ReleasePolicy
+    segment_ids: Sequence[int], sectors: Sequence[str], policy: ReleasePolicy
 ) -> list[Hierarchy]:
     """The returned attributes and their generalization hierarchy, in contract order.
+    `segment_ids`: every id the model gives (a series keeps ids across refits, so they need
+    not run from 1 without gaps).
 
     Costs encode what analysts value most: the segment (and its label) and lead sector are
     the last things given up; channel and breadth bands the first. Sectors the policy
@@ -70,7 +72,7 @@ def return_hierarchies(
     return [
         Hierarchy(
             "segment",
-            tuple(str(s) for s in range(1, n_segments + 1)),
+            tuple(str(s) for s in segment_ids),
             coarsen_cost=6.0,
             suppress_cost=6.0,
         ),

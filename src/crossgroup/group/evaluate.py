@@ -34,7 +34,7 @@ from crossgroup.group.resolve import (
     match_figures,
     resolve_persons,
 )
-from crossgroup.group.segment import configured_model, segment_table
+from crossgroup.group.segment import configured_model, fit_on_sample, segment_table
 from crossgroup.privacy.policy import ReleasePolicy
 
 PRECISION_TARGET = 0.999
@@ -189,6 +189,7 @@ def evaluate_batch(
     # evaluation scores segments against the truth: every sector by its own name
     everyone_named = ReleasePolicy.for_batch(group, taxonomy, sector_maisons=None, maison_names={})
     model = configured_model(group, everyone_named)
+    fit_on_sample(engine, features, model)
     segments = segment_table(engine, features, model, name="eval_segments")
     timings["segment"] = time.perf_counter() - t0
 

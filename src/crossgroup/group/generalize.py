@@ -43,7 +43,6 @@ def generalize(
     policy: ReleasePolicy,
     labels: Mapping[int, str],
     sector_columns: Mapping[str, str],
-    n_segments: int | None = None,
 ) -> Generalization:
     """Bands, then k-anonymity at `policy.k`: the one call the pipeline makes.
 
@@ -52,11 +51,10 @@ def generalize(
     mapping.
     """
     seg = np.asarray(segments)
-    n_segments = n_segments or int(seg.max(initial=1))
     sectors = list(sector_columns)
     released = policy.released_sectors
     bands = assign_bands(features, seg, sector_columns=sector_columns, released_sectors=released)
-    hierarchies = return_hierarchies(n_segments, sectors, policy)
+    hierarchies = return_hierarchies(sorted(labels), sectors, policy)
     return k_anonymize(bands, k=policy.k, labels=labels, hierarchies=hierarchies)
 
 
@@ -90,7 +88,6 @@ def generalize_table(
     policy: ReleasePolicy,
     labels: Mapping[int, str],
     sector_columns: Mapping[str, str],
-    n_segments: int,
     name: str = "released",
 ) -> Generalization:
     """`generalize` over engine tables (features; person_id and segment): the value-tier cuts
@@ -102,7 +99,7 @@ def generalize_table(
     """
     cuts = order_statistics(engine, features, "total_spend_eur", value_cut_positions)
     cuts = [float(c) for c in cuts] or [0.0] * len(VALUE_TIER_QUANTILES)
-    hierarchies = return_hierarchies(n_segments, list(sector_columns), policy)
+    hierarchies = return_hierarchies(sorted(labels), list(sector_columns), policy)
     specs = class_specs(hierarchies, key_bits=63)  # Spark's integers are signed
     joined = engine.run(
         Step(

@@ -215,8 +215,20 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
     with timer.stage("segment"):
         sklearn_import.join()
         segment = importlib.import_module(_SEGMENT)
-        model = segment.configured_model(group, policy)
-        segments = segment.segment_table(engine, features, model)
+        from crossgroup.group import model_state
+
+        series = model_state.segment_series(
+            engine,
+            features,
+            partial(segment.configured_model, group, policy),
+            saved=model_state.load(keys.directory),
+            group=group,
+            taxonomy=taxonomy,
+            as_of=batch.as_of,
+        )
+        model, segments = series.model, series.segments
+        if series.state is not None:  # committed with the batch, or not at all
+            tx.put(model_state.state_path(keys.directory), model_state.encode(series.state))
     with timer.stage("generalize"):
         gen = generalize_table(
             engine,
@@ -225,7 +237,6 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             policy=policy,
             labels=model.labels_,
             sector_columns=sector_columns,
-            n_segments=model.n_segments_,
             name="released",
         )
         flags = partial(affinity_flags, sector_columns=sector_columns)
@@ -261,8 +272,10 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
                 loss=release.reports["suppression"],
                 quality=release.reports["segment_quality"],
                 timings=timer.timings,
+                model=series.audit(),
+                labels=model.labels_,
             ),
-            record=_audit_record(batch, plan, counts, group),
+            record=_audit_record(batch, plan, counts, group, series.audit()),
             timings=timer.so_far,  # the release stage up to the audit entry
             now=now,
         )
@@ -342,8 +355,11 @@ def _run_counts(batch: Batch, release: Release, written, gen, model, figures, su
     }
 
 
-def _audit_record(batch: Batch, plan: dict[str, str], counts: dict, group: GroupConfig) -> dict:
-    """The audit entry's inputs, counts and settings: ids, digests and figures only."""
+def _audit_record(
+    batch: Batch, plan: dict[str, str], counts: dict, group: GroupConfig, model: dict
+) -> dict:
+    """The audit entry's inputs, counts and settings: ids, digests and figures only; `model`
+    says which segment model the batch used and why (`SeriesOutcome.audit`)."""
     inputs = [
         {
             "package_id": p.manifest.package_id,
@@ -367,6 +383,8 @@ def _audit_record(batch: Batch, plan: dict[str, str], counts: dict, group: Group
         "engine": group.engine,
         "memory_limit": group.memory_limit,
         "threads": group.threads,
+        "refit": group.refit,
+        "segment_model": model,
     }
     return {"inputs": inputs, "counts": {**counts, "skipped_packages": skipped},
             "settings": settings}  # fmt: skip

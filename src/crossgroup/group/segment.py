@@ -17,7 +17,12 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, pairwise_distances, silhouette_score
+from sklearn.metrics import (
+    adjusted_rand_score,
+    pairwise_distances,
+    pairwise_distances_argmin_min,
+    silhouette_score,
+)
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -189,13 +194,16 @@ class SegmentModel(BaseEstimator):
         sizes = np.bincount(raw, minlength=k_best)
         # Segment numbers by decreasing size, so segment 1 is the largest, reproducibly.
         order = np.lexsort((np.arange(k_best), -sizes))
-        self.segment_of_cluster_ = np.empty(k_best, dtype=np.int32)
-        self.segment_of_cluster_[order] = np.arange(1, k_best + 1, dtype=np.int32)
+        segment_of_cluster = np.empty(k_best, dtype=np.int32)
+        segment_of_cluster[order] = np.arange(1, k_best + 1, dtype=np.int32)
         self.kmeans_ = km
+        # what prediction needs, in segment order: a saved model is these and the labels
+        self.segment_ids_ = np.arange(1, k_best + 1, dtype=np.int32)
+        self.centres_ = km.cluster_centers_[order]
         self.n_segments_ = k_best
         self.feature_names_in_ = np.array([*NUMERIC, *sectors], dtype=object)
         self.sectors_ = sectors
-        segments = self.segment_of_cluster_[raw]
+        segments = segment_of_cluster[raw]
 
         # Stability: a refit with another seed on the selection sample (at most
         # selection_size persons of the fit sample, the whole of it when smaller), compared
@@ -257,19 +265,32 @@ class SegmentModel(BaseEstimator):
     # -- prediction ------------------------------------------------------------------------
 
     def segment_frame(self, features: pl.DataFrame) -> pl.DataFrame:
-        """person_id and segment: `predict` as a frame function (`Engine.map_frames`)."""
+        """person_id, segment and the distance to its centre (in standard deviations): the
+        prediction as a frame function (`Engine.map_frames`); the distance measures drift."""
         if features.is_empty():
-            return features.select("person_id", pl.lit(0, pl.Int32).alias("segment"))
-        return features.select("person_id", pl.Series("segment", self.predict(features)))
+            return features.select(
+                "person_id",
+                pl.lit(0, pl.Int32).alias("segment"),
+                pl.lit(0.0).alias("distance"),
+            )
+        segments, distances = self.assign(features)
+        return features.select(
+            "person_id", pl.Series("segment", segments), pl.Series("distance", distances)
+        )
 
-    def predict(self, features: pl.DataFrame) -> np.ndarray:
-        """Segment numbers 1..n_segments_ for every row of `features`, in order."""
-        check_is_fitted(self, "kmeans_")
+    def assign(self, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's segment (the nearest centre's id) and its distance to that centre."""
+        check_is_fitted(self, "centres_")
         self._check_features(features, self.sectors_)
         z = self.scaler_.transform(_design_matrix(features, self.sectors_))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return self.segment_of_cluster_[self.kmeans_.predict(z)]
+            nearest, distance = pairwise_distances_argmin_min(z, self.centres_)
+        return self.segment_ids_[nearest], distance
+
+    def predict(self, features: pl.DataFrame) -> np.ndarray:
+        """Segment ids (1..n_segments_ for a fresh fit) for every row of `features`, in order."""
+        return self.assign(features)[0]
 
 
 def _silhouette(distances: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> float:
@@ -294,12 +315,9 @@ def configured_model(group: GroupConfig, policy: ReleasePolicy) -> SegmentModel:
     )
 
 
-def segment_table(
-    engine: Engine, features: str, model: SegmentModel, *, name: str = "segments"
-) -> str:
-    """Fit `model` on its sample of the engine table `features` and predict every person
-    where the rows are: the engine table `name` (person_id, segment). Only the sample
-    comes to the driver, and only the fitted model goes back out (DESIGN §8)."""
+def fit_on_sample(engine: Engine, features: str, model: SegmentModel) -> SegmentModel:
+    """Fit `model` on its sample of the engine table `features`: only the sample comes to
+    the driver (DESIGN §8)."""
     draw = model.draw_sample(engine.count(features))
     if draw.rows is None:
         sample = engine.to_polars(f"SELECT * FROM {features} ORDER BY person_id")
@@ -321,6 +339,12 @@ def segment_table(
             f"SELECT f.* FROM {ranked} f JOIN segment_sample USING ({key}) ORDER BY person_id"
         ).drop("position", strict=False)
         engine.drop("segment_sample")
-    model.fit(sample, draw=draw)
-    del sample
+    return model.fit(sample, draw=draw)
+
+
+def segment_table(
+    engine: Engine, features: str, model: SegmentModel, *, name: str = "segments"
+) -> str:
+    """Each person's segment, predicted where the rows are by a fitted `model`: the engine
+    table `name` (person_id, segment, distance); only the model goes out to the rows."""
     return engine.map_frames(name, features, model.segment_frame)

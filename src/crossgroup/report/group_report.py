@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
 
@@ -19,8 +20,11 @@ def group_report_html(
     loss: pl.DataFrame,
     quality: pl.DataFrame,
     timings: Mapping[str, float],
+    model: Mapping[str, Any] | None = None,
+    labels: Mapping[int, str] | None = None,
 ) -> str:
-    """A one-page processor report: segment mix chart plus the tables, all counts thresholded."""
+    """A one-page processor report: segment mix chart plus the tables, all counts thresholded.
+    `model`: what the batch did with the series' segment model (`SeriesOutcome.audit`)."""
     mix = cells.filter((pl.col("table") == "segment_mix") & ~pl.col("suppressed"))
     chart = charts.bar_chart(
         "group-segment-mix",
@@ -37,6 +41,11 @@ def group_report_html(
         f"<section class='panel wide'>{chart.svg}</section>",
         _html_table("What k-anonymity cost", loss),
         _html_table("Segment model quality", quality),
+        *[
+            _html_table("Segment model across batches", _model_rows(m, labels or {}))
+            for m in [model]
+            if m
+        ],
         _html_table("Batch aggregates", cells),
         _html_table(
             "Stage timings (seconds)",
@@ -46,6 +55,32 @@ def group_report_html(
         ),
     ]
     return page(f"crossgroup group report, batch {batch_id}", "\n".join(parts))
+
+
+def _model_rows(model: Mapping[str, Any], labels: Mapping[int, str]) -> pl.DataFrame:
+    """Whether the batch reused the saved model or refitted it, why, and which segments are
+    new or retired: so an analyst knows whether "segment 3" means what it meant."""
+
+    def named(ids) -> str:
+        return "; ".join(f"{i} {labels.get(int(i), '')}".strip() for i in ids) or "none"
+
+    drift = model.get("drift") or {}
+    rows = [
+        ("model", "reused" if model["reused"] else "refitted"),
+        ("why", model["reason"]),
+        ("fitted as of", model.get("fitted_as_of") or ""),
+        ("digest", (model.get("digest") or "not saved")[:16]),
+        ("new segments", named(model.get("new_segments", []))),
+        ("retired segments", "; ".join(map(str, model.get("retired_segments", []))) or "none"),
+    ]
+    if drift:
+        rows += [
+            ("segment-mix PSI", f"{drift['mix_psi']:.3f}"),
+            ("mean distance to centre, change", f"{drift['distance_growth']:+.1%}"),
+        ]
+    if model.get("not_saved"):
+        rows.append(("not saved", model["not_saved"]))
+    return pl.DataFrame(rows, schema=["what", "value"], orient="row")
 
 
 def _html_table(title: str, frame: pl.DataFrame) -> str:
