@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "report"))
 
 from crossgroup import audit
-from crossgroup.demo import MARKER, prepare_out_dir
+from crossgroup.demo import MARKER, month_ends, prepare_out_dir, run_demo
 from crossgroup.errors import InputError
 from demo_support import DEMO_PERSONS, demo_output, demo_summary
 
@@ -116,3 +118,36 @@ def test_foreign_folder_is_refused(tmp_path, run_cli):
     assert result.exit_code == 2
     assert "not created by crossgroup demo" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.docx"]
+
+
+def test_two_months_share_one_model_and_unchanged_customers_keep_their_segment(tmp_path):
+    """`demo --months 2`: the second batch reuses the first's model (same digest, nothing
+    saved again), every maison gets each month's files, and at least 98 % of the customers
+    whose purchases did not change keep their segment id and label (issue 15)."""
+    from crossgroup.group.model_state import STATE_FILE
+    from crossgroup.group.stability import series_stability
+
+    result = run_demo(tmp_path, persons=3000, seed=11, months=2)
+    assert [b.batch_id for b in result.batches] == ["2026-08", "2026-09"]
+    assert result.batches[0].model == "refitted: no saved model"
+    assert result.batches[1].model == "reused"
+    first, second = audit.read_entries(tmp_path / "group" / "audit.jsonl")
+    used = [e["settings"]["segment_model"] for e in (first, second)]
+    assert used[0]["digest"] == used[1]["digest"] and not used[1]["saved"]
+    saved = (tmp_path / "keys" / "processor" / STATE_FILE).read_bytes()
+    assert hashlib.sha256(saved).hexdigest() == used[0]["digest"]
+    for m in result.maisons:
+        for batch in ("2026-08", "2026-09"):
+            assert (tmp_path / "maisons" / m.maison / "analyst" / batch / "report.html").is_file()
+    figures = series_stability(
+        tmp_path, ("2026-08", "2026-09"), (date(2026, 8, 31), date(2026, 9, 30))
+    )
+    assert figures["unchanged"]["customers"] > 500
+    assert figures["unchanged"]["kept"] >= 0.98
+    assert figures["everyone"]["customers"] > figures["unchanged"]["customers"]
+
+
+def test_month_ends_run_back_from_the_as_of_month():
+    assert month_ends(date(2026, 9, 30), 3) == [date(2026, 7, 31), date(2026, 8, 31),
+                                                 date(2026, 9, 30)]  # fmt: skip
+    assert month_ends(date(2026, 2, 14), 2) == [date(2026, 1, 31), date(2026, 2, 28)]

@@ -24,14 +24,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crossgroup.errors import InputError
+
+if TYPE_CHECKING:
+    from crossgroup.config import GroupConfig
 
 MARKER = ".crossgroup-demo"
 CREATED = ("keys", "maisons", "group", "truth.parquet", "demo-summary.json", MARKER)
 DEFAULT_PERSONS = 50_000
+MAX_MONTHS = 36  # the export window
 
 
 @dataclass
@@ -50,12 +55,23 @@ class MaisonOutcome:
 
 
 @dataclass
+class BatchOutcome:
+    """One monthly batch of a demo series: what the processor did with the segment model."""
+
+    batch_id: str
+    as_of: str
+    model: str = ""  # "reused" or "refitted: <why>"
+    returned: int = 0
+
+
+@dataclass
 class DemoResult:
     out_dir: str
     persons: int
     seed: int
     as_of: str
-    maisons: list[MaisonOutcome] = field(default_factory=list)
+    maisons: list[MaisonOutcome] = field(default_factory=list)  # the last batch's
+    batches: list[BatchOutcome] = field(default_factory=list)
     persons_resolved: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     group_reports: list[str] = field(default_factory=list)
@@ -142,106 +158,150 @@ class _Steps:
             self._progress.advance(self._task)
 
 
+def month_ends(last: date, months: int) -> list[date]:
+    """The `months` month ends up to the one of `last`'s month, oldest first."""
+    ends = []
+    year, month = last.year, last.month
+    for _ in range(months):
+        following = date(year + month // 12, month % 12 + 1, 1)
+        ends.append(following - timedelta(days=1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return ends[::-1]
+
+
 def run_demo(
     out_dir: Path | str,
     *,
     persons: int = DEFAULT_PERSONS,
     seed: int | None = None,
     as_of: date | None = None,
+    months: int = 1,
+    group: GroupConfig | None = None,
     progress: bool = False,
 ) -> DemoResult:
-    """Keys, synth, export every maison, process, import every maison; return the outcome.
+    """Keys, synth, then per monthly batch: export every maison, process, import every
+    maison; return the outcome. With `months` > 1, one world is exported at each of the last
+    `months` month ends up to `as_of`, the processor keeps its segment model from batch to
+    batch, and each maison's analyst files of a month go to analyst/<batch>/, compared with
+    the month before. `group`: the processor's settings (default: pipelines/group.toml).
 
-    Example: run_demo(Path("demo-output"), persons=3000)
+    Example: run_demo(Path("demo-output"), persons=3000, months=2)
     """
     from crossgroup.config import demo_maisons, load_fx, load_group, load_maison, load_taxonomy
-    from crossgroup.crypto.keys import init_keys, load_party
-    from crossgroup.group.pipeline import process_batch
-    from crossgroup.maison.export import export_maison
-    from crossgroup.maison.import_ import import_return
+    from crossgroup.crypto.keys import init_keys
 
     if persons < 100:
         raise InputError("--persons must be at least 100")
+    if not 1 <= months <= MAX_MONTHS:
+        raise InputError(f"--months must be from 1 to {MAX_MONTHS}")
     from crossgroup.synth import world
 
     out_dir = Path(out_dir)
     as_of = as_of or world.DEFAULT_AS_OF
     seed = world.DEFAULT_SEED if seed is None else seed
     prepare_out_dir(out_dir)
-    group = load_group()
+    group = group or load_group()
     taxonomy, fx = load_taxonomy(), load_fx()
     configs = demo_maisons(taxonomy)
     maison_ids = [c.id for c in configs]
-    keys_dir, maisons_dir, group_dir = out_dir / "keys", out_dir / "maisons", out_dir / "group"
+    keys_dir, maisons_dir = out_dir / "keys", out_dir / "maisons"
     result = DemoResult(str(out_dir), persons, seed, as_of.isoformat())
-    batch_id = as_of.strftime("%Y-%m")
+    batches = month_ends(as_of, months)
 
-    with _Steps(total=3 + 2 * len(maison_ids), enabled=progress) as steps:
+    with _Steps(total=2 + months * (1 + 2 * len(maison_ids)), enabled=progress) as steps:
         with steps.step("Generating keys", "keys"):
             init_keys(keys_dir, maison_ids)
         with steps.step("Synthesizing maisons", "synth") as detail:
             synth_counts = _synthesize(
                 maisons_dir, out_dir, configs, persons, seed, as_of, taxonomy, fx, detail
             )
-
-        outcomes = {}
-        for maison in maison_ids:
-            folder = maisons_dir / maison
-            config = load_maison(folder / "maison.toml", taxonomy)
-            outcome = outcomes[maison] = MaisonOutcome(
-                maison, config.name, customers=synth_counts.get(maison, 0)
-            )
-            with steps.step(f"Exporting {maison}", "export") as detail:
-                exported = export_maison(
-                    folder / "customers.parquet",
-                    folder / "purchases.parquet",
-                    as_of=as_of,
-                    keys=load_party(keys_dir / maison),
-                    config=config,
-                    taxonomy=taxonomy,
-                    fx=fx,
-                    out_dir=folder / "outbox",
-                    batch_id=batch_id,
-                    progress=detail,
-                )
-            outcome.exported = int(exported.summary["customers"]["exported"])
-            _deliver(exported.package_path, group_dir / "inbox")
-
-        with steps.step("Processing the batch", "process") as detail:
-            processed = process_batch(
-                group_dir / "inbox",
-                load_party(keys_dir / "processor"),
-                group_dir,
-                group=group,
-                taxonomy=taxonomy,
-                progress=detail,
-            )
+        configs = {m: load_maison(maisons_dir / m / "maison.toml", taxonomy) for m in maison_ids}
+        previous: str | None = None
+        for batch_as_of in batches:
+            batch_id = batch_as_of.strftime("%Y-%m")
+            analyst = "analyst" if months == 1 else f"analyst/{batch_id}"
+            outcomes = {
+                m: MaisonOutcome(m, configs[m].name, customers=synth_counts.get(m, 0))
+                for m in maison_ids
+            }
+            batch, processed = _run_batch(
+                out_dir, outcomes, configs, steps, group=group, taxonomy=taxonomy, fx=fx,
+                as_of=batch_as_of, batch_id=batch_id, analyst=analyst, previous=previous,
+            )  # fmt: skip
+            result.batches.append(batch)
+            previous = analyst
         result.persons_resolved = _persons(processed.counts)
         result.group_reports = [str(p) for p in processed.reports]
         result.audit_log = str(processed.audit_log)
-
-        for maison in maison_ids:
-            outcome = outcomes[maison]
-            folder = maisons_dir / maison
-            with steps.step(f"Importing {maison}", "import"):
-                if maison not in processed.returns:
-                    continue  # a maison with no consenting customer gets no return
-                package = _deliver(processed.returns[maison], folder / "inbox")
-                imported = import_return(
-                    maison_id=maison,
-                    package=package,
-                    customers=folder / "customers.parquet",
-                    keys=load_party(keys_dir / maison),
-                    out_dir=folder / "analyst",
-                    write_csv=True,
-                )
-            outcome.returned, outcome.relinked = imported.returned, imported.relinked
-            outcome.dropped, outcome.segments = imported.dropped, imported.segments
-            outcome.report = str(imported.report_path)
         result.maisons = [outcomes[m] for m in maison_ids]
     result.timings = {k: round(v, 2) for k, v in steps.timings.items()}
     (out_dir / "demo-summary.json").write_text(result.to_json() + "\n")
     return result
+
+
+def _run_batch(
+    out_dir: Path, outcomes: dict[str, MaisonOutcome], configs: dict, steps: _Steps, *,
+    group, taxonomy, fx, as_of: date, batch_id: str, analyst: str, previous: str | None,
+) -> tuple[BatchOutcome, Any]:  # fmt: skip
+    """One monthly batch: every maison exports at `as_of`, the group processes, every maison
+    imports into its `analyst` folder (beside the `previous` month's, when there is one)."""
+    from crossgroup import audit
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.group.pipeline import process_batch
+    from crossgroup.maison.export import export_maison
+    from crossgroup.maison.import_ import import_return
+
+    keys_dir, maisons_dir, group_dir = out_dir / "keys", out_dir / "maisons", out_dir / "group"
+    for maison, outcome in outcomes.items():
+        folder = maisons_dir / maison
+        with steps.step(f"Exporting {maison} ({batch_id})", "export") as detail:
+            exported = export_maison(
+                folder / "customers.parquet",
+                folder / "purchases.parquet",
+                as_of=as_of,
+                keys=load_party(keys_dir / maison),
+                config=configs[maison],
+                taxonomy=taxonomy,
+                fx=fx,
+                out_dir=folder / "outbox",
+                batch_id=batch_id,
+                progress=detail,
+            )
+        outcome.exported = int(exported.summary["customers"]["exported"])
+        _deliver(exported.package_path, group_dir / "inbox")
+
+    with steps.step(f"Processing batch {batch_id}", "process") as detail:
+        processed = process_batch(
+            group_dir / "inbox",
+            load_party(keys_dir / "processor"),
+            group_dir,
+            group=group,
+            taxonomy=taxonomy,
+            progress=detail,
+        )
+    model = audit.read_entries(processed.audit_log)[-1]["settings"]["segment_model"]
+    batch = BatchOutcome(
+        batch_id, as_of.isoformat(), "reused" if model["reused"] else f"refitted: {model['reason']}"
+    )
+    for maison, outcome in outcomes.items():
+        folder = maisons_dir / maison
+        with steps.step(f"Importing {maison} ({batch_id})", "import"):
+            if maison not in processed.returns:
+                continue  # a maison with no consenting customer gets no return
+            package = _deliver(processed.returns[maison], folder / "inbox")
+            imported = import_return(
+                maison_id=maison,
+                package=package,
+                customers=folder / "customers.parquet",
+                keys=load_party(keys_dir / maison),
+                out_dir=folder / analyst,
+                write_csv=True,
+            )
+        outcome.returned, outcome.relinked = imported.returned, imported.relinked
+        outcome.dropped, outcome.segments = imported.dropped, imported.segments
+        outcome.report = str(imported.report_path)
+        batch.returned += imported.returned
+    return batch, processed
 
 
 def _deliver(package: Path, inbox: Path) -> Path:
@@ -295,6 +355,11 @@ def print_summary(result: DemoResult) -> None:
     console.print(table)
     if result.persons_resolved is not None:
         console.print(f"Persons resolved across maisons: {result.persons_resolved:,}")
+    if len(result.batches) > 1:
+        for b in result.batches:
+            console.print(
+                f"Batch {b.batch_id}: {b.returned:,} rows returned, model {escape(b.model)}"
+            )
     console.print(f"Folder: {escape(str(out))}/  (keys/, maisons/<id>/, group/)")
     reports = [_relative(m.report, out) for m in result.maisons if m.report]
     if reports:

@@ -344,11 +344,14 @@ def segment_series(
 
 
 def _mix(engine, segments: str) -> tuple[dict[int, int], float]:
-    """Persons per segment, and the mean distance to their centre, over the whole batch."""
+    """Persons per segment, and the mean distance to their centre, over the whole batch. The
+    distances are summed as whole micro-units, so every engine gets the same figure (and the
+    same saved model) whatever order it adds them in."""
     rows = engine.to_polars(
-        f"SELECT segment, count(*) AS persons, sum(distance) AS distance FROM {segments} "
+        f"SELECT segment, count(*) AS persons, "
+        f"sum(CAST(round(distance * 1000000) AS BIGINT)) AS micros FROM {segments} "
         "GROUP BY segment"
     )
     persons = int(rows["persons"].sum() or 0)
-    mean = float(rows["distance"].sum() or 0.0) / persons if persons else 0.0
+    mean = int(rows["micros"].sum() or 0) / 1e6 / persons if persons else 0.0
     return {int(s): int(n) for s, n in zip(rows["segment"], rows["persons"], strict=True)}, mean
