@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -19,8 +19,11 @@ def group_report_html(
     loss: pl.DataFrame,
     quality: pl.DataFrame,
     timings: Mapping[str, float],
+    participating_maisons: Sequence[str] = (),
+    absent_maisons: Sequence[str] = (),
 ) -> str:
-    """A one-page processor report: segment mix chart plus the tables, all counts thresholded."""
+    """A one-page processor report: who took part, segment mix chart plus the tables, all
+    counts thresholded."""
     mix = cells.filter((pl.col("table") == "segment_mix") & ~pl.col("suppressed"))
     chart = charts.bar_chart(
         "group-segment-mix",
@@ -33,7 +36,8 @@ def group_report_html(
     parts = [
         f"<header class='page'><h1>Group processing report</h1>"
         f"<p>Batch {html.escape(batch_id)}, as of {html.escape(as_of)}. Every count covers at "
-        "least k_aggregate persons or is suppressed.</p></header>",
+        "least k_aggregate persons or is suppressed.</p>"
+        f"{_participation(participating_maisons, absent_maisons)}</header>",
         f"<section class='panel wide'>{chart.svg}</section>",
         _html_table("What k-anonymity cost", loss),
         _html_table("Segment model quality", quality),
@@ -46,6 +50,17 @@ def group_report_html(
         ),
     ]
     return page(f"crossgroup group report, batch {batch_id}", "\n".join(parts))
+
+
+def _participation(participating: Sequence[str], absent: Sequence[str]) -> str:
+    """Which maisons took part in the batch, and which are absent (they get no return)."""
+    if not participating and not absent:
+        return ""
+    took = ", ".join(participating) or "none"
+    line = f"Maisons taking part: {html.escape(took)}."
+    if absent:
+        line += f" Absent (no return for this batch): {html.escape(', '.join(absent))}."
+    return f"<p class='participation'>{line}</p>"
 
 
 def _html_table(title: str, frame: pl.DataFrame) -> str:
