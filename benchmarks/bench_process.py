@@ -59,8 +59,10 @@ def run_once(inbox: Path, processor_keys: Path, pipeline: Path | None, engine: s
         shutil.copytree(processor_keys, keys)
         (keys / "ledger.jsonl").unlink(missing_ok=True)  # a fresh replay ledger per run
         out = Path(tmp) / "out"
+        # --allow-missing: a world of fewer than the pipeline's eight maisons (--maisons N)
         cmd = [sys.executable, "-m", "crossgroup", "process", "--inbox", str(inbox),
-               "--keys", str(keys), "--out", str(out), "--work-dir", tmp]  # fmt: skip
+               "--keys", str(keys), "--out", str(out), "--work-dir", tmp,
+               "--allow-missing"]  # fmt: skip
         if pipeline:
             cmd += ["--pipeline", str(pipeline)]
         if engine:

@@ -316,6 +316,18 @@ def test_unknown_group_keys_are_named_with_their_table(tmp_path: Path):
     assert "contact" not in message
 
 
+def test_allow_missing_is_off_unless_the_pipeline_says_true(tmp_path: Path):
+    """A late maison refuses the batch unless `[batch] allow_missing = true` (issue 15)."""
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    assert "\nallow_missing = false\n" in base
+    assert load_group(SHIPPED / "group.toml").allow_missing is False
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace("allow_missing = false", "allow_missing = true"), "utf-8")
+    assert load_group(path).allow_missing is True
+    path.write_text(base.replace("allow_missing = false", 'allow_missing = "yes"'), "utf-8")
+    assert "[batch] allow_missing must be true or false" in refusal(load_group, path)
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [('kind = "sparky"', "[engine] kind must be one of duckdb, spark"),

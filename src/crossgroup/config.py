@@ -368,6 +368,8 @@ def demo_maisons(taxonomy: Taxonomy | None = None) -> list[MaisonConfig]:
 @dataclass(frozen=True)
 class GroupConfig:
     maisons: tuple[str, ...]
+    # a listed maison with no package in the inbox refuses the batch unless this is set
+    allow_missing: bool = False
     k: int = 10
     k_aggregate: int = 50
     max_records_per_token: int = 3
@@ -404,7 +406,7 @@ RETENTION_SETTINGS = (
 # name, so a misspelt privacy setting can never run silently with its default.
 GROUP_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "batch": frozenset({"maisons"}),
+        "batch": frozenset({"maisons", "allow_missing"}),
         "privacy": frozenset(
             {"k", "k_aggregate", "max_records_per_token", "min_maisons_per_sector"}
         ),
@@ -533,6 +535,9 @@ def load_group(path: Path | None = None) -> GroupConfig:
     maisons = batch.get("maisons", [])
     if not maisons or not all(isinstance(m, str) and PARTY_ID.match(m) for m in maisons):
         problems.append("[batch] maisons must list party ids")
+    allow_missing = batch.get("allow_missing", False)
+    if not isinstance(allow_missing, bool):
+        problems.append("[batch] allow_missing must be true or false")
 
     def positive_int(table: dict, key: str, default: int) -> int:
         v = table.get(key, default)
@@ -589,6 +594,7 @@ def load_group(path: Path | None = None) -> GroupConfig:
     _fail_if(problems, path)
     return GroupConfig(
         maisons=tuple(maisons),
+        allow_missing=allow_missing is True,
         k=k,
         k_aggregate=k_agg,
         max_records_per_token=max_rec,

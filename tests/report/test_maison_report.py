@@ -103,6 +103,17 @@ def test_every_string_is_escaped(payload):
     assert "<b>" not in page
 
 
+def test_the_maisons_of_the_batch_are_named_only_when_the_return_says(payload, page):
+    assert 'class="participation"' not in page  # a return that does not say: nothing shown
+    named = _render(
+        payload,
+        participating_maisons=("Aurelle Joaillerie", "Kessler <Genève>"),
+        absent_maisons=("Maison Vautrin",),
+    )
+    assert "Maisons in this batch: Aurelle Joaillerie, Kessler &lt;Genève&gt;" in named
+    assert "not in this batch: Maison Vautrin" in named
+
+
 def test_page_is_self_contained(page):
     assert "<script" not in page.lower()
     assert "<link" not in page.lower() and "@import" not in page

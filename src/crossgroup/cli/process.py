@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -39,6 +40,15 @@ def process(
             "refusing the whole batch.",
         ),
     ] = False,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing",
+            help="Run the batch without the pipeline's maisons that sent no package (they "
+            "get no return; every output names who took part) instead of refusing it; as "
+            "\\[batch] allow_missing = true.",
+        ),
+    ] = False,
     work_dir: Annotated[
         Path | None,
         typer.Option(
@@ -54,6 +64,8 @@ def process(
     Every package is verified before anything is decrypted; plaintext exists only in a
     private working directory removed at the end. Each maison gets back only its own
     customers, k-anonymous; the group gets thresholded reports and one audit-log entry.
+    A maison of the pipeline whose package is not in the inbox refuses the batch (exit 2)
+    unless --allow-missing.
 
     Example: crossgroup process --inbox inbox --keys keys/processor --out processed
     """
@@ -61,6 +73,8 @@ def process(
     from crossgroup.group.pipeline import process_batch
 
     group = load_pipeline(pipeline, engine)
+    if allow_missing:
+        group = dataclasses.replace(group, allow_missing=True)
     party = load_keys(keys, passphrase_env)
     err = Console(stderr=True)
     result = process_batch(
@@ -91,6 +105,8 @@ def process(
         console.print(
             f"[yellow]Skipped[/yellow] {escape(printable(name))}: {escape(printable(reason))}"
         )
+    for maison in c["absent_maisons"]:
+        console.print(f"[yellow]Absent[/yellow] {escape(maison)}: took no part, gets no return")
     for maison, path in sorted(result.returns.items()):
         console.print(f"Return for {escape(maison)}: {escape(str(path))}")
     console.print(f"Reports: {escape(str(out / 'reports'))}")
@@ -105,6 +121,8 @@ def summary_table(result) -> Table:
     table.add_column("value", justify="right")
     table.add_row("packages processed", str(c["packages"]))
     table.add_row("packages skipped", str(c["skipped"]))
+    table.add_row("maisons taking part", ", ".join(c["participating_maisons"]))
+    table.add_row("maisons absent", ", ".join(c["absent_maisons"]) or "none")
     table.add_row("persons resolved", f"{c['persons']:,}")
     table.add_row("segments", str(c["segments"]))
     share = c["persons_generalized"] / max(c["persons"], 1)

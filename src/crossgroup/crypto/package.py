@@ -46,6 +46,7 @@ __all__ = [
     "Manifest",
     "OpenedPackage",
     "accept_packages",
+    "claimed_sender",
     "open_package",
     "require_one_matching_key",
     "seal_package",
@@ -201,6 +202,17 @@ def verify_package(
             f"{manifest.matching_key_id}, expected {matching_key_id}"
         )
     return manifest
+
+
+def claimed_sender(path: Path) -> str | None:
+    """The sender a package's framing names, unverified (None when the framing cannot be
+    read): only to tell which party a refused package claims to come from, never to trust it.
+    """
+    try:
+        with open(path, "rb") as f:
+            return read_framing(f, Path(path)).sender
+    except (SecurityError, OSError):
+        return None
 
 
 @dataclass(frozen=True)

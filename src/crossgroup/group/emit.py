@@ -1,7 +1,8 @@
 """Emit a checked release: the one place in the processor's tail that writes (DESIGN §8).
 
 Everything is staged in the run's commit (crossgroup.commit) and reaches `out_dir` with the
-replay ledger's lines when it commits: one sealed return package per maison, the processor's
+replay ledger's lines when it commits: one sealed return package per maison taking part (an
+absent one gets none; each manifest names the maisons that took part), the processor's
 report tables and page, and the audit entry that lists the digest of each. Plaintext return
 tables are written only to the private working directory, for sealing.
 """
@@ -116,7 +117,12 @@ def _seal_return(written: WrittenReturn, policy, batch, package, keys, staging: 
         batch_id=package.manifest.batch_id,
         as_of=batch.as_of,
         matching_key_id=batch.matching_key_id,
-        summary={"rows": written.rows, "k": policy.k, "k_aggregate": policy.k_aggregate},
+        summary={
+            "rows": written.rows,
+            "k": policy.k,
+            "k_aggregate": policy.k_aggregate,
+            **batch.participation(),  # which maisons took part: ids only, no figure of theirs
+        },
     )
     return Path(path), manifest.package_id
 

@@ -2,9 +2,10 @@
 
 Nothing is decrypted until every package in the inbox has been verified and the batch is
 coherent (one matching-key epoch, one as-of date, senders of this pipeline, one package per
-maison). Plaintext goes only into the caller's private working directory. A package that
-fails later, at decryption or against the export contract, is refused or set aside exactly
-like one that failed verification.
+maison, and, unless missing maisons are allowed, a package from every maison it lists).
+Plaintext goes only into the caller's private working directory. A package that fails later,
+at decryption or against the export contract, is refused or set aside exactly like one that
+failed verification.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class InboxPackage:
 class SkippedPackage:
     path: Path
     reason: str
+    # the listed maison it comes from, or claims to (unverified); None if unreadable or unlisted
+    sender: str | None = None
 
 
 @dataclass
@@ -61,10 +64,28 @@ class Batch:
     matching_key_id: str | None
     erasures: tuple[InboxPackage, ...] = ()
     skip_invalid: bool = False
+    listed: tuple[str, ...] = ()  # the pipeline's `[batch] maisons`
 
     @property
     def maisons(self) -> tuple[str, ...]:
+        """The maisons taking part: those whose export is in the batch."""
         return tuple(p.maison for p in self.packages)
+
+    @property
+    def absent(self) -> tuple[str, ...]:
+        """Listed maisons not taking part: no package, or theirs set aside."""
+        return tuple(sorted(set(self.listed) - set(self.maisons)))
+
+    @property
+    def unsent(self) -> tuple[str, ...]:
+        """Listed maisons with no package in the inbox at all, valid or set aside."""
+        sent = {*self.maisons, *(s.sender for s in self.skipped)}
+        return tuple(sorted(set(self.listed) - sent))
+
+    def participation(self) -> dict[str, list[str]]:
+        """Which maisons took part and which were absent: ids only, the same words in the
+        audit entry, the reports and every return's manifest (DESIGN §4.4)."""
+        return {"participating_maisons": list(self.maisons), "absent_maisons": list(self.absent)}
 
     def set_aside(self, package: InboxPackage, reason: str) -> None:
         """Move a package that failed after verification from `packages` to `skipped`.
@@ -74,7 +95,7 @@ class Batch:
         sees it: like a package skipped at verification, it stays in the inbox, unaccepted.
         """
         self.packages = tuple(p for p in self.packages if p is not package)
-        self.skipped = (*self.skipped, SkippedPackage(package.path, reason))
+        self.skipped = (*self.skipped, SkippedPackage(package.path, reason, package.maison))
 
 
 def inbox_packages(inbox: Path) -> list[Path]:
@@ -105,7 +126,7 @@ def verify_inbox(
     returned apart.
     `check_replay=False` is for evaluation, which reads a batch without acting on it.
     """
-    from crossgroup.crypto.package import require_one_matching_key, verify_package
+    from crossgroup.crypto.package import claimed_sender, require_one_matching_key, verify_package
 
     accepted: list[InboxPackage] = []
     erasures: list[InboxPackage] = []
@@ -127,12 +148,15 @@ def verify_inbox(
         except SecurityError as e:
             if not skip_invalid:
                 raise SecurityError(f"package {path.name} refused: {e}") from None
-            skipped.append(SkippedPackage(path, str(e)))
+            sender = claimed_sender(path)
+            skipped.append(
+                SkippedPackage(path, str(e), sender if sender in group.maisons else None)
+            )
             continue
         found = InboxPackage(path, manifest, file_digest(path))
         (erasures if manifest.kind == "erasure" else accepted).append(found)
     if not accepted and erasures:
-        return Batch((), tuple(skipped), None, None, tuple(erasures), skip_invalid)
+        return Batch((), tuple(skipped), None, None, tuple(erasures), skip_invalid, group.maisons)
     if not accepted:
         raise SecurityError(f"no valid export package in {inbox}: nothing to process")
     senders = [p.maison for p in accepted]
@@ -148,8 +172,22 @@ def verify_inbox(
         as_of = date.fromisoformat(as_of)
     return Batch(
         tuple(sorted(accepted, key=lambda p: p.maison)), tuple(skipped), as_of, key_id,
-        tuple(erasures), skip_invalid,
+        tuple(erasures), skip_invalid, group.maisons,
     )  # fmt: skip
+
+
+def refuse_missing_maisons(batch: Batch, inbox: Path, *, allow_missing: bool) -> None:
+    """Refuse (exit 2) a batch of exports whose pipeline lists a maison that sent no package,
+    unless missing maisons are allowed: a late maison is never left out silently. A maison
+    whose package was set aside (`--skip-invalid`) sent one: it is absent, not missing."""
+    missing = batch.unsent
+    if batch.packages and missing and not allow_missing:
+        maisons, it = ("maisons", "them") if len(missing) > 1 else ("maison", "it")
+        raise InputError(
+            f"no export package from {maisons} {', '.join(missing)} in {inbox}, which the "
+            f"pipeline's [batch] maisons lists: wait for {it}, or process the batch without "
+            f"{it} with --allow-missing ([batch] allow_missing = true)"
+        )
 
 
 def decrypt_batch(

@@ -39,6 +39,7 @@ from crossgroup.group.ingest import (
     Batch,
     build_views,
     decrypt_batch,
+    refuse_missing_maisons,
     verify_inbox,
 )
 from crossgroup.group.release import Release, ReleaseTables, affinity_flags, build_release
@@ -112,7 +113,8 @@ def process_batch(
     """Run one batch end to end; raises InputError / SecurityError / PrivacyCheckError.
 
     An inbox holding only erasure packages updates the suppression ledger and the retained
-    inputs and writes no return.
+    inputs and writes no return. A maison of the pipeline with no package in the inbox
+    refuses the batch unless `group.allow_missing`; then only the maisons present take part.
     """
     from crossgroup.group.retention import utc_now
 
@@ -135,6 +137,7 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
     audit.require_intact(out_dir / AUDIT_LOG)  # refuse before working, not after
     with timer.stage("verify"):
         batch = verify_inbox(inbox, keys, group, skip_invalid=skip_invalid, now=now)
+        refuse_missing_maisons(batch, inbox, allow_missing=group.allow_missing)
     erased = None
     if batch.erasures:
         with (
@@ -274,6 +277,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
                 timings=timer.timings,
                 model=series.audit(),
                 labels=model.labels_,
+                **batch.participation(),
             ),
             record=_audit_record(batch, plan, counts, group, series.audit()),
             timings=timer.so_far,  # the release stage up to the audit entry
@@ -341,6 +345,7 @@ def _run_counts(batch: Batch, release: Release, written, gen, model, figures, su
         "persons": gen.persons,
         "persons_generalized": gen.persons_generalized,
         "persons_withheld": gen.persons_suppressed,
+        **batch.participation(),
         "returned_rows": {m: w.rows for m, w in written.items()},
         "generalized_by_attribute": gen.summary()["by_attribute"],
         "aggregate_cells_suppressed": int(cells.filter(pl.col("suppressed")).height),
@@ -380,6 +385,7 @@ def _audit_record(
         "random_state": group.random_state,
         "as_of": str(batch.as_of),
         "matching_key_id": batch.matching_key_id,
+        "allow_missing": group.allow_missing,
         "engine": group.engine,
         "memory_limit": group.memory_limit,
         "threads": group.threads,

@@ -18,6 +18,7 @@ import polars as pl
 
 from crossgroup import audit
 from crossgroup.commit import party_session, transaction
+from crossgroup.config import PARTY_ID
 from crossgroup.contracts import ANALYST_SEGMENTS, REF_BYTES, RETURN
 from crossgroup.crypto.keys import PartyKeys
 from crossgroup.crypto.package import accept_packages, open_package
@@ -224,11 +225,28 @@ def _report_context(
         as_of=str(manifest.as_of),
         k=_int_or_none(summary.get("k")) or _threshold(notes, K_NOTE),
         k_aggregate=_int_or_none(summary.get("k_aggregate")) or _threshold(notes, K_AGG_NOTE),
+        participating_maisons=_maison_names(keys, summary.get("participating_maisons")),
+        absent_maisons=_maison_names(keys, summary.get("absent_maisons")),
         returned=returned,
         relinked=relinked,
         dropped=dropped,
         generated_on=on or date.today(),
     )
+
+
+def _maison_names(keys: PartyKeys, ids: object) -> tuple[str, ...]:
+    """Display names, from the maison's own copy of the public registry, of the maisons a
+    return says took part in (or were absent from) the batch; () when it does not say (a
+    return sealed before it did) or says it in any other shape than a list of party ids."""
+    if not isinstance(ids, list) or not all(isinstance(m, str) and PARTY_ID.match(m) for m in ids):
+        return ()
+    names = []
+    for maison in ids:
+        try:
+            names.append(keys.registry.party(maison).name or maison)
+        except SecurityError:  # not in this registry: shown by its id
+            names.append(maison)
+    return tuple(names)
 
 
 def _threshold(notes: pl.Series, pattern: str) -> int | None:

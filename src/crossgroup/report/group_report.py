@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -22,9 +22,12 @@ def group_report_html(
     timings: Mapping[str, float],
     model: Mapping[str, Any] | None = None,
     labels: Mapping[int, str] | None = None,
+    participating_maisons: Sequence[str] = (),
+    absent_maisons: Sequence[str] = (),
 ) -> str:
-    """A one-page processor report: segment mix chart plus the tables, all counts thresholded.
-    `model`: what the batch did with the series' segment model (`SeriesOutcome.audit`)."""
+    """A one-page processor report: who took part, segment mix chart plus the tables, all
+    counts thresholded. `model`: what the batch did with the series' segment model
+    (`SeriesOutcome.audit`)."""
     mix = cells.filter((pl.col("table") == "segment_mix") & ~pl.col("suppressed"))
     chart = charts.bar_chart(
         "group-segment-mix",
@@ -34,18 +37,20 @@ def group_report_html(
         width=8.0,
         alt="; ".join(f"{r} {s:.0%}" for r, s in mix.select("row_key", "share").iter_rows()),
     )
+    series = (
+        [_html_table("Segment model across batches", _model_rows(model, labels or {}))]
+        if model
+        else []
+    )
     parts = [
         f"<header class='page'><h1>Group processing report</h1>"
         f"<p>Batch {html.escape(batch_id)}, as of {html.escape(as_of)}. Every count covers at "
-        "least k_aggregate persons or is suppressed.</p></header>",
+        "least k_aggregate persons or is suppressed.</p>"
+        f"{_participation(participating_maisons, absent_maisons)}</header>",
         f"<section class='panel wide'>{chart.svg}</section>",
         _html_table("What k-anonymity cost", loss),
         _html_table("Segment model quality", quality),
-        *[
-            _html_table("Segment model across batches", _model_rows(m, labels or {}))
-            for m in [model]
-            if m
-        ],
+        *series,
         _html_table("Batch aggregates", cells),
         _html_table(
             "Stage timings (seconds)",
@@ -81,6 +86,17 @@ def _model_rows(model: Mapping[str, Any], labels: Mapping[int, str]) -> pl.DataF
     if model.get("not_saved"):
         rows.append(("not saved", model["not_saved"]))
     return pl.DataFrame(rows, schema=["what", "value"], orient="row")
+
+
+def _participation(participating: Sequence[str], absent: Sequence[str]) -> str:
+    """Which maisons took part in the batch, and which are absent (they get no return)."""
+    if not participating and not absent:
+        return ""
+    took = ", ".join(participating) or "none"
+    line = f"Maisons taking part: {html.escape(took)}."
+    if absent:
+        line += f" Absent (no return for this batch): {html.escape(', '.join(absent))}."
+    return f"<p class='participation'>{line}</p>"
 
 
 def _html_table(title: str, frame: pl.DataFrame) -> str:

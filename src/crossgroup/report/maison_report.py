@@ -53,6 +53,8 @@ class ReportContext:
     relinked: int | None = None
     dropped: int | None = None
     withheld: int | None = None  # persons left out of the release entirely, as the processor says
+    participating_maisons: tuple[str, ...] = ()  # as the return says; () when it does not
+    absent_maisons: tuple[str, ...] = ()
     generated_on: date = field(default_factory=date.today)
 
 
@@ -103,8 +105,22 @@ def _header(ctx: ReportContext) -> str:
         f"<h1>{_e(ctx.maison_name)}: cross-group customer segments</h1>"
         f"<p>Batch <strong>{_e(ctx.batch_id)}</strong> · purchases up to "
         f"<strong>{_e(ctx.as_of)}</strong> · prepared by the group processor from consenting "
-        "customers' pseudonymized histories</p></header>"
+        "customers' pseudonymized histories</p>"
+        f"{_participation(ctx)}</header>"
     )
+
+
+def _participation(ctx: ReportContext) -> str:
+    """The maisons that took part in the batch, as the return names them (DESIGN §4.4)."""
+    if not ctx.participating_maisons:
+        return ""
+    line = f"Maisons in this batch: {_e(', '.join(ctx.participating_maisons))}"
+    if ctx.absent_maisons:
+        line += (
+            f" · not in this batch: {_e(', '.join(ctx.absent_maisons))} (purchases there are "
+            "not counted in this batch's breadth, sectors or segments)"
+        )
+    return f'<p class="participation">{line}</p>'
 
 
 def _cards(segments: pl.DataFrame, ctx: ReportContext) -> str:
