@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import tempfile
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -39,10 +40,13 @@ def fresh(group: GroupConfig = GROUP) -> SegmentModel:
 
 
 def run(features: pl.DataFrame, saved, *, as_of=SEPTEMBER, group=GROUP):
-    """One batch's segment stage; its persons' segments, and the outcome."""
-    with DuckDBEngine() as engine:
+    """One batch's segment stage over a processor state holding `saved` (or nothing); its
+    persons' segments, and the outcome."""
+    with tempfile.TemporaryDirectory() as party, DuckDBEngine() as engine:
+        if saved is not None:
+            model_state.state_path(Path(party)).write_bytes(model_state.encode(saved))
         engine.register("features", features)
-        outcome = segment_series(engine, "features", partial(fresh, group), saved=saved,
+        outcome = segment_series(engine, "features", partial(fresh, group), party_dir=Path(party),
                                  group=group, taxonomy=load_taxonomy(), as_of=as_of)  # fmt: skip
         got = engine.to_polars(f"SELECT person_id, segment FROM {outcome.segments}")
     return got.sort("person_id"), outcome

@@ -268,6 +268,12 @@ class SeriesOutcome:
     not_saved: str | None = None  # why a refitted model is not saved
     fitted_as_of: str = ""
 
+    def stage(self, tx, party_dir: Path) -> None:
+        """Stage the model to save in the batch's transaction (`commit.Transaction`): it is
+        saved with the batch's outputs, or not at all."""
+        if self.state is not None:
+            tx.put(state_path(party_dir), encode(self.state))
+
     def audit(self) -> dict:
         """The audit entry's figures about the model: digests, ids and reasons only."""
         return {
@@ -284,13 +290,14 @@ class SeriesOutcome:
 
 
 def segment_series(
-    engine, features: str, fresh, *, saved: Mapping | None, group, taxonomy, as_of: date
+    engine, features: str, fresh, *, party_dir: Path, group, taxonomy, as_of: date
 ) -> SeriesOutcome:
-    """Segment the batch with the series' model: reuse the saved one unless the plan or the
-    drift says refit; a refit is matched to the saved model. `fresh()` makes the batch's
+    """Segment the batch with the series' model saved in `party_dir`: reuse it unless the
+    plan or the drift says refit; a refit is matched to it. `fresh()` makes the batch's
     configured, unfitted SegmentModel."""
     from crossgroup.group.segment import NUMERIC, fit_on_sample, segment_table
 
+    saved = load(party_dir)
     model = fresh()
     columns = engine.to_polars(f"SELECT * FROM {features} LIMIT 0").columns
     spec = spec_of(

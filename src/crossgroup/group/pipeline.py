@@ -220,18 +220,11 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
         segment = importlib.import_module(_SEGMENT)
         from crossgroup.group import model_state
 
-        series = model_state.segment_series(
-            engine,
-            features,
-            partial(segment.configured_model, group, policy),
-            saved=model_state.load(keys.directory),
-            group=group,
-            taxonomy=taxonomy,
-            as_of=batch.as_of,
-        )
+        fresh, state = partial(segment.configured_model, group, policy), keys.directory
+        series = model_state.segment_series(engine, features, fresh, party_dir=state,
+                                            group=group, taxonomy=taxonomy, as_of=batch.as_of)  # fmt: skip
+        series.stage(tx, state)  # committed with the batch, or not at all
         model, segments = series.model, series.segments
-        if series.state is not None:  # committed with the batch, or not at all
-            tx.put(model_state.state_path(keys.directory), model_state.encode(series.state))
     with timer.stage("generalize"):
         gen = generalize_table(
             engine,
