@@ -8,7 +8,6 @@ import json
 import sys
 import tempfile
 from datetime import date
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +22,11 @@ from crossgroup.config import GroupConfig, load_taxonomy
 from crossgroup.engine import DuckDBEngine
 from crossgroup.group import model_state
 from crossgroup.group.model_state import ModelStateError, segment_series
-from crossgroup.group.segment import SegmentModel
+from crossgroup.privacy.policy import ReleasePolicy
 
 GROUP = GroupConfig(maisons=("aurelle",), k=10, min_segments=3, max_segments=6,
                     sample_size=600, random_state=4)  # fmt: skip
 SEPTEMBER, OCTOBER = date(2026, 9, 30), date(2026, 10, 31)
-
-
-def fresh(group: GroupConfig = GROUP) -> SegmentModel:
-    return SegmentModel(
-        min_segments=group.min_segments,
-        max_segments=group.max_segments,
-        sample_size=group.sample_size,
-        random_state=group.random_state,
-    )
 
 
 def run(features: pl.DataFrame, saved, *, as_of=SEPTEMBER, group=GROUP):
@@ -46,8 +36,10 @@ def run(features: pl.DataFrame, saved, *, as_of=SEPTEMBER, group=GROUP):
         if saved is not None:
             model_state.state_path(Path(party)).write_bytes(model_state.encode(saved))
         engine.register("features", features)
-        outcome = segment_series(engine, "features", partial(fresh, group), party_dir=Path(party),
-                                 group=group, taxonomy=load_taxonomy(), as_of=as_of)  # fmt: skip
+        taxonomy = load_taxonomy()
+        policy = ReleasePolicy.for_batch(group, taxonomy, sector_maisons=None, maison_names={})
+        outcome = segment_series(engine, "features", group=group, policy=policy,
+                                 taxonomy=taxonomy, party_dir=Path(party), as_of=as_of)  # fmt: skip
         got = engine.to_polars(f"SELECT person_id, segment FROM {outcome.segments}")
     return got.sort("person_id"), outcome
 

@@ -27,6 +27,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 from crossgroup.errors import InputError
+from crossgroup.group.segment import NUMERIC, configured_model, fit_on_sample, segment_table
 
 STATE_FILE = "segment-model.json"
 FORMAT = "crossgroup-segment-model/1"
@@ -290,14 +292,13 @@ class SeriesOutcome:
 
 
 def segment_series(
-    engine, features: str, fresh, *, party_dir: Path, group, taxonomy, as_of: date
+    engine, features: str, *, group, policy, taxonomy, party_dir: Path, as_of: date
 ) -> SeriesOutcome:
     """Segment the batch with the series' model saved in `party_dir`: reuse it unless the
-    plan or the drift says refit; a refit is matched to it. `fresh()` makes the batch's
-    configured, unfitted SegmentModel."""
-    from crossgroup.group.segment import NUMERIC, fit_on_sample, segment_table
-
+    plan or the drift says refit; a refit (the batch's configured model, labelled under
+    `policy`) is matched to it."""
     saved = load(party_dir)
+    fresh = partial(configured_model, group, policy)
     model = fresh()
     columns = engine.to_polars(f"SELECT * FROM {features} LIMIT 0").columns
     spec = spec_of(

@@ -177,7 +177,7 @@ def _erasure_counts(erased) -> dict:
     }  # fmt: skip
 
 
-_SEGMENT = "crossgroup.group.segment"
+_SEGMENT = "crossgroup.group.model_state"  # and segment.py, scikit-learn
 
 
 def _import_ahead(module: str) -> None:
@@ -217,13 +217,11 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
     policy = release_policy(group, taxonomy, keys.registry, batch.maisons)
     with timer.stage("segment"):
         sklearn_import.join()
-        segment = importlib.import_module(_SEGMENT)
-        from crossgroup.group import model_state
-
-        fresh, state = partial(segment.configured_model, group, policy), keys.directory
-        series = model_state.segment_series(engine, features, fresh, party_dir=state,
-                                            group=group, taxonomy=taxonomy, as_of=batch.as_of)  # fmt: skip
-        series.stage(tx, state)  # committed with the batch, or not at all
+        series = importlib.import_module(_SEGMENT).segment_series(
+            engine, features, group=group, policy=policy, taxonomy=taxonomy,
+            party_dir=keys.directory, as_of=batch.as_of,
+        )  # fmt: skip
+        series.stage(tx, keys.directory)  # committed with the batch, or not at all
         model, segments = series.model, series.segments
     with timer.stage("generalize"):
         gen = generalize_table(
