@@ -52,6 +52,16 @@ MUTATIONS = [
          "anonymize_classes(classes, specs, k=1,"),
         ("src/crossgroup/privacy/release_checks.py", "    k = policy.k\n", "    k = 1\n")],
      "tests/group/test_process_cli.py::test_every_returned_combination_covers_k_persons"),
+    (6, "second_sector released as computed, not as generalized; check blind to it", [
+        ("src/crossgroup/group/kanonymity.py",
+         "    for h, labels, _step, _shift in specs:\n        code = pl.col(h.name)\n",
+         "    for h, labels, _step, _shift in specs:\n        code = pl.col(h.name)\n"
+         '        if h.name == "second_sector":\n'
+         '            code = pl.col("origin") // (1 << _shift) % (1 << _bits(h))\n'),
+        ("src/crossgroup/privacy/release_checks.py",
+         "SELECT {columns} FROM persons GROUP BY {columns} HAVING",
+         "SELECT 1 FROM persons GROUP BY {columns.replace(', second_sector', '')} HAVING")],
+     "tests/group/test_process_cli.py::test_every_returned_combination_covers_k_persons"),
     (7, "no cell suppression, check at 1", [
         ("src/crossgroup/group/cells.py", "    k = int(k_aggregate)\n", "    k = 1\n"),
         ("src/crossgroup/privacy/release_checks.py",

@@ -113,6 +113,7 @@ RETURNED_ATTRIBUTES = (
     "frequency_band",
     "channel_preference",
     "lead_sector",
+    "second_sector",
 )
 _SEGMENT_ATTRIBUTES = (
     Column("segment", pl.Int32),
@@ -120,6 +121,10 @@ _SEGMENT_ATTRIBUTES = (
     *_text(*RETURNED_ATTRIBUTES),
     Column("generalized", pl.String),  # which attributes were coarsened or withheld
 )
+# Aggregate tables whose row_key is a released sector name: the sector-naming rule (no name
+# that stands for a single maison) applies to them as to lead_sector and second_sector.
+OTHER_SECTOR_TABLE = "other_sector_spend"
+SECTOR_NAMED_TABLES = (OTHER_SECTOR_TABLE,)
 # One aggregate cell: the shape of every aggregate table, returned or kept as a report.
 CELLS = Table(
     "aggregates",

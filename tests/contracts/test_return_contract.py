@@ -112,6 +112,8 @@ def test_every_returned_value_is_in_the_contract_vocabulary(batch_out):
             seen = set(seg.get_column(col).drop_nulls())
             assert seen <= set(allowed), (maison, col, seen - set(allowed))
         assert set(seg.get_column("lead_sector").drop_nulls()) <= sectors
+        none = CONTRACT["segments"]["second_sector"]["none"]
+        assert set(seg.get_column("second_sector").drop_nulls()) <= sectors | {none}
         for text in seg.get_column("generalized"):
             given_up = text.split(",") if text else []
             assert given_up == sorted(set(given_up), key=order.index), text
@@ -143,6 +145,7 @@ def check_aggregate_vocabulary(maison, aggs, glossary, sectors) -> None:
     for name, table in tables.items():
         cells = aggs.filter(pl.col("table") == name)
         assert cells.height > 0, (maison, name)
+        assert set(cells.get_column("scope")) <= set(table.get("scopes", spec["scope"]))
         assert set(cells.get_column("row_key")) <= keys[table["row_key"]], (maison, name)
         cols = set(cells.get_column("col_key"))
         assert cols <= (keys[table["col_key"]] if "col_key" in table else {""}), (maison, name)
@@ -157,12 +160,37 @@ def check_aggregate_vocabulary(maison, aggs, glossary, sectors) -> None:
     assert ((shares >= 0) & (shares <= 1)).all()
 
 
+def test_second_sector_is_returned_beside_lead_sector(batch_out):
+    """DESIGN §4.4: the sector of the second-largest positive spend, or none, released under
+    the same names as the lead sector; never the lead's own released name again."""
+    opened, _, _ = batch_out
+    none = CONTRACT["segments"]["second_sector"]["none"]
+    sectors = released_sector_names()
+    seen = set()
+    for maison, tables in opened.items():
+        seg = tables["segments"]
+        columns = seg.columns
+        assert columns.index("second_sector") == columns.index("lead_sector") + 1, maison
+        # as released (neither widened by k-anonymity), the second is another name than the lead
+        untouched = seg.filter(
+            ~pl.col("generalized").str.contains("sector")
+            & pl.col("lead_sector").is_not_null()
+            & pl.col("second_sector").is_not_null()
+        )
+        assert untouched.height > 0, maison
+        assert untouched.filter(pl.col("lead_sector") == pl.col("second_sector")).is_empty()
+        seen |= set(seg.get_column("second_sector").drop_nulls())
+    # the batch has persons buying in one sector only and persons buying in several
+    assert none in seen and seen & sectors
+
+
 @pytest.mark.xfail(strict=True, reason=CONTRACT["segments"]["design_pending"]["reason"])
 def test_design_columns_not_returned_yet(batch_out):
     opened, _, _ = batch_out
-    pending = CONTRACT["segments"]["design_pending"]["columns"]
+    word = CONTRACT["segments"]["design_pending"]["affinity_band_per_sector"]
     for tables in opened.values():
-        assert set(pending) <= set(tables["segments"].columns)
+        bands = [c for c in tables["segments"].columns if word in c]
+        assert len(bands) >= len(TAXONOMY["sector"])
 
 
 # -- the cell rule with complementary suppression, recomputed on the test's side ------------
@@ -243,6 +271,48 @@ def test_every_return_aggregate_follows_the_cell_rule(batch_out):
                 if persons - mine.get(key, 0) < K_AGGREGATE:
                     problems.append(f"{maison} group {name}: recoverable from its own count")
         assert problems == [], problems
+
+
+# The batch's maisons (pipelines/maisons/*.toml): aurelle and kessler sell Watches & Jewelry,
+# vautrin alone Fashion & Leather Goods, so both sectors are released as their family.
+OWN_SECTOR = "Jewelry & Fashion"
+MULTI_MAISON = ["2 maisons", "3+ maisons", "2+ maisons"]
+
+
+def test_other_sector_spend_leaves_out_the_own_sector_and_every_small_or_full_cell(batch_out):
+    """A maison's multi-maison customers' spend in other sectors: no cell of its own sector
+    (or of a sector released under another name), and no published count from which fewer
+    than k_aggregate persons, or all of them, could be read (base - persons)."""
+    opened, _, _ = batch_out
+    for maison, tables in opened.items():
+        seg, aggs = tables["segments"], tables["aggregates"]
+        cells = aggs.filter(pl.col("table") == "other_sector_spend")
+        keys = set(cells.get_column("row_key"))
+        assert keys == {f["name"] for f in TAXONOMY["family"]} - {OWN_SECTOR}, maison
+        check_other_sector_spend(maison, seg, cells, K_AGGREGATE)
+        # withheld openly (at k_aggregate 100 most of these cells of 400 persons are)
+        hidden = cells.filter(pl.col("suppressed")).height
+        said = aggs.filter(
+            (pl.col("table") == "suppression") & (pl.col("row_key") == "other_sector_spend")
+        )
+        assert (hidden > 0) == (said.height == 1), maison
+        if hidden:
+            assert said.get_column("note").item().startswith(f"{hidden} cell(s)"), maison
+
+
+def check_other_sector_spend(maison, seg, cells, k_aggregate) -> int:
+    """Published other_sector_spend cells: at least k_aggregate of the maison's multi-maison
+    customers (counted from its own rows) spend there and at least k_aggregate do not; a
+    suppressed cell carries no figure. Returns the number published."""
+    base = seg.filter(pl.col("breadth").is_in(MULTI_MAISON)).height
+    shown = cells.filter(~pl.col("suppressed"))
+    for persons, share in shown.select("persons", "share").rows():
+        assert persons >= k_aggregate and base - persons >= k_aggregate, maison
+        assert 0 < share < 1, maison
+    hidden = cells.filter(pl.col("suppressed"))
+    assert hidden.get_column("persons").null_count() == hidden.height, maison
+    assert hidden.get_column("share").null_count() == hidden.height, maison
+    return shown.height
 
 
 def test_every_processor_report_figure_about_persons_follows_the_cell_rule(batch_out):

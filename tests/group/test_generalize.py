@@ -28,7 +28,9 @@ COMBO = ["segment", "segment_label", *RETURNED_ATTRIBUTES, "generalized"]
 
 
 def fake_features(n: int, seed: int = 0) -> tuple[pl.DataFrame, np.ndarray]:
-    """Correlated person features shaped like features.person_features output."""
+    """Correlated person features shaped like features.person_features output. A person seen
+    at one maison spends in one sector (a maison sells in its own), as in every synthetic
+    world; others spread their spend over every sector."""
     rng = np.random.default_rng(seed)
     archetype = rng.integers(0, 6, n)
     lead = np.where(rng.random(n) < 0.8, archetype, rng.integers(0, 6, n))
@@ -37,9 +39,11 @@ def fake_features(n: int, seed: int = 0) -> tuple[pl.DataFrame, np.ndarray]:
     shares /= shares.sum(1, keepdims=True)
     orders = 1 + rng.poisson(1.5 + archetype * 0.5, n)
     online = rng.beta(0.6, 1.5, n)
+    n_maisons = np.minimum(1 + rng.poisson(0.4, n), 8)
+    shares[n_maisons == 1] = np.eye(6)[shares[n_maisons == 1].argmax(1)]
     cols = {
         "person_id": np.arange(n, dtype=np.int64),
-        "n_maisons": np.minimum(1 + rng.poisson(0.4, n), 8).astype(np.int32),
+        "n_maisons": n_maisons.astype(np.int32),
         "total_spend_eur": rng.lognormal(7 + archetype * 0.2, 1.0, n) * orders,
         "orders": orders.astype(np.int64),
         "recency_months": rng.integers(0, 36, n).astype(np.int32),
@@ -61,6 +65,7 @@ def bands(rows: list[dict]) -> pl.DataFrame:
         "frequency_band": "2-4 orders",
         "channel_preference": "Boutique",
         "lead_sector": SECTORS[0],
+        "second_sector": SECTORS[1],
     }
     full = [{**base, **r} for r in rows]
     frame = pl.DataFrame(full).with_columns(pl.col("segment").cast(pl.Int32))
@@ -164,15 +169,12 @@ def test_reproducible():
     assert a.released.equals(b.released)
 
 
-@pytest.mark.parametrize(
-    "persons",
-    [300_000, pytest.param(1_000_000, marks=pytest.mark.slow)],
-    ids=["300k", "1M"],
-)
-def test_utility_target(persons):
-    """TARGET: at most 5% of rows carry a coarsened or suppressed attribute at 1M persons.
-    The normal run checks it at 300k (about 4.6% on this data, 1 s), where small cells are
-    more common than at 1M (1.4%); `pytest -m slow` checks the 1M target itself."""
+def test_utility_target():
+    """TARGET: at most 5% of rows carry a coarsened or suppressed attribute at 1M persons
+    (4.2% on this data, 4 s; 1.4% before second_sector was returned). At 300k small cells are
+    more common (9.7%): the target is checked at its own size. A real M batch: 1.7% of
+    returned rows (docs/segmentation.md)."""
+    persons = 1_000_000
     features, segments = fake_features(persons, seed=7)
     gen = generalize(
         features, segments, policy=POLICY, labels=LABELS, sector_columns=SECTOR_COLUMNS

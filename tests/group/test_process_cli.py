@@ -205,6 +205,25 @@ def test_aggregates_are_thresholded_and_suppression_is_said(processed):
     assert shown.get_column("persons").min() >= K_AGGREGATE
 
 
+def test_other_sector_spend_is_published_only_where_the_cell_rule_allows(processed):
+    """Each maison's multi-maison customers' spend in other sectors: a published cell counts
+    at least K_AGGREGATE of them spending there and K_AGGREGATE not (the maison counts them
+    from its own rows); the batch is large enough for some cells to be published."""
+    _, _, _, opened = processed
+    published = 0
+    for maison, tables in opened.items():
+        seg = tables["segments"]
+        base = seg.filter(pl.col("breadth").is_in(["2 maisons", "3+ maisons", "2+ maisons"]))
+        cells = tables["aggregates"].filter(pl.col("table") == "other_sector_spend")
+        assert cells.height > 0, maison
+        shown = cells.filter(~pl.col("suppressed"))
+        for persons, share in shown.select("persons", "share").rows():
+            assert persons >= K_AGGREGATE and base.height - persons >= K_AGGREGATE, maison
+            assert 0 < share < 1, maison
+        published += shown.height
+    assert published > 0
+
+
 def test_no_token_or_ref_in_audit_log_or_reports(processed):
     """Invariant 9: every file the processor keeps (out: returns' readable headers, reports,
     audit log; its key dir's state and ledgers) decoded and searched for every input token and

@@ -32,6 +32,7 @@ def released(n: int, **overrides) -> pl.DataFrame:
         "frequency_band": "2-4 orders",
         "channel_preference": "Boutique",
         "lead_sector": "Watches & Jewelry",
+        "second_sector": "Wines & Spirits",
         "generalized": "",
         **overrides,
     }

@@ -152,8 +152,16 @@ def test_generalize_releases_no_row_naming_a_one_maison_sector(features):
     values = set(gen.released.get_column("lead_sector").drop_nulls())
     assert not values & set(LONELY)
     assert {"Beauty & Retail", "Wines, Hospitality & Other", "Watches & Jewelry"} <= values
+    # the second sector too, and never the lead's pooled name again (it would name both
+    # one-maison sectors of the family)
+    seconds = set(gen.released.get_column("second_sector").drop_nulls())
+    assert not seconds & set(LONELY)
+    assert {"Beauty & Retail", "Wines, Hospitality & Other", "Fashion & Leather Goods"} <= seconds
+    as_released = gen.released.filter(~pl.col("generalized").str.contains("sector"))
+    assert as_released.filter(pl.col("lead_sector") == pl.col("second_sector")).is_empty()
     # k-anonymity keeps its meaning over the released values
     combo = ["segment", "segment_label", *RETURNED_ATTRIBUTES, "generalized"]
+    assert "second_sector" in combo
     assert gen.released.group_by(combo).len().get_column("len").min() >= 10
     # a pooled name is where those rows start (release policy), not a k-anonymity step: it
     # must not inflate the information-loss figures the utility target is read on
@@ -162,6 +170,11 @@ def test_generalize_releases_no_row_naming_a_one_maison_sector(features):
     )
     assert pooled.height > 0
     assert not pooled.get_column("generalized").str.contains("lead_sector").any()
+    pooled = gen.released.filter(
+        pl.col("second_sector").is_in(["Beauty & Retail", "Wines, Hospitality & Other"])
+    )
+    assert pooled.height > 0
+    assert not pooled.get_column("generalized").str.contains("second_sector").any()
 
 
 def test_generalize_names_a_sector_with_two_maisons(features):
@@ -221,7 +234,20 @@ def _release(features: pl.DataFrame, sector_maisons: dict[str, int] | None):
             "description": [model.descriptions_[s] for s in sorted(model.labels_)],
         }
     )
-    aggregates = pl.DataFrame(schema=CELLS.schema)
+    # the other_sector_spend cells of a maison of Watches & Jewelry, as released names
+    aggregates = pl.DataFrame(
+        {
+            "table": "other_sector_spend",
+            "scope": "maison",
+            "row_key": ["Fashion & Leather Goods", "Beauty & Retail", "Wines, Hospitality & Other"],
+            "col_key": "",
+            "persons": [400, 300, 200],
+            "share": [0.1, 0.08, 0.05],
+            "suppressed": False,
+            "note": "",
+        },
+        schema=CELLS.schema,
+    )
     release = MaisonRelease("aurelle", segs, aggregates, glossary)
     return release, nodes
 
@@ -261,6 +287,26 @@ def test_release_check_passes_the_pooled_release_and_refuses_a_doctored_one(feat
             release.aggregates,
             glossary,
         ),
+        "segments.second_sector": MaisonRelease(
+            "aurelle",
+            segs.with_columns(
+                second_sector=pl.when(pl.col("second_sector") == "Beauty & Retail")
+                .then(pl.lit("Perfumes & Cosmetics"))
+                .otherwise(pl.col("second_sector"))
+            ),
+            release.aggregates,
+            glossary,
+        ),
+        "aggregates.row_key": MaisonRelease(
+            "aurelle",
+            segs,
+            release.aggregates.with_columns(
+                row_key=pl.col("row_key").str.replace(
+                    "Wines, Hospitality & Other", "Wines & Spirits"
+                )
+            ),
+            glossary,
+        ),
         "glossary.description": MaisonRelease(
             "aurelle",
             segs,
@@ -283,6 +329,7 @@ def test_release_check_refuses_an_unpooled_release(features):
     release, nodes = _release(features, None)
     found = _problems(release, nodes, DEMO)
     assert any("segments.lead_sector" in p for p in found)
+    assert any("segments.second_sector" in p for p in found)
     assert any("glossary.segment_label" in p or "glossary.description" in p for p in found)
     # with two maisons in every sector the same release is fine
     assert _problems(release, nodes, dict.fromkeys(SECTORS, 2)) == []

@@ -54,6 +54,7 @@ def make_segments(n: int = 600, seed: int = 7) -> pl.DataFrame:
             "frequency_band": rng.choice(["1 order", "2-4 orders", "5+ orders"], n),
             "channel_preference": rng.choice(["Boutique", "Online", "Omnichannel"], n),
             "lead_sector": rng.choice(SECTORS, n),
+            "second_sector": rng.choice([*SECTORS, "No other sector"], n),
             "generalized": generalized,
         }
     )
@@ -90,6 +91,22 @@ def make_aggregates(segments: pl.DataFrame, k_aggregate: int = 50) -> pl.DataFra
     for i, sector in enumerate(SECTORS):
         add("sector_affinity", "maison", sector, "", n // (i + 2), n)
         add("sector_affinity", "group", sector, "", n * 10 // (i + 3), n * 10)
+    # a maison of Watches & Jewelry: its multi-maison customers' spend in the other sectors
+    multi = segments.filter(pl.col("breadth") != "1 maison").height
+    for i, sector in enumerate(SECTORS[1:]):
+        suppressed = i == 2  # too few of them spend there
+        rows.append(
+            (
+                "other_sector_spend",
+                "maison",
+                sector,
+                "",
+                None if suppressed else multi // (i + 2),
+                None if suppressed else 0.2 / (i + 1),
+                suppressed,
+                f"fewer than {k_aggregate} persons" if suppressed else "",
+            )
+        )
     for label, count in segments.group_by("segment_label").len().iter_rows():
         for i, sector in enumerate(SECTORS):
             add("segment_sector_affinity", "maison", label, sector, count // (i + 1), count)

@@ -28,8 +28,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(chromium, tm
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
     rendered = render(chromium, path)
-    assert rendered.dom.count('class="chart"') == 7
-    assert rendered.dom.count("<svg") == 7
+    assert rendered.dom.count('class="chart"') == 8
+    assert rendered.dom.count("<svg") == 8
     assert "Glossary: what each segment means" in rendered.dom
     assert rendered.console == []
 

@@ -20,6 +20,7 @@ CHARTS = {
     "sector-affinity",
     "segment-sector-affinity",
     "segment-sector-affinity-group",
+    "other-sector-spend",
 }
 
 
@@ -172,6 +173,21 @@ def test_suppressed_values_are_said_in_words_in_every_chart(payload):
     assert segment_chart and "<title>Your customers, " in segment_chart.group(0)
     heat = re.search(r'<svg[^>]*data-chart="segment-sector-affinity".*?</svg>', page, re.DOTALL)
     assert heat and ">n/a<" in heat.group(0)
+
+
+def test_spend_in_other_sectors_is_charted_and_explained(page):
+    """The maison's other_sector_spend cells as a chart, a suppressed one said in words, and
+    the glossary explains the lead sector, the second sector and the table."""
+    chart = re.search(r'<svg[^>]*data-chart="other-sector-spend".*?</svg>', page, re.DOTALL)
+    assert chart
+    svg = chart.group(0)
+    assert ">20%</text>" in svg and ">10%</text>" in svg  # Fashion, then Beauty
+    assert "Wines &amp; Spirits: suppressed</title>" in svg
+    assert "Watches &amp; Jewelry" not in svg  # the maison's own sector is no cell
+    terms = page[page.index("Other terms") :]
+    for term in ("Lead sector", "Second sector", "Spend in other sectors"):
+        assert f"<dt>{term}</dt>" in terms
+    assert "No other sector" in terms
 
 
 def test_bar_chart_marks_suppressed_bars_and_escapes_labels():

@@ -1,9 +1,9 @@
 """The generalized bands of the return contract and their coarser levels (DESIGN §4.4, §5.6).
 
 Person features become bands computed group-wide (value tier, breadth, recency, frequency,
-channel preference, lead sector); each attribute has a documented hierarchy, default band ->
-coarser band -> suppressed, that k-anonymity (`group/generalize.py`) climbs when a
-combination is too rare.
+channel preference, lead and second sector); each attribute has a documented hierarchy,
+default band -> coarser band -> suppressed, that k-anonymity (`group/generalize.py`) climbs
+when a combination is too rare.
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ from crossgroup.privacy.policy import ReleasePolicy
 VALUE_TIER_QUANTILES = (0.40, 0.75, 0.90)
 # A channel holding at least this share of a person's activity is that person's preference.
 CHANNEL_DOMINANCE = 0.75
+# second_sector of a person with no positive spend outside the lead sector's released name: a
+# value of its own, since null means "suppressed" in the return (and "None" reads as missing
+# in most CSV readers).
+NO_OTHER_SECTOR = "No other sector"
+# The breadth bands (default and coarser) of a person who buys at two maisons or more.
+MULTI_MAISON_BREADTH = ("2 maisons", "3+ maisons", "2+ maisons")
+_LEAD, _SECOND = "__lead_index", "__second_sector"
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,11 @@ def return_hierarchies(
     not run from 1 without gaps).
 
     Costs encode what analysts value most: the segment (and its label) and lead sector are
-    the last things given up; channel and breadth bands the first. Sectors the policy
-    releases under a coarser name start at that coarse level; only the sectors released under
-    their own name are default-level values, and they coarsen to their family (or the pooled
-    name).
+    the last things given up; channel and breadth bands the first; the second sector sits
+    between the bands of activity and the value tier. Sectors the policy releases under a
+    coarser name start at that coarse level; only the sectors released under their own name
+    are default-level values, and they coarsen to their family (or the pooled name).
+    `second_sector`'s "No other sector" has no coarser band: it goes straight to suppressed.
     """
     released = policy.released_sectors
     named = tuple(s for s in sectors if released.get(s, s) == s)
@@ -119,6 +127,14 @@ def return_hierarchies(
             4.0,
             extra_coarse=pooled,
         ),
+        Hierarchy(
+            "second_sector",
+            (*named, NO_OTHER_SECTOR),
+            {s: policy.family_of(s) for s in named},
+            1.2,
+            2.4,
+            extra_coarse=pooled,
+        ),
     ]
 
 
@@ -136,12 +152,12 @@ def assign_bands(
     sector_columns: Mapping[str, str],
     released_sectors: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Default bands per person, group-wide: person_id, segment and the six band columns.
+    """Default bands per person, group-wide: person_id, segment and the seven band columns.
 
     `sector_columns` maps each group sector (taxonomy order) to its spend-share feature column;
-    ties for the lead sector go to the first sector in that order. `released_sectors` maps a
-    sector to the name it may be released under (`ReleasePolicy.released_sectors`); the lead
-    sector is given under that name.
+    ties for the lead (and second) sector go to the first sector in that order.
+    `released_sectors` maps a sector to the name it may be released under
+    (`ReleasePolicy.released_sectors`); the lead and second sectors are given under that name.
     """
     if len(segments) != features.height:
         raise ValueError("one segment per person is required")
@@ -168,6 +184,8 @@ def band_frame(
     shares = [pl.col(sector_columns[s]).fill_null(0.0) for s in sectors]
     released = dict(released_sectors or {})
     sector_of = {i: released.get(s, s) for i, s in enumerate(sectors)}
+    features = _with_sector_ranks(features, shares, sector_of)
+    lead = pl.col(_LEAD)
     return features.select(
         "person_id",
         pl.col("segment").cast(pl.Int32),
@@ -198,7 +216,37 @@ def band_frame(
         .when(pl.col("online_share") >= CHANNEL_DOMINANCE)
         .then(pl.lit("Online"))
         .otherwise(pl.lit("Omnichannel")),
-        lead_sector=_first_largest(shares).replace_strict(sector_of, return_dtype=pl.String),
+        lead_sector=lead.replace_strict(sector_of, return_dtype=pl.String),
+        second_sector=_SECOND,
+    )
+
+
+def _with_sector_ranks(
+    features: pl.DataFrame, shares: list[pl.Expr], sector_of: Mapping[int, str]
+) -> pl.DataFrame:
+    """`features` plus the lead sector's index (_LEAD) and the second sector's released name
+    (_SECOND): the released name of the first-largest positive share among the sectors
+    released under another name than the lead's, else NO_OTHER_SECTOR.
+
+    With every sector named this is the sector of the second-largest positive share (ties to
+    the first in taxonomy order, as for the lead). Sectors pooled under the lead's own name are
+    skipped: "Beauty & Retail" twice would say nothing new, and where a family holds two
+    one-maison sectors it would name both maisons. Built column by column: an eager select
+    shares no subexpression, and each step refers to the one before several times.
+    """
+    lead = pl.col(_LEAD)
+    others = []  # each share, or 0 where the sector goes by the lead's released name
+    for i, share in enumerate(shares):
+        same_name = [j for j, name in sector_of.items() if name == sector_of[i]]
+        other_name = pl.all_horizontal(*(lead != j for j in same_name))
+        others.append(pl.when(other_name).then(share).otherwise(0.0).alias(f"__other_{i}"))
+    masked = [pl.col(f"__other_{i}") for i in range(len(shares))]
+    second = _first_largest(masked).replace_strict(dict(sector_of), return_dtype=pl.String)
+    named = pl.when(pl.max_horizontal(masked) > 0).then(second).otherwise(pl.lit(NO_OTHER_SECTOR))
+    return (
+        features.with_columns(_first_largest(shares).alias(_LEAD))
+        .with_columns(others)
+        .with_columns(named.alias(_SECOND))
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from crossgroup.contracts import CELLS
+from crossgroup.contracts import CELLS, OTHER_SECTOR_TABLE
 
 NOT_RELEASED = "Not released"
 # Tables whose cells partition their scope: one suppressed cell could be recovered by
@@ -24,11 +24,15 @@ PARTITION_TABLES = {
     "channel_mix": "channel_preference",
     "breadth": "breadth",
 }
-# Yes/no splits of a published population (share = persons / base): the implied "no" cell
-# (base - persons) is as disclosive as the cell itself, and base == persons says everyone has
-# the attribute. match_breadth splits the published match_totals persons the same way.
+# Yes/no splits of a population the recipient knows (persons of base have the attribute): the
+# implied "no" cell (base - persons) is as disclosive as the cell itself, and base == persons
+# says everyone has the attribute. match_breadth splits the published match_totals persons the
+# same way (there, everyone at one breadth says nothing about a person). OTHER_SECTOR_TABLE
+# (`other_sector_cells`) counts, of a maison's multi-maison customers, those spending in a
+# sector: a split of what its own rows show.
 AFFINITY_TABLES = ("sector_affinity", "segment_sector_affinity")
-COMPLEMENT_TABLES = (*AFFINITY_TABLES, "match_breadth")
+EVERYONE_DISCLOSES = (*AFFINITY_TABLES, OTHER_SECTOR_TABLE)
+COMPLEMENT_TABLES = (*EVERYONE_DISCLOSES, "match_breadth")
 # Partitions whose total is published: one withheld cell is recoverable by subtraction.
 # pairwise_overlap: the overlaps sum to sum_n C(n, 2) * (persons at n maisons), known from
 # match_breadth; segment_sizes: the segment_quality report (sizes sum to the fit sample).
@@ -125,6 +129,34 @@ def scope_cells(persons: pl.DataFrame, scope: str, sectors: list[str]) -> pl.Dat
     return pl.concat(parts).sort("table", "row_key", "col_key")
 
 
+def other_sector_cells(spend: pl.DataFrame, own_sector: str | None) -> pl.DataFrame:
+    """One maison's `other_sector_spend` cells (unsuppressed): for each released sector name
+    but its own, the mean share of spend its multi-maison customers put there.
+
+    `spend` holds one row per released sector name: `sector`, `persons` (multi-maison
+    customers with positive spend there), `share_sum` (their shares of spend added up) and
+    `base` (all its multi-maison customers). Each customer's split counts once, whatever they
+    spend, so no big spender can make a cell their own. The maison's own released sector is
+    left out: with it the shares would add up to one, and a withheld cell would be the
+    remainder; without it, the maison cannot compute that remainder (it does not know what
+    its customers spend at the other maisons of its own sector). A sector without such a
+    customer is a cell of 0 persons, withheld as any small cell. No cells without
+    `own_sector` (a maison the registry gives no sector).
+    """
+    if own_sector is None:
+        return pl.DataFrame(schema={**CELL_SCHEMA, "base": pl.Int64}).drop("suppressed", "note")
+    base = pl.col("base").cast(pl.Int64)
+    return spend.filter(pl.col("sector") != own_sector).select(
+        pl.lit(OTHER_SECTOR_TABLE).alias("table"),
+        pl.lit("maison").alias("scope"),
+        pl.col("sector").alias("row_key"),
+        pl.lit("").alias("col_key"),
+        pl.col("persons").cast(pl.Int64),
+        pl.when(base > 0).then(pl.col("share_sum") / base).otherwise(0.0).alias("share"),
+        base.alias("base"),
+    )
+
+
 def suppress(
     cells: pl.DataFrame, k_aggregate: int, *, own: pl.DataFrame | None = None
 ) -> pl.DataFrame:
@@ -141,7 +173,8 @@ def suppress(
     recoverable by subtraction. An affinity row is withheld when its segment's size is.
 
     The persons count of a table is given only when at least two cells were withheld for size
-    alone, so the summary never reveals a single withheld cell or a small complement.
+    alone and together they cover k_aggregate persons, so the summary never reveals a single
+    withheld cell (nor one next to an empty cell), a small sum or a small complement.
     """
     k = int(k_aggregate)
     rows = _with_own(_with_base(cells), own).to_dicts()
@@ -192,7 +225,7 @@ def suppress(
             "scope",
             pl.col("table").alias("row_key"),
             pl.lit("").alias("col_key"),
-            pl.when((pl.col("cells") >= 2) & pl.col("plain"))
+            pl.when((pl.col("cells") >= 2) & pl.col("plain") & (pl.col("held") >= k))
             .then(pl.col("held"))
             .otherwise(None)
             .alias("persons"),
@@ -253,7 +286,7 @@ def _primary_reason(r: dict, k: int, with_own: bool) -> str | None:
         return "small"
     if r["table"] in COMPLEMENT_TABLES and base is not None:
         rest = base - persons
-        if 0 < rest < k or (rest <= 0 and r["table"] in AFFINITY_TABLES):
+        if 0 < rest < k or (rest <= 0 and r["table"] in EVERYONE_DISCLOSES):
             return "complement"
     if with_own:
         if persons - r["own_persons"] < k:
@@ -309,16 +342,19 @@ def maison_aggregates(
     k: int,
     k_aggregate: int,
     withheld: int,
+    other_sector: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """A maison's `aggregates`: its own returned persons next to the whole batch's cells.
 
     `group_cells` are the batch's unsuppressed cells (`scope_cells(..., "group", ...)`); they
     are suppressed here for this recipient, which knows its own counts exactly: a group cell
     is withheld when fewer than k_aggregate of its persons are outside this maison, even when
-    the maison's own cell is itself suppressed.
+    the maison's own cell is itself suppressed. `other_sector`: the maison's
+    `other_sector_cells`, suppressed with its own cells.
     """
     own_cells = scope_cells(own, "maison", sectors)
-    cells = suppress(own_cells, k_aggregate)
+    mine = own_cells if other_sector is None else pl.concat([own_cells, other_sector])
+    cells = suppress(mine, k_aggregate)
     group = suppress(group_cells, k_aggregate, own=own_cells)
     return pl.concat([cells, group, withheld_row("maison", withheld, k)]).sort(
         "table", "scope", "row_key", "col_key"

@@ -87,13 +87,12 @@ def _candidate_steps(small: pl.DataFrame, specs: list) -> pl.DataFrame:
     """For each small class and each attribute it can still give up: the new key and cost."""
     frames = []
     for i, (h, _labels, step, shift) in enumerate(specs):
-        n_default = len(h.values)
         code = pl.col(h.name)
         new_code = code.replace_strict(dict(enumerate(step.tolist())), return_dtype=pl.UInt8)
+        # a step to a coarser band costs coarsen_cost; a step to suppressed (from a coarse
+        # band, or from a default value without one, as "No other sector") suppress_cost
         cost = (
-            pl.when((code >= 1) & (code <= n_default) & pl.lit(bool(h.coarse)))
-            .then(pl.lit(h.coarsen_cost))
-            .otherwise(pl.lit(h.suppress_cost))
+            pl.when(new_code != 0).then(pl.lit(h.coarsen_cost)).otherwise(pl.lit(h.suppress_cost))
         )
         unit = pl.lit(1 << shift, dtype=pl.UInt64)
         frames.append(

@@ -42,7 +42,13 @@ from crossgroup.group.ingest import (
     refuse_missing_maisons,
     verify_inbox,
 )
-from crossgroup.group.release import Release, ReleaseTables, affinity_flags, build_release
+from crossgroup.group.release import (
+    Release,
+    ReleaseTables,
+    affinity_flags,
+    build_release,
+    spend_shares,
+)
 from crossgroup.io import private_workdir
 from crossgroup.privacy import release_checks as checks
 from crossgroup.privacy.policy import ReleasePolicy
@@ -235,6 +241,10 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
         )
         flags = partial(affinity_flags, sector_columns=sector_columns)
         affinity = engine.map_frames("affinity", features, flags)
+        shares = partial(
+            spend_shares, sector_columns=sector_columns, released_sectors=policy.released_sectors
+        )
+        spend = engine.map_frames("spend_shares", features, shares)
         engine.drop(features, segments)
     with timer.stage("release"):
         # build (frames, one maison at a time) -> check (privacy/) -> emit (the only writes);
@@ -245,9 +255,10 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             maisons=list(batch.maisons),
             generalization=gen,
             model=model,
-            tables=ReleaseTables("released", affinity, nodes_table),
+            tables=ReleaseTables("released", affinity, nodes_table, spend),
             sectors=list(sector_columns),
             match_figures=figures,
+            maison_sectors={m: keys.registry.party(m).sector for m in batch.maisons},
         )
         written = _checked_returns(release, engine, policy, work)
         counts = _run_counts(batch, release, written, gen, model, figures, suppressed)

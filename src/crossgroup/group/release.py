@@ -5,21 +5,24 @@ frames per recipient, one maison at a time, and for the processor's own reports,
 counts the engine makes), **check** (`privacy.release_checks`), **emit** (`group.emit`: the
 one place that writes, seals, reports and audits). A maison's return holds its `segments`
 (only its own refs), `aggregates` (cells of `group.cells`, its own exact next to the whole
-batch's, suppressed for it) and `glossary`.
+batch's, suppressed for it, and the spend its multi-maison customers put in other sectors) and
+`glossary`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from crossgroup.engine import Engine
+from crossgroup.group.bands import MULTI_MAISON_BREADTH
 from crossgroup.group.cells import (
     CELL_ATTRIBUTES,
     maison_aggregates,
     match_cells,
+    other_sector_cells,
     scope_cells,
     suppress,
 )
@@ -29,17 +32,23 @@ from crossgroup.privacy.release_checks import MaisonRelease
 
 # A person has an affinity for a sector when it holds at least this share of their spend.
 AFFINITY_SHARE = 0.10
+# Spend shares are summed as whole billionths: exact, so the sums do not depend on the order
+# an engine adds them in, and both engines give the same figures to the bit.
+SHARE_UNITS = 10**9
 
 
 @dataclass(frozen=True)
 class ReleaseTables:
     """Where a batch's released values are, in the engine: `released` (person_id and the
     released values, one row per released person), `affinity` (person_id and one flag per
-    sector, `affinity_flags`) and `nodes` (maison, maison_ref, person_id)."""
+    sector, `affinity_flags`), `nodes` (maison, maison_ref, person_id) and `spend` (person_id
+    and their share of spend per released sector name, `spend_shares`; None: no
+    other_sector_spend table)."""
 
     released: str
     affinity: str
     nodes: str
+    spend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class Release:
     own_counts: dict[str, pl.DataFrame]  # each maison's persons per combination
     withheld: dict[str, int]  # each maison's refs whose person is withheld
     glossary: pl.DataFrame
+    # each maison's other_sector_spend cells, unsuppressed (`other_sector_cells`)
+    other_sector: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @property
     def group_cells(self) -> pl.DataFrame:
@@ -73,6 +84,7 @@ class Release:
             k=policy.k,
             k_aggregate=policy.k_aggregate,
             withheld=self.withheld.get(maison, 0),
+            other_sector=self.other_sector.get(maison),
         )
         return MaisonRelease(maison, segments, aggregates, self.glossary)
 
@@ -87,11 +99,14 @@ def build_release(
     tables: ReleaseTables,
     sectors: list[str],
     match_figures: Mapping,
+    maison_sectors: Mapping[str, str | None] | None = None,
 ) -> Release:
     """The processor's reports and what each maison's return is built from: counts per
     combination of released values come from the engine, never the persons themselves.
 
-    `model` is the fitted `SegmentModel` (labels, descriptions, quality).
+    `model` is the fitted `SegmentModel` (labels, descriptions, quality); `maison_sectors`:
+    each maison's sector (the public registry's), whose released name its
+    other_sector_spend table leaves out.
     """
     gen, k_aggregate = generalization, policy.k_aggregate
     group_raw = scope_cells(_counted(engine, tables, sectors), "group", sectors)
@@ -121,7 +136,59 @@ def build_release(
         own_counts={m: own.filter(pl.col("maison") == m).drop("maison") for m in maisons},
         withheld=withheld,
         glossary=glossary(model.labels_, model.descriptions_),
+        other_sector=other_sector_spend(
+            engine, tables, maisons, sectors, policy, maison_sectors or {}
+        ),
     )
+
+
+def other_sector_spend(
+    engine: Engine,
+    tables: ReleaseTables,
+    maisons: list[str],
+    sectors: list[str],
+    policy: ReleasePolicy,
+    maison_sectors: Mapping[str, str | None],
+) -> dict[str, pl.DataFrame]:
+    """Each maison's other_sector_spend cells (`other_sector_cells`, unsuppressed), from sums
+    per maison and released sector name over its multi-maison customers: those whose
+    released breadth says so, as the maison's own rows do. Only the sums come to the driver."""
+    if tables.spend is None:
+        return {}
+    released = policy.released_sectors
+    names = released_names(sectors, released)
+    multi = ", ".join("'" + b + "'" for b in MULTI_MAISON_BREADTH)
+    sums = [
+        f"CAST(sum(s.spend_{i}) AS BIGINT) AS spend_{i}, "
+        f"count(CASE WHEN s.spend_{i} > 0 THEN 1 END) AS persons_{i}"
+        for i in range(len(names))
+    ]
+    totals = engine.to_polars(
+        f"SELECT n.maison, count(*) AS base, {', '.join(sums)} "
+        f"FROM (SELECT DISTINCT maison, person_id FROM {tables.nodes}) n "
+        f"JOIN {tables.released} r ON r.person_id = n.person_id "
+        f"JOIN {tables.spend} s ON s.person_id = n.person_id "
+        f"WHERE r.breadth IN ({multi}) GROUP BY n.maison"
+    )
+    rows = {r["maison"]: r for r in totals.iter_rows(named=True)}
+    out = {}
+    for maison in maisons:
+        row = rows.get(maison, {})
+        spend = pl.DataFrame(
+            {
+                "sector": names,
+                "persons": [int(row.get(f"persons_{i}") or 0) for i in range(len(names))],
+                "share_sum": [
+                    int(row.get(f"spend_{i}") or 0) / SHARE_UNITS for i in range(len(names))
+                ],
+                "base": [int(row.get("base") or 0)] * len(names),
+            },
+            schema={"sector": pl.String, "persons": pl.Int64, "share_sum": pl.Float64,
+                    "base": pl.Int64},
+        )  # fmt: skip
+        own = maison_sectors.get(maison)
+        out[maison] = other_sector_cells(spend, released.get(own) if own else None)
+    return out
 
 
 def _counted(engine: Engine, tables: ReleaseTables, sectors: list[str], *, per_maison=False):
@@ -167,6 +234,25 @@ def affinity_flags(features: pl.DataFrame, sector_columns: Mapping[str, str]) ->
             for i, c in enumerate(sector_columns.values())
         ],
     )
+
+
+def released_names(sectors: list[str], released: Mapping[str, str]) -> list[str]:
+    """The names sectors are released under, each once, in taxonomy order."""
+    return list(dict.fromkeys(released.get(s, s) for s in sectors))
+
+
+def spend_shares(
+    features: pl.DataFrame, sector_columns: Mapping[str, str], released_sectors: Mapping[str, str]
+) -> pl.DataFrame:
+    """person_id plus `spend_<i>`: the person's share of positive spend under each released
+    sector name (`released_names` order; pooled sectors added up), in whole billionths."""
+    names = released_names(list(sector_columns), released_sectors)
+    columns = []
+    for i, name in enumerate(names):
+        members = [c for s, c in sector_columns.items() if released_sectors.get(s, s) == name]
+        share = pl.sum_horizontal(pl.col(c).fill_null(0.0) for c in members)
+        columns.append((share * SHARE_UNITS).round().cast(pl.Int64).alias(f"spend_{i}"))
+    return features.select("person_id", *columns)
 
 
 def glossary(labels: Mapping[int, str], descriptions: Mapping[int, str]) -> pl.DataFrame:

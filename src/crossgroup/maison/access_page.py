@@ -19,6 +19,7 @@ ATTRIBUTE_WORDS = {
     "frequency_band": "Frequency (banded)",
     "channel_preference": "Channel preference",
     "lead_sector": "Leading sector",
+    "second_sector": "Second sector",
     "generalized": "Attributes coarsened to protect privacy",
 }
 

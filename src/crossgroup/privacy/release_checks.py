@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossgroup.contracts import REF_BYTES, RETURN
+from crossgroup.contracts import REF_BYTES, RETURN, SECTOR_NAMED_TABLES
 from crossgroup.engine import Engine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.privacy.policy import ReleasePolicy
@@ -144,13 +144,19 @@ def _sector_patterns(policy: ReleasePolicy) -> tuple[str, str, str] | None:
 def _sector_name_problems(
     where: str, release: MaisonRelease, patterns: tuple[str, str, str] | None, min_maisons: int
 ) -> list[str]:
-    """No returned lead sector, segment label or glossary text names a sector (or family)
-    that fewer than `min_maisons` participating maisons occupy: it would name the maison."""
+    """No returned lead or second sector, segment label, glossary text or sector of an
+    aggregate table keyed by sector (SECTOR_NAMED_TABLES) names a sector (or family) that
+    fewer than `min_maisons` participating maisons occupy: it would name the maison."""
     if patterns is None:
         return []
     display, words, forbidden = patterns
+    aggregates = pl.DataFrame()  # a malformed table is refused by the schema check
+    if {"table", "row_key"} <= set(release.aggregates.columns):
+        keyed = pl.col("table").is_in(list(SECTOR_NAMED_TABLES))
+        aggregates = release.aggregates.filter(keyed).select("row_key")
+    texts = (("segments", release.segments), ("glossary", release.glossary))
     problems = []
-    for name, frame in (("segments", release.segments), ("glossary", release.glossary)):
+    for name, frame in (*texts, ("aggregates", aggregates)):
         for col, dtype in frame.schema.items():
             if dtype != pl.String:
                 continue

@@ -29,7 +29,34 @@ LEADS = {
     "segment-sector-affinity": "For each segment, the share of its persons with an affinity "
     "for each group sector (at least 10% of their spend there); darker is stronger, n/a marks "
     "a cell too small to show. The whole group's map gives context where yours is sparse.",
+    "other-sector-spend": "Your customers who also buy at another maison: the average share of "
+    "their spend that goes to each other group sector (each customer's split counts once, "
+    "whatever they spend). Your own sector is left out: the rest of their spend is there, or in "
+    "a sector shown as suppressed.",
 }
+# The terms of the return the glossary explains besides the segments.
+TERMS = (
+    (
+        "Lead sector",
+        "The group sector that takes the largest share of the customer's spend (net of "
+        "returns) across every participating maison.",
+    ),
+    (
+        "Second sector",
+        "The sector with the next largest share of their spend after the lead sector; “No "
+        "other sector” when they spend in no other sector. A sector that a single maison of the "
+        "batch occupies is never named, since that would name the maison: it is given under its "
+        "family (for example “Beauty & Retail”), and the second sector then skips the sectors "
+        "given under the lead sector's name. Like every attribute, it may be widened to its "
+        "family or left blank so that each combination of values is shared by enough people.",
+    ),
+    (
+        "Spend in other sectors",
+        "For your customers who also buy at another maison: the average share of their spend "
+        "in each group sector other than yours, and how many of them spend there at all. "
+        "Figures covering too few people are suppressed.",
+    ),
+)
 MULTI_MAISON = ("2 maisons", "3+ maisons", "2+ maisons")
 NOT_RELEASED = "Not released"  # row_key of the aggregate cell for a suppressed value
 # Band orders as published in the return contract; coarsened or unknown labels follow.
@@ -76,6 +103,7 @@ def render_maison_report(
             aggregates, segments, "breadth", "breadth", "Breadth: number of maisons per customer"
         ),
         _sector_chart(aggregates),
+        _other_sector_chart(aggregates),
     ]
     parts = [
         _header(context),
@@ -229,6 +257,24 @@ def _sector_chart(aggs) -> charts.Chart | None:
     )
 
 
+def _other_sector_chart(aggs) -> charts.Chart | None:
+    """Where the maison's multi-maison customers spend outside its sector (its own cells)."""
+    shares = _shares(aggs, "other_sector_spend", "maison")
+    if not shares:
+        return None
+    keys = sorted(shares, key=lambda k: (-(shares[k] or -1.0), k))
+    values = [shares[k] for k in keys]
+    return charts.bar_chart(
+        "other-sector-spend",
+        keys,
+        {"Your multi-maison customers": values},
+        title="Spend in other sectors",
+        value_label="Average share of spend",
+        alt="Average share of your multi-maison customers' spend in each other group sector: "
+        + _describe(keys, values),
+    )
+
+
 def _affinity_heat_map(aggs, labels, scope: str) -> charts.Chart | None:
     """Segments × sectors for one scope: your customers, or the whole group for context."""
     if not aggs.height:
@@ -289,13 +335,15 @@ def _glossary(glossary: pl.DataFrame, segments: pl.DataFrame) -> str:
         .iter_rows()
     )
     body = rows or '<tr><td colspan="4" class="empty">No glossary was returned.</td></tr>'
+    terms = "".join(f"<dt>{_e(term)}</dt><dd>{_e(text)}</dd>" for term, text in TERMS)
     return (
         '<section class="panel" id="glossary" aria-labelledby="glossary-h">'
         '<h2 id="glossary-h">Glossary: what each segment means</h2>'
         '<p class="lead">Segments are computed by the group across all participating maisons; '
         "the descriptions say what the people in each segment have in common.</p>"
         '<table><thead><tr><th class="num">#</th><th>Segment</th><th>In plain words</th>'
-        f'<th class="num">Your customers</th></tr></thead><tbody>{body}</tbody></table></section>'
+        f'<th class="num">Your customers</th></tr></thead><tbody>{body}</tbody></table>'
+        f"<h3>Other terms</h3><dl>{terms}</dl></section>"
     )
 
 

@@ -52,6 +52,7 @@ COLUMN_MEANING = {
     "frequency_band": "purchase frequency, banded",
     "channel_preference": "boutique, online or omnichannel",
     "lead_sector": "sector with the largest share of spend",
+    "second_sector": "sector with the next largest share of spend, or none",
     "generalized": "which attributes were coarsened or withheld for k-anonymity",
     "table": "aggregate table name",
     "scope": "maison or group",

@@ -23,6 +23,7 @@ ATTRIBUTE_LABELS = {
     "frequency_band": "frequency",
     "channel_preference": "channel preference",
     "lead_sector": "lead sector",
+    "second_sector": "second sector",
 }
 TABLE_LABELS = {
     "segment_mix": "Segment mix",
@@ -31,6 +32,7 @@ TABLE_LABELS = {
     "breadth": "Breadth across maisons",
     "sector_affinity": "Sector affinity",
     "segment_sector_affinity": "Segment × sector affinity",
+    "other_sector_spend": "Spend in other sectors",
 }
 WITHHELD_KEY = "withheld rows"  # col_key of the suppression row counting rows left out
 
