@@ -103,7 +103,8 @@ def test_second_sector_skips_the_sectors_released_under_the_leads_own_name():
 
 def test_second_sector_coarsens_to_its_family_and_no_other_sector_to_suppressed():
     policy = ReleasePolicy(TAXONOMY, sector_maisons=DEMO)
-    (h,) = [h for h in return_hierarchies(3, SECTORS, policy) if h.name == "second_sector"]
+    hierarchies = return_hierarchies(range(1, 4), SECTORS, policy)
+    (h,) = [h for h in hierarchies if h.name == "second_sector"]
     labels, step = h.codes()
     code = {v: i for i, v in enumerate(labels)}
     # only sectors released under their own name are default values, with "No other sector"

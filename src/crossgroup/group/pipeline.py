@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -42,13 +41,7 @@ from crossgroup.group.ingest import (
     refuse_missing_maisons,
     verify_inbox,
 )
-from crossgroup.group.release import (
-    Release,
-    ReleaseTables,
-    affinity_flags,
-    build_release,
-    spend_shares,
-)
+from crossgroup.group.release import Release, ReleaseTables, build_release, person_tables
 from crossgroup.io import private_workdir
 from crossgroup.privacy import release_checks as checks
 from crossgroup.privacy.policy import ReleasePolicy
@@ -239,12 +232,9 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             sector_columns=sector_columns,
             name="released",
         )
-        flags = partial(affinity_flags, sector_columns=sector_columns)
-        affinity = engine.map_frames("affinity", features, flags)
-        shares = partial(
-            spend_shares, sector_columns=sector_columns, released_sectors=policy.released_sectors
+        affinity, spend = person_tables(
+            engine, features, sector_columns=sector_columns, policy=policy
         )
-        spend = engine.map_frames("spend_shares", features, shares)
         engine.drop(features, segments)
     with timer.stage("release"):
         # build (frames, one maison at a time) -> check (privacy/) -> emit (the only writes);

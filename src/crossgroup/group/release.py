@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import polars as pl
 
@@ -222,6 +223,21 @@ def maison_segments(engine: Engine, tables: ReleaseTables, maison: str) -> pl.Da
         f"JOIN {tables.released} r ON r.person_id = n.person_id WHERE n.maison = ?",
         [maison],
     ).sort("maison_ref")
+
+
+def person_tables(
+    engine: Engine, features: str, *, sector_columns: Mapping[str, str], policy: ReleasePolicy
+) -> tuple[str, str]:
+    """Each person's sector affinity flags and spend shares by released sector, computed
+    where the rows are: the engine tables the release's cells count over."""
+    flags = partial(affinity_flags, sector_columns=sector_columns)
+    shares = partial(
+        spend_shares, sector_columns=sector_columns, released_sectors=policy.released_sectors
+    )
+    return (
+        engine.map_frames("affinity", features, flags),
+        engine.map_frames("spend_shares", features, shares),
+    )
 
 
 def affinity_flags(features: pl.DataFrame, sector_columns: Mapping[str, str]) -> pl.DataFrame:
