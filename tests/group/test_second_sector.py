@@ -7,8 +7,15 @@ and which cells a maison may see.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import polars as pl
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_generalize import SECTOR_COLUMNS, SECTORS
 
 from crossgroup.config import load_taxonomy
 from crossgroup.engine import DuckDBEngine
@@ -17,15 +24,7 @@ from crossgroup.group.cells import maison_aggregates, other_sector_cells, scope_
 from crossgroup.group.release import ReleaseTables, other_sector_spend, spend_shares
 from crossgroup.privacy.policy import ReleasePolicy
 
-SECTORS = [
-    "Watches & Jewelry",
-    "Fashion & Leather Goods",
-    "Perfumes & Cosmetics",
-    "Wines & Spirits",
-    "Selective Retailing",
-    "Hospitality & Other",
-]
-COLUMNS = {s: f"share_{i}" for i, s in enumerate(SECTORS)}
+COLUMNS = SECTOR_COLUMNS
 NONE = "No other sector"
 # The demo's batch: Watches & Jewelry 3 maisons, Fashion 2, the four others one each.
 DEMO = dict(zip(SECTORS, [3, 2, 1, 1, 1, 1], strict=True))
