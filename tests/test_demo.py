@@ -139,6 +139,15 @@ def test_two_months_share_one_model_and_unchanged_customers_keep_their_segment(t
     for m in result.maisons:
         for batch in ("2026-08", "2026-09"):
             assert (tmp_path / "maisons" / m.maison / "analyst" / batch / "report.html").is_file()
+        # the second month's import compared with the first's segments file
+        first_month, second_month = (tmp_path / "maisons" / m.maison / "analyst" / b
+                                     for b in ("2026-08", "2026-09"))  # fmt: skip
+        assert not (first_month / "changes.parquet").exists()
+        changes = pl.read_parquet(second_month / "changes.parquet")
+        assert changes.height and "What changed since last month" in (
+            second_month / "report.html"
+        ).read_text(encoding="utf-8")
+        assert "previous import (batch 2026-08)" in (second_month / "report.html").read_text()
     figures = series_stability(
         tmp_path, ("2026-08", "2026-09"), (date(2026, 8, 31), date(2026, 9, 30))
     )

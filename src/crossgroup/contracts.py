@@ -147,3 +147,23 @@ RETURN: Mapping[str, Table] = _tables(
 ANALYST_SEGMENTS = Table(
     "segments", (Column("customer_id", pl.String, False), *_SEGMENT_ATTRIBUTES)
 )
+
+# What changed since the previous import (issue 15): one cell per (kind, from, to), computed by
+# the maison from its previous and new segments files. `kind` is one of CHANGE_KINDS; a
+# transition has both segments (the same one for a customer who stayed), `new` only `to_`, and
+# `no_longer_returned` only `from_`. A null segment on a side the kind has is a customer whose
+# segment was not released. `customers` is null when the cell is suppressed (`note` says why).
+CHANGE_KINDS = ("transition", "new", "no_longer_returned")
+ANALYST_CHANGES = Table(
+    "changes",
+    (
+        Column("kind", pl.String, False),
+        Column("from_segment", pl.Int32),
+        Column("from_label", pl.String),
+        Column("to_segment", pl.Int32),
+        Column("to_label", pl.String),
+        Column("customers", pl.Int64),
+        Column("suppressed", pl.Boolean, False),
+        Column("note", pl.String),
+    ),
+)

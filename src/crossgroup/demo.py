@@ -244,7 +244,8 @@ def _run_batch(
     group, taxonomy, fx, as_of: date, batch_id: str, analyst: str, previous: str | None,
 ) -> tuple[BatchOutcome, Any]:  # fmt: skip
     """One monthly batch: every maison exports at `as_of`, the group processes, every maison
-    imports into its `analyst` folder (beside the `previous` month's, when there is one)."""
+    imports into its `analyst` folder (beside the `previous` month's, when there is one,
+    whose segments file the import compares with: what changed since last month)."""
     from crossgroup import audit
     from crossgroup.crypto.keys import load_party
     from crossgroup.group.pipeline import process_batch
@@ -289,6 +290,7 @@ def _run_batch(
             if maison not in processed.returns:
                 continue  # a maison with no consenting customer gets no return
             package = _deliver(processed.returns[maison], folder / "inbox")
+            before = folder / previous / "segments.parquet" if previous else None
             imported = import_return(
                 maison_id=maison,
                 package=package,
@@ -296,6 +298,8 @@ def _run_batch(
                 keys=load_party(keys_dir / maison),
                 out_dir=folder / analyst,
                 write_csv=True,
+                # a maison with no return last month has nothing to compare with
+                previous=before if before is not None and before.is_file() else None,
             )
         outcome.returned, outcome.relinked = imported.returned, imported.relinked
         outcome.dropped, outcome.segments = imported.dropped, imported.segments

@@ -27,7 +27,13 @@ class ImportWorld:
     expected: pl.DataFrame  # customer_id -> the segment and value_tier sealed for it
     tmp: Path
 
-    def seal_return(self, recipient: str = MAISON, name: str = "r") -> Path:
+    def seal_return(
+        self,
+        recipient: str = MAISON,
+        name: str = "r",
+        batch_id: str = "2026-10",
+        as_of: date = date(2026, 10, 31),
+    ) -> Path:
         """Seal a fresh return package (new package id) from the processor to `recipient`."""
         from crossgroup.crypto.keys import load_party
         from crossgroup.crypto.package import seal_package
@@ -64,8 +70,8 @@ class ImportWorld:
             sender=processor,
             recipient=recipient,
             tables=paths,
-            batch_id="2026-10",
-            as_of=date(2026, 10, 31),
+            batch_id=batch_id,
+            as_of=as_of,
             matching_key_id=processor.registry.matching_key_id,
             summary={"rows": segments.height},
         )

@@ -34,6 +34,15 @@ def import_(
     keys: MaisonKeysOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for the analyst files.")],
     csv: Annotated[bool, typer.Option("--csv", help="Also write segments.csv.")] = False,
+    previous: Annotated[
+        Path | None,
+        input_file_option(
+            "--previous",
+            "previous segments",
+            "segments.parquet of this maison's previous import: also write changes.parquet "
+            "(segment transitions, new and no longer returned customers, in counts).",
+        ),
+    ] = None,
     mode: ModeOption = 0o600,
     passphrase_env: PassphraseEnvOption = None,
 ) -> None:
@@ -44,10 +53,14 @@ def import_(
     by recomputing refs from customer_id; refs with no customer any more are counted and
     dropped. Writes segments.parquet (customer_id + segment + generalized attributes),
     report.html, and with --csv segments.csv: readable by their owner only unless --mode
-    says otherwise.
+    says otherwise. With --previous (the segments.parquet of the previous batch's import),
+    compares each customer's segment then and now and writes changes.parquet and a "What
+    changed since last month" section in report.html: counts, each below the return's
+    k_aggregate suppressed and accounted for.
 
     Example: crossgroup import --maison aurelle --package inbox/return.cgpkg
     --customers crm/customers.parquet --keys keys/aurelle --out analyst
+    --previous analyst/segments.parquet
     """
     from crossgroup.maison.import_ import import_return
 
@@ -61,6 +74,7 @@ def import_(
             out_dir=out,
             write_csv=csv,
             mode=mode,
+            previous=previous,
         )
     table = Table(title=f"Import {escape(result.maison_id)}, batch {escape(result.batch_id)}")
     table.add_column("Figure")
@@ -69,8 +83,17 @@ def import_(
     table.add_row("Relinked to customer_id", f"{result.relinked:,}")
     table.add_row("Dropped (no longer in the CRM)", f"{result.dropped:,}")
     table.add_row("Segments", f"{result.segments:,}")
+    if result.changes is not None:
+        changes = result.changes
+        held = changes.suppressed_customers
+        table.add_row("Change cells (since the previous import)", f"{changes.table.height:,}")
+        table.add_row(
+            f"Change cells suppressed (k_aggregate = {changes.k_aggregate:,})",
+            f"{changes.suppressed_cells:,}"
+            + (f" ({held:,} customers)" if held is not None else ""),
+        )
     console = Console()
     console.print(table)
-    for path in (result.segments_path, result.csv_path, result.report_path):
+    for path in (result.segments_path, result.csv_path, result.changes_path, result.report_path):
         if path is not None:
             console.print(f"Wrote {escape(str(path))}")

@@ -5,6 +5,8 @@ recomputes that ref for every customer in its CRM extract and joins: an exact ma
 A returned ref with no customer (deleted since export) is counted and dropped, never guessed.
 Plaintext exists only in a private working directory; the analyst files, the replay ledger's
 line and the audit entry are one commit (crossgroup.commit), under the maison's lock.
+With `previous` (the segments file of an earlier import), import also writes changes.parquet,
+what changed per customer since then, in counts under k_aggregate (maison/changes.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ from crossgroup.crypto.package import accept_packages, open_package
 from crossgroup.crypto.tokens import maison_refs
 from crossgroup.errors import InputError, SecurityError
 from crossgroup.io import private_workdir, require_readable_file, scan_table, table_columns
+from crossgroup.maison.changes import (
+    Changes,
+    check_previous_batch,
+    compare_segments,
+    file_metadata,
+    read_previous_segments,
+)
 from crossgroup.maison.export_ledger import party_log
 from crossgroup.report.maison_report import ReportContext, render_maison_report
 
@@ -48,6 +57,8 @@ class ImportResult:
     segments_path: Path
     report_path: Path
     csv_path: Path | None
+    changes: Changes | None = None  # with --previous
+    changes_path: Path | None = None
 
 
 def read_customer_ids(path: Path) -> pl.Series:
@@ -118,11 +129,14 @@ def import_return(
     write_csv: bool = False,
     imported_on: date | None = None,
     mode: int = 0o600,
+    previous: Path | None = None,
 ) -> ImportResult:
     """Verify, decrypt and relink one return package; write segments.parquet and report.html.
 
     The outputs hold customer ids with their segments: they get `mode` (owner only unless
-    the maison shares them on purpose), in a folder no more open than that.
+    the maison shares them on purpose), in a folder no more open than that. With `previous`
+    (segments.parquet of this maison's previous import), also changes.parquet and the
+    report's section on what changed since then.
     """
     package, customers, out_dir = Path(package), Path(customers), Path(out_dir)
     if keys.party_id != maison_id:  # a key mismatch is a security refusal (DESIGN §7)
@@ -134,16 +148,24 @@ def import_return(
             f"--keys {keys.directory} holds no local secret: not a maison key directory"
         )
     require_readable_file(package, "return package")
+    if previous is not None:
+        previous = require_readable_file(previous, "previous segments")
     with party_session(keys.directory, party=maison_id, command="import"):
         return _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on,
-                       mode)  # fmt: skip
+                       mode, previous)  # fmt: skip
 
 
-def _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on, mode):
+def _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on, mode, previous):
     """The import under the maison's lock: replay check, then one commit of the analyst
     files, the replay ledger's line and the audit entry."""
     audit.require_intact(party_log(keys))  # refuse before working, not after
     customer_ids = read_customer_ids(customers)
+    # read in full before anything is written: it may be the file this import replaces
+    before = (
+        read_previous_segments(previous, maison_id=maison_id, customer_ids=customer_ids)
+        if previous is not None
+        else None
+    )
 
     with private_workdir(prefix="crossgroup-import-", party=maison_id) as work:
         opened = open_package(package, keys, work, kind="return")
@@ -155,6 +177,9 @@ def _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on
             raise SecurityError(f"return package {package} was not sent by the group processor")
         tables = {name: pl.read_parquet(path) for name, path in opened.tables.items()}
     check_return_tables(tables, package)
+    batch_id, as_of = str(manifest.batch_id), str(manifest.as_of)
+    if before is not None:
+        check_previous_batch(before, batch_id=batch_id, as_of=as_of)
 
     crm_refs = pl.DataFrame(
         {"customer_id": customer_ids, "maison_ref": maison_refs(keys.local_secret, customer_ids)}
@@ -162,16 +187,30 @@ def _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on
     segments, dropped = relink_segments(tables["segments"], crm_refs)
     counts = (tables["segments"].height, segments.height, dropped)
     context = _report_context(keys, manifest, tables["aggregates"], counts, imported_on)
-    page = render_maison_report(segments, tables["aggregates"], tables["glossary"], context)
+    changes = _changes(before, segments, context.k_aggregate, package)
+    page = render_maison_report(
+        segments, tables["aggregates"], tables["glossary"], context, changes=changes
+    )
 
+    meta = file_metadata(maison_id, batch_id, as_of)
     with transaction(keys.directory) as tx:
         stage = tx.stage_output(out_dir, mode=mode)
-        segments.write_parquet(stage / "segments.parquet", compression="zstd")
+        segments.write_parquet(stage / "segments.parquet", compression="zstd", metadata=meta)
         if write_csv:
             segments.write_csv(stage / "segments.csv")
+        if changes is not None:
+            changes.table.write_parquet(
+                stage / "changes.parquet",
+                compression="zstd",
+                metadata=file_metadata(
+                    maison_id, batch_id, as_of, previous_batch_id=before.batch_id or "",
+                    k_aggregate=str(changes.k_aggregate),
+                ),
+            )  # fmt: skip
         (stage / "report.html").write_text(page, encoding="utf-8")
         accept_packages(tx, keys, [manifest])
-        _record_import(tx, keys, package, customers, stage, manifest, counts, write_csv)
+        _record_import(tx, keys, package, customers, stage, manifest, counts, write_csv,
+                       before, changes)  # fmt: skip
     return ImportResult(
         maison_id=maison_id,
         batch_id=str(manifest.batch_id),
@@ -183,24 +222,50 @@ def _import(maison_id, package, customers, keys, out_dir, write_csv, imported_on
         segments_path=out_dir / "segments.parquet",
         report_path=out_dir / "report.html",
         csv_path=out_dir / "segments.csv" if write_csv else None,
+        changes=changes,
+        changes_path=out_dir / "changes.parquet" if changes is not None else None,
     )
 
 
-def _record_import(tx, keys, package, customers, stage, manifest, counts, write_csv) -> None:
+def _changes(before, segments, k_aggregate, package) -> Changes | None:
+    """What changed since the previous import, under the threshold the return states."""
+    if before is None:
+        return None
+    if k_aggregate is None:  # a return that states no threshold: nothing to suppress by
+        raise InputError(
+            f"return package {package} states no k_aggregate, so what changed since "
+            f"{before.path} cannot be suppressed by the group's rule: import it without "
+            "--previous"
+        )
+    return compare_segments(before, segments, k_aggregate=k_aggregate)
+
+
+def _record_import(
+    tx, keys, package, customers, stage, manifest, counts, write_csv, before, changes
+) -> None:
     """The import's entry in the maison's audit log: digests of what was read and written,
     counts."""
     returned, relinked, dropped = counts
     written = ["segments.parquet", "report.html", *(["segments.csv"] if write_csv else [])]
+    figures = {"returned": returned, "relinked": relinked, "dropped": dropped}
+    read = []
+    if before is not None:
+        written.append("changes.parquet")
+        figures |= {"change_cells": changes.table.height,
+                    "change_cells_suppressed": changes.suppressed_cells}  # fmt: skip
+        read.append({"file": before.path.name, "role": "previous_segments",
+                     "batch_id": before.batch_id, "sha256": before.sha256})  # fmt: skip
     tx.audit(
         party_log(keys),
         party=keys.party_id,
         command="import",
-        counts={"returned": returned, "relinked": relinked, "dropped": dropped},
+        counts=figures,
         inputs=[
             {"file": package.name, "role": "return_package", "package_id": manifest.package_id,
              "sender": manifest.sender, "batch_id": str(manifest.batch_id),
              "sha256": audit.file_digest(package)},
             {"file": customers.name, "role": "customers", "sha256": audit.file_digest(customers)},
+            *read,
         ],
         outputs=[{"file": n, "sha256": audit.file_digest(stage / n)} for n in written],
         settings={"as_of": str(manifest.as_of), "batch_id": str(manifest.batch_id)},

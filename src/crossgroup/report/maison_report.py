@@ -10,12 +10,17 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from crossgroup.report import charts
+from crossgroup.report.changes import changes_section
 from crossgroup.report.suppression import suppression_box
 from crossgroup.report.template import page
+
+if TYPE_CHECKING:
+    from crossgroup.maison.changes import Changes
 
 IDENTIFIER_COLUMNS = ("maison_ref", "customer_id", "email_token", "phone_token")
 LEADS = {
@@ -90,8 +95,10 @@ def render_maison_report(
     aggregates: pl.DataFrame,
     glossary: pl.DataFrame,
     context: ReportContext,
+    changes: Changes | None = None,
 ) -> str:
-    """Build the self-contained report page for one maison."""
+    """Build the self-contained report page for one maison; with `changes` (import
+    --previous), a section on what changed since the previous import."""
     segments = segments.drop([c for c in IDENTIFIER_COLUMNS if c in segments.columns])
     labels = _segment_names(glossary)
     small = [
@@ -108,8 +115,9 @@ def render_maison_report(
     parts = [
         _header(context),
         _cards(segments, context),
-        suppression_box(segments, aggregates, context),
+        suppression_box(segments, aggregates, context, changes),
         _chart_panel(_segment_chart(segments, aggregates, labels), wide=True),
+        changes_section(changes) if changes is not None else "",
         '<div class="grid">' + "".join(_chart_panel(c) for c in small if c) + "</div>",
         _heat_panel(aggregates, labels),
     ]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
+    from crossgroup.maison.changes import Changes
     from crossgroup.report.maison_report import ReportContext
 
 ATTRIBUTE_LABELS = {
@@ -41,8 +42,14 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def suppression_box(segments: pl.DataFrame, aggs: pl.DataFrame, ctx: ReportContext) -> str:
-    """Say openly what was coarsened or withheld, per attribute and per aggregate table."""
+def suppression_box(
+    segments: pl.DataFrame,
+    aggs: pl.DataFrame,
+    ctx: ReportContext,
+    changes: Changes | None = None,
+) -> str:
+    """Say openly what was coarsened or withheld, per attribute and per aggregate table (and
+    in what changed since the previous import, when the page shows it)."""
     n = segments.height
     k_text = f"at least {ctx.k} people" if ctx.k else "enough people"
     ka_text = f"at least {ctx.k_aggregate} people" if ctx.k_aggregate else "enough people"
@@ -71,6 +78,12 @@ def suppression_box(segments: pl.DataFrame, aggs: pl.DataFrame, ctx: ReportConte
         .sort("scope", "row_key", descending=[True, False])
         .iter_rows(named=True)
     ]
+    if changes is not None and changes.suppressed_cells:
+        cells.append(
+            f"<li>What changed since last month: {changes.suppressed_cells:,} cell(s) "
+            f"suppressed (fewer than {changes.k_aggregate:,} customers, or recoverable by "
+            'subtraction); see <a href="#changes">that section</a>.</li>'
+        )
     rows = rows or ["<li>No customer row was coarsened or withheld.</li>"]
     cells = cells or ["<li>No figure was suppressed.</li>"]
     return (

@@ -60,6 +60,20 @@ th, td { text-align: left; vertical-align: top; padding: 8px 10px;
 th { background: var(--wash); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .empty { color: var(--muted); font-style: italic; }
+.scroll { overflow-x: auto; }
+table.changes { width: auto; min-width: 100%; }
+table.changes caption { caption-side: bottom; text-align: left; color: var(--muted);
+  font-size: 0.85rem; padding-top: 6px; }
+table.changes thead th { white-space: normal; }
+table.changes tbody th { min-width: 15em; }
+table.changes th .seg { display: block; font-weight: 400; color: var(--muted); font-size: 0.75rem;
+  min-width: 6.5em; }
+table.changes td.stay { background: #e6f0f7; font-weight: 600; }
+table.changes td.sup, table.changes td.none { color: var(--muted); }
+table.changes tr.new th { font-style: italic; }
+p.relabel { background: var(--warn-wash); color: var(--warn-ink); border-left: 4px solid
+  var(--warn-line); border-radius: 6px; padding: 8px 12px; margin: 0 0 12px; }
+p.note { color: var(--muted); font-size: 0.9rem; margin: 10px 0 0; }
 footer { color: var(--muted); font-size: 0.9rem; margin-top: 24px; }
 @media (max-width: 700px) { main { padding: 12px; } header.page h1 { font-size: 1.5rem; } }
 @media print { body { background: #fff; } section.panel, .card { break-inside: avoid; } }
