@@ -121,10 +121,16 @@ _SEGMENT_ATTRIBUTES = (
     *_text(*RETURNED_ATTRIBUTES),
     Column("generalized", pl.String),  # which attributes were coarsened or withheld
 )
-# Aggregate tables whose row_key is a released sector name: the sector-naming rule (no name
-# that stands for a single maison) applies to them as to lead_sector and second_sector.
+# Aggregate tables keyed by a released sector name, and the cell column the name sits in: the
+# sector-naming rule (no name that stands for a single maison) applies to them as to
+# lead_sector and second_sector.
 OTHER_SECTOR_TABLE = "other_sector_spend"
-SECTOR_NAMED_TABLES = (OTHER_SECTOR_TABLE,)
+AFFINITY_TABLES = ("sector_affinity", "segment_sector_affinity")
+SECTOR_KEYS = {
+    "sector_affinity": "row_key",
+    "segment_sector_affinity": "col_key",  # row_key: the segment label
+    OTHER_SECTOR_TABLE: "row_key",
+}
 # One aggregate cell: the shape of every aggregate table, returned or kept as a report.
 CELLS = Table(
     "aggregates",

@@ -34,7 +34,7 @@ from process_batch import (
 )
 
 from crossgroup import audit
-from crossgroup.contracts import RETURN
+from crossgroup.contracts import AFFINITY_TABLES, RETURN
 from crossgroup.crypto.keys import load_party
 from crossgroup.group import model_state
 from leak_scan import forms_found, scan
@@ -222,6 +222,33 @@ def test_other_sector_spend_is_published_only_where_the_cell_rule_allows(process
             assert 0 < share < 1, maison
         published += shown.height
     assert published > 0
+
+
+def test_affinity_cells_name_no_sector_released_under_a_coarser_name(processed):
+    """Aurelle and Kessler are Watches & Jewelry, Vautrin alone Fashion & Leather Goods: the
+    affinity tables, returned or reported, are keyed by released sector names only (DESIGN
+    §4.4), never by a sector that would stand for Vautrin (nor, by exclusion, its family's)."""
+    from collections import Counter
+
+    from crossgroup import config
+    from crossgroup.privacy.policy import ReleasePolicy
+
+    sectors = Counter(config.load_maison(config.maison_config_path(m)).sector for m in MAISONS)
+    released = ReleasePolicy(config.load_taxonomy(), sector_maisons=sectors).released_sectors
+    assert released["Fashion & Leather Goods"] != "Fashion & Leather Goods"
+    _, out, _, opened = processed
+    report = pl.read_parquet(out / "reports" / "aggregates.parquet")
+    for cells in [report, *(tables["aggregates"] for tables in opened.values())]:
+        affinity = cells.filter(pl.col("table").is_in(AFFINITY_TABLES))
+        keys = set(
+            affinity.select(
+                pl.when(pl.col("table") == "sector_affinity")
+                .then(pl.col("row_key"))
+                .otherwise(pl.col("col_key"))
+            ).to_series()
+        )
+        assert keys and keys <= set(released.values())
+        assert "Fashion & Leather Goods" not in keys
 
 
 def test_no_token_or_ref_in_audit_log_or_reports(processed):

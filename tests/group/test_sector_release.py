@@ -333,3 +333,113 @@ def test_release_check_refuses_an_unpooled_release(features):
     assert any("glossary.segment_label" in p or "glossary.description" in p for p in found)
     # with two maisons in every sector the same release is fine
     assert _problems(release, nodes, dict.fromkeys(SECTORS, 2)) == []
+
+
+# -- affinity tables ---------------------------------------------------------------------------
+
+AFFINITY = ("sector_affinity", "segment_sector_affinity")
+
+
+def affinity_keys(cells: pl.DataFrame) -> set[str]:
+    """The sector names of the affinity cells: row_key of sector_affinity, col_key of
+    segment_sector_affinity (its row_key is the segment label)."""
+    keyed = cells.filter(pl.col("table").is_in(AFFINITY)).select(
+        pl.when(pl.col("table") == "sector_affinity")
+        .then(pl.col("row_key"))
+        .otherwise(pl.col("col_key"))
+    )
+    return set(keyed.to_series())
+
+
+def test_affinity_cells_are_keyed_by_released_names_only(features):
+    """Built by the real code (person_tables, build_release) in the embedded engine: no cell
+    names a one-maison sector, and a pooled name counts persons with an affinity for any
+    sector released under it."""
+    from crossgroup.engine import DuckDBEngine
+    from crossgroup.group.release import ReleaseTables, build_release, person_tables
+
+    pol = policy(DEMO, k=10, k_aggregate=20, maison_names={"aurelle": "Aurelle Joaillerie"})
+    model = fitted(features, DEMO)
+    gen = generalize(
+        features, model.predict(features), policy=pol, labels=model.labels_, sector_columns=COLUMNS
+    )
+    columns = ["segment", "segment_label", *RETURNED_ATTRIBUTES, "generalized"]
+    released = gen.released.select("person_id", *columns)
+    nodes = pl.DataFrame(
+        {
+            "maison": "aurelle",
+            "maison_ref": [int(p).to_bytes(16, "big") for p in released.get_column("person_id")],
+            "person_id": released.get_column("person_id"),
+        }
+    )
+    with DuckDBEngine() as engine:
+        engine.register("features", features)
+        affinity, spend = person_tables(engine, "features", sector_columns=COLUMNS, policy=pol)
+        tables = ReleaseTables(
+            engine.register("released", released), affinity, engine.register("nodes", nodes), spend
+        )
+        release = build_release(
+            engine, pol, maisons=["aurelle"], generalization=gen, model=model, tables=tables,
+            sectors=SECTORS, match_figures={}, maison_sectors={"aurelle": "Watches & Jewelry"},
+        )  # fmt: skip
+        returned = release.maison_return("aurelle", pol)
+    names = set(pol.released_sectors.values())
+    for cells in (release.group_raw, release.group_cells, returned.aggregates):
+        keys = affinity_keys(cells)
+        assert keys <= names and not keys & set(LONELY)
+        assert {"Beauty & Retail", "Wines, Hospitality & Other"} <= keys
+    # flags ORed over the sectors pooled under a name: a person counts once
+    shares = features.join(released.select("person_id"), on="person_id")
+    for name in ("Beauty & Retail", "Wines, Hospitality & Other"):
+        members = [COLUMNS[s] for s in SECTORS if pol.released_sectors[s] == name]
+        expected = shares.filter(pl.any_horizontal(pl.col(c) >= 0.10 for c in members)).height
+        (got,) = release.group_raw.filter(
+            (pl.col("table") == "sector_affinity") & (pl.col("row_key") == name)
+        ).get_column("persons")
+        assert got == expected
+    # and the release built so passes the checks
+    assert _problems(returned, nodes, DEMO) == []
+
+
+def _with_affinity(release: MaisonRelease, *rows) -> MaisonRelease:
+    cells = pl.DataFrame(
+        [(t, "maison", r, c, 400, 0.4, False, "") for t, r, c in rows],
+        orient="row",
+        schema=CELLS.schema,
+    )
+    aggregates = pl.concat([release.aggregates, cells])
+    return MaisonRelease(release.maison, release.segments, aggregates, release.glossary)
+
+
+def test_release_check_refuses_an_affinity_cell_naming_a_pooled_sector(features):
+    release, nodes = _release(features, DEMO)
+    label = release.glossary.get_column("segment_label")[0]
+    fine = _with_affinity(
+        release,
+        ("sector_affinity", "Beauty & Retail", ""),
+        ("segment_sector_affinity", label, "Wines, Hospitality & Other"),
+    )
+    assert _problems(fine, nodes, DEMO) == []
+    doctored = {
+        "aggregates.row_key": ("sector_affinity", "Hospitality & Other", ""),
+        "aggregates.col_key": ("segment_sector_affinity", label, "Perfumes & Cosmetics"),
+    }
+    for where, cell in doctored.items():
+        found = _problems(_with_affinity(release, cell), nodes, DEMO)
+        assert any(where in p and "fewer than 2 participating maisons" in p for p in found), where
+        assert any(where in p and "under its own name" in p for p in found), where
+        assert not any("Hospitality" in p.split(":")[-1] for p in found)  # no value echoed
+    # a sector with two maisons pooled so that its family's name does not point at a lonely
+    # one by exclusion: naming it is refused too, though it stands for two maisons
+    counts = {**dict.fromkeys(SECTORS, 2), "Hospitality & Other": 1}
+    assert released_sector_names(SECTORS, counts)["Wines & Spirits"] != "Wines & Spirits"
+    release, nodes = _release(features, counts)
+    label = release.glossary.get_column("segment_label")[0]
+    for cell in [
+        ("sector_affinity", "Wines & Spirits", ""),
+        ("segment_sector_affinity", label, "Wines & Spirits"),
+    ]:
+        found = _problems(_with_affinity(release, cell), nodes, counts)
+        assert any("under its own name" in p for p in found), cell
+    assert _problems(_with_affinity(release, ("sector_affinity", "Watches & Jewelry", "")),
+                     nodes, counts) == []  # fmt: skip

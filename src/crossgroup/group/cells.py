@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from crossgroup.contracts import CELLS, OTHER_SECTOR_TABLE
+from crossgroup.contracts import AFFINITY_TABLES, CELLS, OTHER_SECTOR_TABLE
 
 NOT_RELEASED = "Not released"
 # Tables whose cells partition their scope: one suppressed cell could be recovered by
@@ -29,8 +29,8 @@ PARTITION_TABLES = {
 # says everyone has the attribute. match_breadth splits the published match_totals persons the
 # same way (there, everyone at one breadth says nothing about a person). OTHER_SECTOR_TABLE
 # (`other_sector_cells`) counts, of a maison's multi-maison customers, those spending in a
-# sector: a split of what its own rows show.
-AFFINITY_TABLES = ("sector_affinity", "segment_sector_affinity")
+# sector: a split of what its own rows show. AFFINITY_TABLES count persons with an affinity
+# for a released sector name (`release.affinity_flags`).
 EVERYONE_DISCLOSES = (*AFFINITY_TABLES, OTHER_SECTOR_TABLE)
 COMPLEMENT_TABLES = (*EVERYONE_DISCLOSES, "match_breadth")
 # Partitions whose total is published: one withheld cell is recoverable by subtraction.
@@ -47,7 +47,8 @@ REASONS = {
 CELL_SCHEMA = CELLS.schema
 
 
-# The released attributes the cells are counted over (besides one affinity flag per sector).
+# The released attributes the cells are counted over (besides one affinity flag per released
+# sector name).
 CELL_ATTRIBUTES = ("segment_label", *(c for c in PARTITION_TABLES.values() if c != "segment_label"))
 
 
@@ -66,9 +67,9 @@ def _cells(persons: pl.DataFrame, table: str, scope: str, row_key: str, total: i
 
 
 def counted_persons(persons: pl.DataFrame, sectors: list[str]) -> pl.DataFrame:
-    """Persons (person_id, released attributes, one affinity flag per sector; a person may
-    be on several rows) as counted combinations: the cell attributes, the flags and
-    `weight`, the number of distinct persons sharing them."""
+    """Persons (person_id, released attributes, one affinity flag per name in `sectors`: the
+    released sector names; a person may be on several rows) as counted combinations: the
+    cell attributes, the flags and `weight`, the number of distinct persons sharing them."""
     return (
         persons.unique("person_id")
         .group_by(*CELL_ATTRIBUTES, *sectors)
@@ -80,7 +81,8 @@ def scope_cells(persons: pl.DataFrame, scope: str, sectors: list[str]) -> pl.Dat
     """Unsuppressed cells of every aggregate table for one scope.
 
     `persons`: counted combinations (`counted_persons`, or the same counts from an engine),
-    or persons as `counted_persons` takes them. `base` is the population a cell is a share
+    or persons as `counted_persons` takes them; `sectors`: the released sector names the
+    flags are under, which key the affinity cells. `base` is the population a cell is a share
     of (the scope, or the segment for segment_sector_affinity); `suppress` drops it.
     """
     if "weight" not in persons.columns:

@@ -31,7 +31,8 @@ from crossgroup.group.generalize import Generalization
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import MaisonRelease
 
-# A person has an affinity for a sector when it holds at least this share of their spend.
+# A person has an affinity for a sector when it holds at least this share of their spend, and
+# for a released sector name when they have one for any sector released under it.
 AFFINITY_SHARE = 0.10
 # Spend shares are summed as whole billionths: exact, so the sums do not depend on the order
 # an engine adds them in, and both engines give the same figures to the bit.
@@ -42,9 +43,9 @@ SHARE_UNITS = 10**9
 class ReleaseTables:
     """Where a batch's released values are, in the engine: `released` (person_id and the
     released values, one row per released person), `affinity` (person_id and one flag per
-    sector, `affinity_flags`), `nodes` (maison, maison_ref, person_id) and `spend` (person_id
-    and their share of spend per released sector name, `spend_shares`; None: no
-    other_sector_spend table)."""
+    released sector name, `affinity_flags`), `nodes` (maison, maison_ref, person_id) and
+    `spend` (person_id and their share of spend per released sector name, `spend_shares`;
+    None: no other_sector_spend table)."""
 
     released: str
     affinity: str
@@ -62,7 +63,7 @@ class Release:
     reports: dict[str, pl.DataFrame]  # aggregates, match_figures, segment_quality, suppression
     engine: Engine
     tables: ReleaseTables
-    sectors: list[str]
+    sectors: list[str]  # the released sector names the affinity cells are keyed by
     group_raw: pl.DataFrame  # the batch's cells before suppression (suppressed per recipient)
     own_counts: dict[str, pl.DataFrame]  # each maison's persons per combination
     withheld: dict[str, int]  # each maison's refs whose person is withheld
@@ -105,13 +106,16 @@ def build_release(
     """The processor's reports and what each maison's return is built from: counts per
     combination of released values come from the engine, never the persons themselves.
 
-    `model` is the fitted `SegmentModel` (labels, descriptions, quality); `maison_sectors`:
-    each maison's sector (the public registry's), whose released name its
-    other_sector_spend table leaves out.
+    `model` is the fitted `SegmentModel` (labels, descriptions, quality); `sectors`: the
+    taxonomy sectors, in order; `tables.affinity` holds one flag per name they are released
+    under (`affinity_flags` given `policy.released_sectors`), and the affinity cells are keyed
+    by those names only (DESIGN §4.4). `maison_sectors`: each maison's sector (the public
+    registry's), whose released name its other_sector_spend table leaves out.
     """
     gen, k_aggregate = generalization, policy.k_aggregate
-    group_raw = scope_cells(_counted(engine, tables, sectors), "group", sectors)
-    own = _counted(engine, tables, sectors, per_maison=True)
+    names = released_names(sectors, policy.released_sectors)
+    group_raw = scope_cells(_counted(engine, tables, names), "group", names)
+    own = _counted(engine, tables, names, per_maison=True)
     withheld = dict(
         engine.to_polars(
             f"SELECT n.maison, count(*) AS withheld FROM {tables.nodes} n "
@@ -132,7 +136,7 @@ def build_release(
         reports=reports,
         engine=engine,
         tables=tables,
-        sectors=sectors,
+        sectors=names,
         group_raw=group_raw,
         own_counts={m: own.filter(pl.col("maison") == m).drop("maison") for m in maisons},
         withheld=withheld,
@@ -192,10 +196,11 @@ def other_sector_spend(
     return out
 
 
-def _counted(engine: Engine, tables: ReleaseTables, sectors: list[str], *, per_maison=False):
+def _counted(engine: Engine, tables: ReleaseTables, names: list[str], *, per_maison=False):
     """Persons per combination of the cell attributes and affinity flags (`counted_persons`),
-    for the whole batch or per maison (a person counted once in each maison they are in)."""
-    flags = [f"affinity_{i}" for i in range(len(sectors))]
+    for the whole batch or per maison (a person counted once in each maison they are in);
+    `names`: the released sector names, in the order of the flags (`affinity_flags`)."""
+    flags = [f"affinity_{i}" for i in range(len(names))]
     keys = [*(f"r.{c}" for c in CELL_ATTRIBUTES), *(f"a.{f}" for f in flags)]
     persons = f"{tables.released} r"
     if per_maison:
@@ -208,7 +213,7 @@ def _counted(engine: Engine, tables: ReleaseTables, sectors: list[str], *, per_m
         f"SELECT {', '.join(keys)}, count(*) AS weight FROM {persons} "
         f"JOIN {tables.affinity} a ON a.person_id = r.person_id GROUP BY {', '.join(keys)}"
     )
-    return counted.rename(dict(zip(flags, sectors, strict=True))).with_columns(
+    return counted.rename(dict(zip(flags, names, strict=True))).with_columns(
         pl.col("weight").cast(pl.Int64)
     )
 
@@ -228,28 +233,31 @@ def maison_segments(engine: Engine, tables: ReleaseTables, maison: str) -> pl.Da
 def person_tables(
     engine: Engine, features: str, *, sector_columns: Mapping[str, str], policy: ReleasePolicy
 ) -> tuple[str, str]:
-    """Each person's sector affinity flags and spend shares by released sector, computed
-    where the rows are: the engine tables the release's cells count over."""
-    flags = partial(affinity_flags, sector_columns=sector_columns)
-    shares = partial(
-        spend_shares, sector_columns=sector_columns, released_sectors=policy.released_sectors
-    )
+    """Each person's affinity flags and spend shares by released sector name, computed where
+    the rows are: the engine tables the release's cells count over."""
+    released = policy.released_sectors
+    flags = partial(affinity_flags, sector_columns=sector_columns, released_sectors=released)
+    shares = partial(spend_shares, sector_columns=sector_columns, released_sectors=released)
     return (
         engine.map_frames("affinity", features, flags),
         engine.map_frames("spend_shares", features, shares),
     )
 
 
-def affinity_flags(features: pl.DataFrame, sector_columns: Mapping[str, str]) -> pl.DataFrame:
-    """person_id plus one boolean per sector, `affinity_<i>` in taxonomy order (column names
-    any engine takes), for the affinity tables."""
-    return features.select(
-        "person_id",
-        *[
-            (pl.col(c).fill_null(0.0) >= AFFINITY_SHARE).alias(f"affinity_{i}")
-            for i, c in enumerate(sector_columns.values())
-        ],
-    )
+def affinity_flags(
+    features: pl.DataFrame, sector_columns: Mapping[str, str], released_sectors: Mapping[str, str]
+) -> pl.DataFrame:
+    """person_id plus `affinity_<i>` (column names any engine takes) per released sector name,
+    in `released_names` order, for the affinity tables: whether the person has an affinity for
+    any sector released under that name. A pooled sector is never a flag of its own, so no
+    affinity cell can name it (DESIGN §4.4)."""
+    columns = [
+        pl.any_horizontal(pl.col(c).fill_null(0.0) >= AFFINITY_SHARE for c in members).alias(
+            f"affinity_{i}"
+        )
+        for i, members in enumerate(released_columns(sector_columns, released_sectors).values())
+    ]
+    return features.select("person_id", *columns)
 
 
 def released_names(sectors: list[str], released: Mapping[str, str]) -> list[str]:
@@ -257,15 +265,25 @@ def released_names(sectors: list[str], released: Mapping[str, str]) -> list[str]
     return list(dict.fromkeys(released.get(s, s) for s in sectors))
 
 
+def released_columns(
+    sector_columns: Mapping[str, str], released_sectors: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """Each released sector name (`released_names` order) -> the feature columns of the
+    sectors released under it."""
+    names = released_names(list(sector_columns), released_sectors)
+    return {
+        name: [c for s, c in sector_columns.items() if released_sectors.get(s, s) == name]
+        for name in names
+    }
+
+
 def spend_shares(
     features: pl.DataFrame, sector_columns: Mapping[str, str], released_sectors: Mapping[str, str]
 ) -> pl.DataFrame:
     """person_id plus `spend_<i>`: the person's share of positive spend under each released
     sector name (`released_names` order; pooled sectors added up), in whole billionths."""
-    names = released_names(list(sector_columns), released_sectors)
     columns = []
-    for i, name in enumerate(names):
-        members = [c for s, c in sector_columns.items() if released_sectors.get(s, s) == name]
+    for i, members in enumerate(released_columns(sector_columns, released_sectors).values()):
         share = pl.sum_horizontal(pl.col(c).fill_null(0.0) for c in members)
         columns.append((share * SHARE_UNITS).round().cast(pl.Int64).alias(f"spend_{i}"))
     return features.select("person_id", *columns)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossgroup.contracts import REF_BYTES, RETURN, SECTOR_NAMED_TABLES
+from crossgroup.contracts import REF_BYTES, RETURN, SECTOR_KEYS
 from crossgroup.engine import Engine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.privacy.policy import ReleasePolicy
@@ -141,19 +141,46 @@ def _sector_patterns(policy: ReleasePolicy) -> tuple[str, str, str] | None:
     )
 
 
+def _sector_keys(aggregates: pl.DataFrame) -> pl.DataFrame:
+    """The sector names of the aggregate tables keyed by sector (SECTOR_KEYS), each under the
+    cell column it sits in (row_key or col_key; null elsewhere)."""
+    columns = sorted(set(SECTOR_KEYS.values()))
+    if not {"table", *columns} <= set(aggregates.columns):
+        return pl.DataFrame()  # a malformed table is refused by the schema check
+    key = pl.col("table").replace_strict(SECTOR_KEYS, default=None, return_dtype=pl.String)
+    return aggregates.select(
+        *(pl.when(key == c).then(pl.col(c)).otherwise(None).alias(c) for c in columns)
+    )
+
+
+def _unreleased_key_problems(
+    where: str, release: MaisonRelease, policy: ReleasePolicy
+) -> list[str]:
+    """No sector key of an aggregate table (SECTOR_KEYS) is a sector the policy releases under
+    a coarser name: not only one with too few maisons, but one pooled so that its family's
+    name does not point at a lonely sector by exclusion (`released_sector_names`)."""
+    if policy.sector_maisons is None:
+        return []
+    pooled = sorted(s for s, name in policy.released_sectors.items() if name != s)
+    keys = _sector_keys(release.aggregates)
+    return [
+        f"{where} aggregates.{col}: names a sector the release policy does not release "
+        "under its own name"
+        for col in keys.columns
+        if keys.get_column(col).is_in(pooled).any()
+    ]
+
+
 def _sector_name_problems(
     where: str, release: MaisonRelease, patterns: tuple[str, str, str] | None, min_maisons: int
 ) -> list[str]:
-    """No returned lead or second sector, segment label, glossary text or sector of an
-    aggregate table keyed by sector (SECTOR_NAMED_TABLES) names a sector (or family) that
-    fewer than `min_maisons` participating maisons occupy: it would name the maison."""
+    """No returned lead or second sector, segment label, glossary text or sector key of an
+    aggregate table (SECTOR_KEYS) names a sector (or family) that fewer than `min_maisons`
+    participating maisons occupy: it would name the maison."""
     if patterns is None:
         return []
     display, words, forbidden = patterns
-    aggregates = pl.DataFrame()  # a malformed table is refused by the schema check
-    if {"table", "row_key"} <= set(release.aggregates.columns):
-        keyed = pl.col("table").is_in(list(SECTOR_NAMED_TABLES))
-        aggregates = release.aggregates.filter(keyed).select("row_key")
+    aggregates = _sector_keys(release.aggregates)
     texts = (("segments", release.segments), ("glossary", release.glossary))
     problems = []
     for name, frame in (*texts, ("aggregates", aggregates)):
@@ -213,6 +240,7 @@ def maison_problems(
     problems += _sector_name_problems(
         where, release, _sector_patterns(policy), policy.min_maisons_per_sector
     )
+    problems += _unreleased_key_problems(where, release, policy)
     return problems
 
 
