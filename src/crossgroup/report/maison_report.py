@@ -30,7 +30,8 @@ LEADS = {
     "customers, so a Top customer is in the group's top band.",
     "channel-mix": "Where customers prefer to buy, across all the group's maisons.",
     "breadth": "How many of the group's maisons each customer buys from.",
-    "sector-affinity": "Share of customers with an affinity for each group sector.",
+    "sector-affinity": "Share of customers with an affinity for each group sector (a sector "
+    "shared by too few of the batch's maisons is shown under its family or 'Other sectors').",
     "segment-sector-affinity": "For each segment, the share of its persons with an affinity "
     "for each group sector (at least 10% of their spend there); darker is stronger, n/a marks "
     "a cell too small to show. The whole group's map gives context where yours is sparse.",
