@@ -157,4 +157,7 @@ def test_a_saved_model_that_is_not_ours_is_refused(tmp_path):
     (tmp_path / model_state.STATE_FILE).write_text('{"format": "something else"}')
     with pytest.raises(ModelStateError, match="not in crossgroup-segment-model/1"):
         model_state.load(tmp_path)
+    (tmp_path / model_state.STATE_FILE).write_text('{"format": "crossgroup-segment-model/1"}')
+    with pytest.raises(ModelStateError, match="incomplete"):
+        model_state.load(tmp_path)
     assert model_state.load(tmp_path / "none") is None

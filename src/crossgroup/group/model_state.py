@@ -46,6 +46,13 @@ DESIGN_VERSION = 1
 MATCH_DISTANCE = 1.0
 
 
+SAVED_KEYS = frozenset(
+    {"fitted_as_of", "spec", "scaler", "segments", "mix", "mean_distance", "next_id", "retired",
+     "quality"}
+)  # fmt: skip
+SEGMENT_KEYS = frozenset({"id", "label", "description", "centre"})
+
+
 class ModelStateError(InputError):
     """The saved model cannot serve this batch (bad file, or refit = "never" on new features)."""
 
@@ -74,6 +81,14 @@ def load(party_dir: Path) -> dict | None:
         raise ModelStateError(f"the saved segment model {path} cannot be read") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ModelStateError(f"the saved segment model {path} is not in {FORMAT} format")
+    segments = state.get("segments")
+    if not (
+        set(state) >= SAVED_KEYS
+        and isinstance(segments, list)
+        and segments
+        and all(isinstance(s, dict) and set(s) >= SEGMENT_KEYS for s in segments)
+    ):
+        raise ModelStateError(f"the saved segment model {path} is incomplete: refit or remove it")
     return state
 
 
