@@ -464,3 +464,29 @@ def test_a_config_that_is_not_a_regular_file_is_refused_unread(tmp_path: Path, k
     with pytest.raises(InputError) as e:
         load_fx(path)
     assert str(e.value) == f"configuration file {path} is {expected}, expected a file"
+
+
+def test_the_series_model_settings_are_read_and_bad_values_refused(tmp_path: Path):
+    """`[segmentation] refit` and its drift limits (group/model_state.py), shipped as the
+    defaults; a value outside the choices, or a limit that is not a positive number, is
+    refused by name, and a misspelt key as unknown."""
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    group = load_group(SHIPPED / "group.toml")
+    assert (group.refit, group.max_model_age_months) == ("auto", 12)
+    assert (group.max_mix_psi, group.max_distance_growth) == (0.2, 0.25)
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace('refit = "auto"', 'refit = "never"'), "utf-8")
+    assert load_group(path).refit == "never"
+    for old, new, fragment in (
+        ('refit = "auto"', 'refit = "sometimes"', "[segmentation] refit must be one of"),
+        ("max_mix_psi = 0.2", "max_mix_psi = -1", "[segmentation] max_mix_psi must be a positive"),
+        ("max_distance_growth = 0.25", 'max_distance_growth = "a lot"', "max_distance_growth must"),
+        ("max_model_age_months = 12", "max_model_age_months = 0", "max_model_age_months must"),
+        # read after the problems were reported, these two fell back to their defaults
+        ("sample_size = 200000", "sample_size = 0", "sample_size must be a positive"),
+        ("threads = 2", "threads = -2", "threads must be a positive"),
+        ('refit = "auto"', 'refitt = "auto"', "unknown key [segmentation] refitt"),
+    ):
+        assert old in base, old
+        path.write_text(base.replace(old, new), "utf-8")
+        assert fragment in refusal(load_group, path)

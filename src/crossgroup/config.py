@@ -591,6 +591,10 @@ def load_group(path: Path | None = None) -> GroupConfig:
             problems.append(
                 f"retention {key} must be a whole number of days from 0 to {MAX_RETENTION_DAYS}"
             )
+    # every setting is read before the problems are reported, so none falls back silently
+    sample_size = positive_int(seg, "sample_size", 200_000)
+    max_model_age = positive_int(seg, "max_model_age_months", 12)
+    threads = positive_int(engine, "threads", 2)
     _fail_if(problems, path)
     return GroupConfig(
         maisons=tuple(maisons),
@@ -602,13 +606,13 @@ def load_group(path: Path | None = None) -> GroupConfig:
         n_segments=n_seg,
         min_segments=lo,
         max_segments=hi,
-        sample_size=positive_int(seg, "sample_size", 200_000),
+        sample_size=sample_size,
         random_state=int(seg.get("random_state", 0)),
         refit=refit,
-        max_model_age_months=positive_int(seg, "max_model_age_months", 12),
+        max_model_age_months=max_model_age,
         **drift_limits,
         memory_limit=str(engine.get("memory_limit", "4GB")),
-        threads=positive_int(engine, "threads", 2),
+        threads=threads,
         engine=kind,
         spark_master=master,
         spark_settings=spark_settings,
