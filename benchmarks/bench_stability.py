@@ -35,7 +35,6 @@ def main() -> None:
     args = parser.parse_args()
 
     ends = month_ends(DEFAULT_AS_OF, 2)
-    batches = tuple(d.strftime("%Y-%m") for d in ends)
     figures = {}
     for refit in ("auto", "always"):
         folder = args.out / refit
@@ -43,7 +42,7 @@ def main() -> None:
         group = dataclasses.replace(load_group(), refit=refit)
         start = time.perf_counter()
         result = run_demo(folder, persons=args.persons, seed=args.seed, months=2, group=group)
-        stability = series_stability(folder, batches, (ends[0], ends[1]))
+        stability = series_stability(folder, (ends[0], ends[1]))
         figures[refit] = {
             **stability,
             "models": [b.model for b in result.batches],

@@ -44,9 +44,11 @@ def changed_persons(root: Path, maisons: list[str], before: date, after: date) -
     )
 
 
-def series_stability(root: Path, batches: tuple[str, str], as_of: tuple[date, date]) -> dict:
-    """Kept segment id and label between two batches (ids like "2026-08") of a demo folder,
-    per maison and overall, for unchanged customers and for everyone returned in both."""
+def series_stability(root: Path, as_of: tuple[date, date]) -> dict:
+    """Kept segment id and label between the batches of two month ends of a demo folder
+    (analyst/<YYYY-MM>/), per maison and overall, for unchanged customers and for everyone
+    returned in both."""
+    batches = tuple(d.strftime("%Y-%m") for d in as_of)
     maisons = sorted(p.name for p in (root / "maisons").iterdir() if p.is_dir())
     changed = changed_persons(root, maisons, *as_of)
     truth = pl.read_parquet(root / "truth.parquet").select("maison", "customer_id", "person_id")
