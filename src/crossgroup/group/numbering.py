@@ -68,10 +68,14 @@ def dense_numbers(
     columns: Sequence[str],
     keys: Sequence[str],
     buckets: Sequence[str],
-    **naming: str | int,
+    *,
+    number: str = "number",
+    start: int = 1,
 ) -> str:
     """Run `dense_number_steps`, keeping `name` only."""
-    offsets, numbered = dense_number_steps(name, source, columns, keys, buckets, **naming)
+    offsets, numbered = dense_number_steps(
+        name, source, columns, keys, buckets, number=number, start=start
+    )
     engine.run_all([offsets, numbered])
     engine.drop(offsets.name)
     return name
