@@ -301,22 +301,35 @@ def _primary_reason(r: dict, k: int, with_own: bool) -> str | None:
 
 
 def _complete_partition(members: list[dict], k: int, with_own: bool) -> None:
-    """Withhold further cells (smallest first) until the withheld ones are safe together."""
-    while True:
-        held = [r for r in members if r["reason"]]
-        if not held:
-            return
-        open_ = sorted(
-            (r for r in members if not r["reason"]),
-            key=lambda r: (r["persons"], r["row_key"] or "", r["col_key"] or ""),
-        )
-        if not open_:
-            return
-        persons = sum(r["persons"] or 0 for r in held)
-        others = sum((r["persons"] or 0) - (r["own_persons"] or 0) for r in held)
-        if len(held) >= 2 and persons >= k and (not with_own or others >= k):
-            return
-        open_[0]["reason"] = "secondary"
+    """Withhold further cells (smallest first) until the withheld ones are safe together; with
+    the recipient's own counts, the persons outside its maison must cover k too."""
+
+    def others_cover_k(held: list[dict]) -> bool:
+        return not with_own or sum((r["persons"] or 0) - (r["own_persons"] or 0) for r in held) >= k
+
+    def order(r: dict) -> tuple:
+        return (r["persons"], r["row_key"] or "", r["col_key"] or "")
+
+    while withhold_one(members, k, count="persons", order=order, also_safe=others_cover_k):
+        pass
+
+
+def withhold_one(
+    members: list[dict], k: int, *, count: str, order, also_safe=lambda held: True
+) -> bool:
+    """Withhold one more cell of a line whose total is known (the first by `order`), unless
+    the line's withheld cells are already safe: none, or at least two covering `k` together
+    (and `also_safe`), or no cell left to withhold. Cells are dicts whose `reason` is set
+    when withheld; returns whether one was. The return's partitions and the maison's change
+    table (`maison/changes.py`) both complete their lines with it."""
+    held = [r for r in members if r["reason"]]
+    if not held or (len(held) >= 2 and sum(r[count] or 0 for r in held) >= k and also_safe(held)):
+        return False
+    open_ = [r for r in members if not r["reason"]]
+    if not open_:
+        return False
+    min(open_, key=order)["reason"] = "secondary"
+    return True
 
 
 def withheld_row(scope: str, withheld: int, k: int) -> pl.DataFrame:

@@ -23,6 +23,7 @@ import polars as pl
 from crossgroup import audit
 from crossgroup.contracts import ANALYST_CHANGES, CHANGE_KINDS
 from crossgroup.errors import InputError
+from crossgroup.group.cells import withhold_one
 from crossgroup.io import scan_table, table_columns
 
 LABEL = "previous segments"
@@ -272,17 +273,11 @@ def _key(segment: int | None) -> tuple[bool, int]:
 def _complete_one(lines: Iterable[list[dict]], k: int) -> bool:
     """Suppress one more cell in the first line whose withheld cells are not yet safe."""
     kinds = {kind: i for i, kind in enumerate(CHANGE_KINDS)}
-    for members in lines:
-        held = [r for r in members if r["reason"]]
-        if not held or (len(held) >= 2 and sum(r["customers"] for r in held) >= k):
-            continue
-        open_ = [r for r in members if not r["reason"]]
-        if open_:
-            smallest = min(open_, key=lambda r: (r["customers"], kinds[r["kind"]],
-                           _key(r["from_segment"]), _key(r["to_segment"])))  # fmt: skip
-            smallest["reason"] = "secondary"
-            return True
-    return False
+
+    def order(r: dict) -> tuple:
+        return (r["customers"], kinds[r["kind"]], _key(r["from_segment"]), _key(r["to_segment"]))
+
+    return any(withhold_one(members, k, count="customers", order=order) for members in lines)
 
 
 def relabelled_segments(
