@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,spark,dp]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

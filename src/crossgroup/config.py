@@ -10,6 +10,7 @@ rules sit side by side here: one page a privacy officer can read to see every se
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -374,6 +375,12 @@ class GroupConfig:
     k_aggregate: int = 50
     max_records_per_token: int = 3
     min_maisons_per_sector: int = 2  # fewer: the sector is released pooled, never by name
+    # group-wide figures (DESIGN §5.10, privacy/noise.py): "threshold" (the cell rule alone) or
+    # "dp" (noise from OpenDP, then a threshold on the noisy counts, under a yearly budget)
+    group_figures: str = "threshold"
+    epsilon_per_release: float = 0.5
+    delta: float = 1e-9
+    epsilon_budget_per_year: float = 6.0  # twelve monthly releases at the default epsilon
     n_segments: int | None = None  # None: chosen by silhouette
     min_segments: int = 4
     max_segments: int = 10
@@ -393,6 +400,10 @@ class GroupConfig:
 
 
 REFIT_POLICIES = ("auto", "always", "never")
+GROUP_FIGURES = ("threshold", "dp")
+# delta is the chance the epsilon bound fails outright: it must stay far below one in the
+# number of persons of a batch (DESIGN §5.10)
+MAX_DELTA = 1e-6
 # `[retention]` settings, in days (group/retention.py); 100 years at most, so a date minus a
 # period always stays in the calendar.
 MAX_RETENTION_DAYS = 36_500
@@ -408,7 +419,16 @@ GROUP_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "batch": frozenset({"maisons", "allow_missing"}),
         "privacy": frozenset(
-            {"k", "k_aggregate", "max_records_per_token", "min_maisons_per_sector"}
+            {
+                "k",
+                "k_aggregate",
+                "max_records_per_token",
+                "min_maisons_per_sector",
+                "group_figures",
+                "epsilon_per_release",
+                "delta",
+                "epsilon_budget_per_year",
+            }
         ),
         "segmentation": frozenset(
             {
@@ -523,6 +543,31 @@ def _spark_settings(engine: dict[str, Any], problems: list[str]) -> dict[str, st
     return settings
 
 
+def _dp_settings(privacy: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """`[privacy]`'s group-figure settings, each checked (a bad one is named, never defaulted)."""
+    mode = privacy.get("group_figures", GroupConfig.group_figures)
+    if mode not in GROUP_FIGURES:
+        problems.append(f"[privacy] group_figures must be one of {', '.join(GROUP_FIGURES)}")
+        mode = GroupConfig.group_figures
+
+    def positive(key: str, upper: float = math.inf) -> float:
+        default = getattr(GroupConfig, key)
+        v = privacy.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < upper:
+            bound = "" if upper == math.inf else f" below {upper:g}"
+            problems.append(f"[privacy] {key} must be a positive number{bound}")
+            return default
+        return float(v)
+
+    epsilon = positive("epsilon_per_release", 10.0)
+    budget = positive("epsilon_budget_per_year", 1000.0)
+    delta = positive("delta", MAX_DELTA)
+    if budget < epsilon:
+        problems.append("[privacy] epsilon_budget_per_year must be at least epsilon_per_release")
+    return {"group_figures": mode, "epsilon_per_release": epsilon, "delta": delta,
+            "epsilon_budget_per_year": budget}  # fmt: skip
+
+
 def load_group(path: Path | None = None) -> GroupConfig:
     path = path or pipelines_dir() / "group.toml"
     raw = read_toml(path)
@@ -560,6 +605,7 @@ def load_group(path: Path | None = None) -> GroupConfig:
     hi = positive_int(seg, "max_segments", 10)
     if lo > hi:
         problems.append("min_segments must not exceed max_segments")
+    dp = _dp_settings(privacy, problems)
     refit = seg.get("refit", "auto")
     if refit not in REFIT_POLICIES:
         problems.append(f"[segmentation] refit must be one of {', '.join(REFIT_POLICIES)}")
@@ -603,6 +649,7 @@ def load_group(path: Path | None = None) -> GroupConfig:
         k_aggregate=k_agg,
         max_records_per_token=max_rec,
         min_maisons_per_sector=min_per_sector,
+        **dp,
         n_segments=n_seg,
         min_segments=lo,
         max_segments=hi,

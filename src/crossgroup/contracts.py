@@ -140,6 +140,9 @@ CELLS = Table(
         Column("share", pl.Float64),
         Column("suppressed", pl.Boolean),
         Column("note", pl.String),
+        # half-width of the 95 % interval of a noisy count (DP mode's group-wide cells,
+        # privacy/noise.py); null for an exact count
+        Column("margin", pl.Float64),
     ),
 )
 RETURN: Mapping[str, Table] = _tables(

@@ -10,8 +10,8 @@ import pytest
 from crossgroup.config import load_taxonomy
 from crossgroup.engine import DuckDBEngine
 from crossgroup.errors import PrivacyCheckError
-from crossgroup.group.cells import match_cells
-from crossgroup.group.release import ReleaseTables, maison_segments, quality_table
+from crossgroup.group.release import ReleaseTables, maison_segments
+from crossgroup.group.report_tables import match_cells, quality_table
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import MaisonRelease, check_release, release_problems
 
@@ -61,7 +61,7 @@ def release():
     aggregates = pl.DataFrame(
         schema={"table": pl.String, "scope": pl.String, "row_key": pl.String,
                 "col_key": pl.String, "persons": pl.Int64, "share": pl.Float64,
-                "suppressed": pl.Boolean, "note": pl.String}
+                "suppressed": pl.Boolean, "note": pl.String, "margin": pl.Float64}
     )  # fmt: skip
     with DuckDBEngine() as engine:
         tables = ReleaseTables(

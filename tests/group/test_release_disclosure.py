@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from crossgroup.group.cells import maison_aggregates, match_cells, scope_cells, suppress
+from crossgroup.group.cells import maison_aggregates, scope_cells, suppress
+from crossgroup.group.report_tables import match_cells
 
 SECTORS = ["Watches & Jewelry", "Wines & Spirits"]
 K_AGG = 50

@@ -111,11 +111,8 @@ def make_aggregates(segments: pl.DataFrame, k_aggregate: int = 50) -> pl.DataFra
         for i, sector in enumerate(SECTORS):
             add("segment_sector_affinity", "maison", label, sector, count // (i + 1), count)
             add("segment_sector_affinity", "group", label, sector, count * 9 // (i + 1), count * 9)
-    frame = pl.DataFrame(
-        rows,
-        orient="row",
-        schema=CELLS.schema,
-    )
+    exact = {c: t for c, t in CELLS.schema.items() if c != "margin"}  # threshold mode: exact
+    frame = pl.DataFrame(rows, orient="row", schema=exact)
     supp = (
         frame.filter(pl.col("suppressed"))
         .group_by("table", "scope")
@@ -143,4 +140,4 @@ def make_aggregates(segments: pl.DataFrame, k_aggregate: int = 50) -> pl.DataFra
             + ["profile shared by fewer than 10 persons even when fully generalized"],
         }
     )
-    return pl.concat([frame, extra])
+    return pl.concat([frame, extra]).with_columns(margin=pl.lit(None, dtype=pl.Float64))

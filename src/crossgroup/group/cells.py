@@ -9,8 +9,6 @@ maison more about its customers than the k-anonymous rows already do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import polars as pl
 
 from crossgroup.contracts import AFFINITY_TABLES, CELLS, OTHER_SECTOR_TABLE
@@ -146,7 +144,9 @@ def other_sector_cells(spend: pl.DataFrame, own_sector: str | None) -> pl.DataFr
     `own_sector` (a maison the registry gives no sector).
     """
     if own_sector is None:
-        return pl.DataFrame(schema={**CELL_SCHEMA, "base": pl.Int64}).drop("suppressed", "note")
+        return pl.DataFrame(schema={**CELL_SCHEMA, "base": pl.Int64}).drop(
+            "suppressed", "note", "margin"
+        )
     base = pl.col("base").cast(pl.Int64)
     return spend.filter(pl.col("sector") != own_sector).select(
         pl.lit(OTHER_SECTOR_TABLE).alias("table"),
@@ -206,6 +206,7 @@ def suppress(
                 "share": None if r["reason"] else r["share"],
                 "suppressed": r["reason"] is not None,
                 "note": REASONS[r["reason"]].format(k=k) if r["reason"] else "",
+                "margin": None,
                 "held": r["persons"] if r["reason"] else 0,
                 "reason": r["reason"] or "",
             }
@@ -239,6 +240,7 @@ def suppress(
                 pl.col("cells"),
                 pl.lit(k),
             ).alias("note"),
+            pl.lit(None, dtype=pl.Float64).alias("margin"),
         )
     )
     published = frame.select(list(CELL_SCHEMA))
@@ -344,6 +346,7 @@ def withheld_row(scope: str, withheld: int, k: int) -> pl.DataFrame:
             "share": [None],
             "suppressed": [False],
             "note": [f"profile shared by fewer than {k} persons even when fully generalized"],
+            "margin": [None],
         },
         schema=CELL_SCHEMA,
     )
@@ -358,41 +361,21 @@ def maison_aggregates(
     k_aggregate: int,
     withheld: int,
     other_sector: pl.DataFrame | None = None,
+    noisy: bool = False,
 ) -> pl.DataFrame:
     """A maison's `aggregates`: its own returned persons next to the whole batch's cells.
 
     `group_cells` are the batch's unsuppressed cells (`scope_cells(..., "group", ...)`); they
     are suppressed here for this recipient, which knows its own counts exactly: a group cell
     is withheld when fewer than k_aggregate of its persons are outside this maison, even when
-    the maison's own cell is itself suppressed. `other_sector`: the maison's
-    `other_sector_cells`, suppressed with its own cells.
+    the maison's own cell is itself suppressed. `noisy`: they are DP mode's noisy cells
+    (`noisy_cells.noisy_group_cells`), the same for every recipient and final as they are.
+    `other_sector`: the maison's `other_sector_cells`, suppressed with its own cells.
     """
     own_cells = scope_cells(own, "maison", sectors)
     mine = own_cells if other_sector is None else pl.concat([own_cells, other_sector])
     cells = suppress(mine, k_aggregate)
-    group = suppress(group_cells, k_aggregate, own=own_cells)
+    group = group_cells if noisy else suppress(group_cells, k_aggregate, own=own_cells)
     return pl.concat([cells, group, withheld_row("maison", withheld, k)]).sort(
         "table", "scope", "row_key", "col_key"
     )
-
-
-def match_cells(figures: Mapping, k_aggregate: int) -> pl.DataFrame:
-    """Match figures as cells: breadth of persons and pairwise maison overlap, thresholded."""
-    rows = [("match_totals", "group", "records", "", int(figures.get("records", 0)))]
-    rows.append(("match_totals", "group", "persons", "", int(figures.get("persons", 0))))
-    for n, persons in figures.get("persons_by_maisons", {}).items():
-        rows.append(("match_breadth", "group", f"{n} maison(s)", "", persons))
-    for pair, persons in figures.get("pairwise_overlap", {}).items():
-        a, _, b = pair.partition("|")
-        rows.append(("pairwise_overlap", "group", a, b, persons))
-    frame = pl.DataFrame(
-        rows,
-        orient="row",
-        schema={k: CELL_SCHEMA[k] for k in ("table", "scope", "row_key", "col_key", "persons")},
-    )
-    total = max(int(figures.get("persons", 0)), 1)
-    share = pl.when(pl.col("table") == "match_totals").then(None)
-    frame = frame.with_columns(share=share.otherwise(pl.col("persons") / total))
-    # an overlap already withheld upstream (None) stays suppressed
-    frame = frame.with_columns(pl.col("persons").fill_null(0))
-    return suppress(frame, k_aggregate)

@@ -85,7 +85,9 @@ def emit_release(
     log = out_dir / AUDIT_LOG
     staging = tx.stage_output(out_dir)
     returns = {
-        package.maison: _seal_return(written[package.maison], policy, batch, package, keys, staging)
+        package.maison: _seal_return(
+            written[package.maison], policy, batch, package, keys, staging, release.noise
+        )
         for package in batch.packages
     }
     reports = _write_reports(release, report_html, staging / "reports")
@@ -103,8 +105,12 @@ def emit_release(
     )
 
 
-def _seal_return(written: WrittenReturn, policy, batch, package, keys, staging: Path):
-    """Seal one maison's written tables for it."""
+def _seal_return(written: WrittenReturn, policy, batch, package, keys, staging: Path, noise):
+    """Seal one maison's written tables for it; its signed summary says how the group-wide
+    figures were made (threshold, or DP with the epsilon it spent and the noise's margin)."""
+    dp = {} if noise is None else {
+        "epsilon": noise.epsilon, "delta": noise.delta, "margin_95": noise.margin,
+    }  # fmt: skip
     maison = package.maison
     target = staging / "returns" / maison
     target.mkdir(parents=True, exist_ok=True)
@@ -121,6 +127,8 @@ def _seal_return(written: WrittenReturn, policy, batch, package, keys, staging: 
             "rows": written.rows,
             "k": policy.k,
             "k_aggregate": policy.k_aggregate,
+            "group_figures": policy.group_figures,
+            **dp,
             **batch.participation(),  # which maisons took part: ids only, no figure of theirs
         },
     )

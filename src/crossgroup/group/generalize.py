@@ -10,6 +10,7 @@ or to engine tables whose persons never leave the engine before the release
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from functools import partial
 
@@ -89,13 +90,15 @@ def generalize_table(
     labels: Mapping[int, str],
     sector_columns: Mapping[str, str],
     name: str = "released",
+    keep_codes: bool = False,
 ) -> Generalization:
     """`generalize` over engine tables (features; person_id and segment): the value-tier cuts
     are exact order statistics found from a histogram of spend (`order_statistics`), the
     bands and class keys are computed where the rows are, only the counts per combination
     come to the driver for `anonymize_classes`, and the engine table `name` gets each
     released person's values; the result's `released` is None: the persons stay in the
-    engine.
+    engine. `keep_codes`: keep each person's band codes before k-anonymity (the result's
+    `codes`, an engine table the caller drops).
     """
     cuts = order_statistics(engine, features, "total_spend_eur", value_cut_positions)
     cuts = [float(c) for c in cuts] or [0.0] * len(VALUE_TIER_QUANTILES)
@@ -140,5 +143,8 @@ def generalize_table(
             f"FROM {coded} c JOIN generalize_outcome o USING (class_key)",
         )
     )
-    engine.drop(coded, "generalize_outcome")
+    engine.drop("generalize_outcome")
+    if keep_codes:
+        return dataclasses.replace(outcome, codes=coded)
+    engine.drop(coded)
     return outcome

@@ -72,6 +72,11 @@ class Batch:
         return tuple(p.maison for p in self.packages)
 
     @property
+    def batch_id(self) -> str:
+        """The batch id the exports carry (several, comma-separated, if they disagree)."""
+        return ", ".join(sorted({str(p.manifest.batch_id) for p in self.packages}))
+
+    @property
     def absent(self) -> tuple[str, ...]:
         """Listed maisons not taking part: no package, or theirs set aside."""
         return tuple(sorted(set(self.listed) - set(self.maisons)))

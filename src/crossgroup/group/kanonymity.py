@@ -34,6 +34,9 @@ class Generalization:
     # class key -> released values (segment, segment_label, bands, generalized) of every
     # released combination; persons are joined to it by their class key
     classes: pl.DataFrame | None = None
+    # the engine table of each person's band codes before k-anonymity, when asked to keep it
+    # (`generalize_table(keep_codes=True)`; DP mode counts them, group/noisy_cells.py)
+    codes: str | None = None
 
     def summary(self) -> dict:
         return {

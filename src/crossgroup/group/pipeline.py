@@ -25,8 +25,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
-
 from crossgroup import audit
 from crossgroup.commit import Transaction, party_session, transaction
 from crossgroup.config import GroupConfig, Taxonomy, load_taxonomy
@@ -42,7 +40,9 @@ from crossgroup.group.ingest import (
     verify_inbox,
 )
 from crossgroup.group.release import Release, ReleaseTables, build_release, person_tables
+from crossgroup.group.run_record import audit_record, run_counts, stage_budget
 from crossgroup.io import private_workdir
+from crossgroup.privacy import budget
 from crossgroup.privacy import release_checks as checks
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.report.group_report import group_report_html
@@ -137,6 +137,11 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
     with timer.stage("verify"):
         batch = verify_inbox(inbox, keys, group, skip_invalid=skip_invalid, now=now)
         refuse_missing_maisons(batch, inbox, allow_missing=group.allow_missing)
+        if group.group_figures == "dp" and batch.packages:
+            budget.refuse_over_budget(
+                keys.directory, [*batch.maisons, budget.GROUP], batch.as_of,
+                epsilon=group.epsilon_per_release, budget=group.epsilon_budget_per_year,
+            )  # fmt: skip
     erased = None
     if batch.erasures:
         with (
@@ -231,6 +236,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             labels=model.labels_,
             sector_columns=sector_columns,
             name="released",
+            keep_codes=policy.group_figures == "dp",  # DP mode counts the bands themselves
         )
         affinity, spend = person_tables(
             engine, features, sector_columns=sector_columns, policy=policy
@@ -250,8 +256,11 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             match_figures=figures,
             maison_sectors={m: keys.registry.party(m).sector for m in batch.maisons},
         )
+        if gen.codes:
+            engine.drop(gen.codes)
         written = _checked_returns(release, engine, policy, work)
-        counts = _run_counts(batch, release, written, gen, model, figures, suppressed)
+        counts = run_counts(batch, release, written, gen, model, figures, suppressed)
+        spent = stage_budget(tx, keys.directory, release, batch, group, now)
         emitted = emit_release(
             release,
             written,
@@ -261,7 +270,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             out_dir=out_dir,
             tx=tx,
             report_html=group_report_html(
-                batch_id=", ".join(sorted({str(p.manifest.batch_id) for p in batch.packages})),
+                batch_id=batch.batch_id,
                 as_of=str(batch.as_of),
                 cells=release.group_cells,
                 loss=release.reports["suppression"],
@@ -269,9 +278,10 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
                 timings=timer.timings,
                 model=series.audit(),
                 labels=model.labels_,
+                privacy_budget=spent,
                 **batch.participation(),
             ),
-            record=_audit_record(batch, plan, counts, group, series.audit()),
+            record=audit_record(batch, plan, counts, group, series.audit(), spent),
             timings=timer.so_far,  # the release stage up to the audit entry
             now=now,
         )
@@ -325,67 +335,6 @@ def _checked_returns(
     problems += checks.report_problems(release.reports, k_aggregate=policy.k_aggregate)
     checks.refuse_if_any(problems)
     return written
-
-
-def _run_counts(batch: Batch, release: Release, written, gen, model, figures, suppressed) -> dict:
-    """The run's figures for the summary and the audit log: counts only, no identifier."""
-    cells = release.group_cells
-    return {
-        "packages": len(batch.packages),
-        "skipped": len(batch.skipped),
-        "records": figures.get("records"),
-        "persons": gen.persons,
-        "persons_generalized": gen.persons_generalized,
-        "persons_withheld": gen.persons_suppressed,
-        **batch.participation(),
-        "returned_rows": {m: w.rows for m, w in written.items()},
-        "generalized_by_attribute": gen.summary()["by_attribute"],
-        "aggregate_cells_suppressed": int(cells.filter(pl.col("suppressed")).height),
-        "segments": int(model.n_segments_),
-        "records_suppressed": dict(suppressed),
-        "ignored_tokens": figures.get("ignored_tokens", 0),
-        "ignored_tokens_shared_across_maisons": figures.get(
-            "ignored_tokens_shared_across_maisons", 0
-        ),
-        "split_components": figures.get("split_components", 0),
-        "split_records": figures.get("split_records", 0),
-    }
-
-
-def _audit_record(
-    batch: Batch, plan: dict[str, str], counts: dict, group: GroupConfig, model: dict
-) -> dict:
-    """The audit entry's inputs, counts and settings: ids, digests and figures only; `model`
-    says which segment model the batch used and why (`SeriesOutcome.audit`)."""
-    inputs = [
-        {
-            "package_id": p.manifest.package_id,
-            "sender": p.maison,
-            "batch_id": str(p.manifest.batch_id),
-            "file": p.path.name,
-            "sha256": p.sha256,
-            "after_run": plan[p.path.name],
-        }
-        for p in batch.packages
-    ]
-    skipped = [{"file": s.path.name, "reason": s.reason} for s in batch.skipped]
-    settings = {
-        "k": group.k,
-        "k_aggregate": group.k_aggregate,
-        "max_records_per_token": group.max_records_per_token,
-        "n_segments": group.n_segments or "auto",
-        "random_state": group.random_state,
-        "as_of": str(batch.as_of),
-        "matching_key_id": batch.matching_key_id,
-        "allow_missing": group.allow_missing,
-        "engine": group.engine,
-        "memory_limit": group.memory_limit,
-        "threads": group.threads,
-        "refit": group.refit,
-        "segment_model": model,
-    }
-    return {"inputs": inputs, "counts": {**counts, "skipped_packages": skipped},
-            "settings": settings}  # fmt: skip
 
 
 def _display_name(registry, maison: str) -> str:

@@ -22,12 +22,20 @@ from crossgroup.group.bands import MULTI_MAISON_BREADTH
 from crossgroup.group.cells import (
     CELL_ATTRIBUTES,
     maison_aggregates,
-    match_cells,
     other_sector_cells,
     scope_cells,
     suppress,
 )
 from crossgroup.group.generalize import Generalization
+from crossgroup.group.noisy_cells import (
+    banded_counts,
+    group_noise,
+    key_grid,
+    noisy_group_cells,
+    noisy_match_cells,
+)
+from crossgroup.group.report_tables import loss_table, match_cells, quality_table
+from crossgroup.privacy.noise import GaussianNoise
 from crossgroup.privacy.policy import ReleasePolicy
 from crossgroup.privacy.release_checks import MaisonRelease
 
@@ -64,12 +72,15 @@ class Release:
     engine: Engine
     tables: ReleaseTables
     sectors: list[str]  # the released sector names the affinity cells are keyed by
-    group_raw: pl.DataFrame  # the batch's cells before suppression (suppressed per recipient)
+    # the batch's cells before suppression (suppressed per recipient), or, in DP mode
+    # (`noise` set), its noisy cells, the same for every recipient
+    group_raw: pl.DataFrame
     own_counts: dict[str, pl.DataFrame]  # each maison's persons per combination
     withheld: dict[str, int]  # each maison's refs whose person is withheld
     glossary: pl.DataFrame
     # each maison's other_sector_spend cells, unsuppressed (`other_sector_cells`)
     other_sector: dict[str, pl.DataFrame] = field(default_factory=dict)
+    noise: GaussianNoise | None = None  # DP mode's noise (group/noisy_cells.py)
 
     @property
     def group_cells(self) -> pl.DataFrame:
@@ -87,6 +98,7 @@ class Release:
             k_aggregate=policy.k_aggregate,
             withheld=self.withheld.get(maison, 0),
             other_sector=self.other_sector.get(maison),
+            noisy=self.noise is not None,
         )
         return MaisonRelease(maison, segments, aggregates, self.glossary)
 
@@ -110,11 +122,27 @@ def build_release(
     taxonomy sectors, in order; `tables.affinity` holds one flag per name they are released
     under (`affinity_flags` given `policy.released_sectors`), and the affinity cells are keyed
     by those names only (DESIGN §4.4). `maison_sectors`: each maison's sector (the public
-    registry's), whose released name its other_sector_spend table leaves out.
+    registry's), whose released name its other_sector_spend table leaves out. In DP mode
+    (`policy.group_figures`) the group cells are counted over each person's own bands
+    (`generalization.codes`) and noised once for every recipient (`noisy_cells`).
     """
     gen, k_aggregate = generalization, policy.k_aggregate
     names = released_names(sectors, policy.released_sectors)
-    group_raw = scope_cells(_counted(engine, tables, names), "group", names)
+    noise = group_noise(policy, names, AFFINITY_SHARE)
+    if noise is None:
+        group_raw = scope_cells(_counted(engine, tables, names), "group", names)
+        group_cells, matched = (
+            suppress(group_raw, k_aggregate),
+            match_cells(match_figures, k_aggregate),
+        )
+    else:
+        counted = banded_counts(
+            engine, gen.codes, tables.affinity, labels=model.labels_, names=names,
+            policy=policy, sectors=sectors,
+        )  # fmt: skip
+        grid = key_grid(model.labels_, names, policy, sectors)
+        group_raw = group_cells = noisy_group_cells(counted, grid, names, noise, k_aggregate)
+        matched = noisy_match_cells(group_cells, noise)
     own = _counted(engine, tables, names, per_maison=True)
     withheld = dict(
         engine.to_polars(
@@ -124,9 +152,12 @@ def build_release(
         ).iter_rows()
     )
     reports = {
-        "aggregates": suppress(group_raw, k_aggregate),
-        "match_figures": match_cells(match_figures, k_aggregate),
-        "segment_quality": quality_table(model.quality_, model.labels_, k_aggregate),
+        "aggregates": group_cells,
+        "match_figures": matched,
+        # DP mode: segment sizes are the noisy segment mix's, not the fit sample's exact ones
+        "segment_quality": quality_table(
+            model.quality_, model.labels_, k_aggregate, sizes=noise is None
+        ),
         "suppression": loss_table(
             gen.loss, gen.persons, gen.persons_generalized, gen.persons_suppressed
         ),
@@ -144,6 +175,7 @@ def build_release(
         other_sector=other_sector_spend(
             engine, tables, maisons, sectors, policy, maison_sectors or {}
         ),
+        noise=noise,
     )
 
 
@@ -297,67 +329,4 @@ def glossary(labels: Mapping[int, str], descriptions: Mapping[int, str]) -> pl.D
             "segment_label": [labels[s] for s in segments],
             "description": [descriptions.get(s, "") for s in segments],
         }
-    )
-
-
-def quality_table(quality: Mapping, labels: Mapping[int, str], k_aggregate: int) -> pl.DataFrame:
-    """Segment model quality: scores by name, then segment sizes under the cell rule.
-
-    The sizes partition the fit sample, whose total is published (match figures, segment
-    mix), so they go through `suppress` as a subtractable partition: below k_aggregate
-    withheld, and further sizes (smallest first) with them until no withheld size can be
-    recovered by subtraction. Scores (silhouette, ARI) are not counts of persons.
-    """
-    scores: list[tuple[str, str, float]] = [
-        (name, "", float(quality[name]))
-        for name in ("silhouette", "stability_ari")
-        if name in quality
-    ]
-    scores += [
-        ("silhouette_by_k", str(k), float(v)) for k, v in quality.get("silhouette_by_k", {}).items()
-    ]
-    schema = {"metric": pl.String, "key": pl.String, "value": pl.Float64, "suppressed": pl.Boolean}
-    score_schema = {"metric": pl.String, "key": pl.String, "value": pl.Float64}
-    frame = pl.DataFrame(scores, orient="row", schema=score_schema).with_columns(
-        suppressed=pl.lit(False)
-    )
-    sizes = quality.get("sizes", {})
-    if sizes:
-        total = max(sum(int(v) for v in sizes.values()), 1)
-        cells = pl.DataFrame(
-            {
-                "table": "segment_sizes",
-                "scope": "group",
-                "row_key": [labels.get(int(s), str(s)) for s in sizes],
-                "col_key": "",
-                "persons": [int(v) for v in sizes.values()],
-            },
-            schema_overrides={"persons": pl.Int64},
-        ).with_columns(share=pl.col("persons") / total, base=pl.lit(total, dtype=pl.Int64))
-        held = suppress(cells, k_aggregate).filter(pl.col("table") == "segment_sizes")
-        frame = pl.concat(
-            [
-                frame.cast(schema),
-                held.select(
-                    pl.lit("segment_size").alias("metric"),
-                    pl.col("row_key").alias("key"),
-                    pl.col("persons").cast(pl.Float64).alias("value"),
-                    "suppressed",
-                ),
-            ]
-        )
-    return frame.cast(schema)
-
-
-def loss_table(loss: pl.DataFrame, persons: int, generalized: int, withheld: int) -> pl.DataFrame:
-    """What k-anonymity cost, per attribute, plus rows generalized and withheld (counts only)."""
-    totals = pl.DataFrame(
-        {
-            "attribute": ["(any attribute)", "(whole row withheld)"],
-            "coarsened": [generalized, 0],
-            "suppressed": [0, withheld],
-        }
-    )
-    return pl.concat([loss, totals.cast(loss.schema)]).with_columns(
-        share_of_persons=(pl.col("coarsened") + pl.col("suppressed")) / max(persons, 1)
     )

@@ -292,6 +292,8 @@ def _report_context(
         k_aggregate=_int_or_none(summary.get("k_aggregate")) or _threshold(notes, K_AGG_NOTE),
         participating_maisons=_maison_names(keys, summary.get("participating_maisons")),
         absent_maisons=_maison_names(keys, summary.get("absent_maisons")),
+        epsilon=_float_or_none(summary.get("epsilon")),
+        delta=_float_or_none(summary.get("delta")),
         returned=returned,
         relinked=relinked,
         dropped=dropped,
@@ -322,3 +324,8 @@ def _threshold(notes: pl.Series, pattern: str) -> int | None:
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float_or_none(value: object) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok and value >= 0 else None

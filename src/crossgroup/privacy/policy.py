@@ -28,6 +28,10 @@ class ReleasePolicy:
     k: int = GroupConfig.k
     k_aggregate: int = GroupConfig.k_aggregate
     min_maisons_per_sector: int = GroupConfig.min_maisons_per_sector
+    # group-wide figures: "threshold" or "dp" (group/noisy_cells.py), and DP mode's noise
+    group_figures: str = GroupConfig.group_figures
+    epsilon_per_release: float = GroupConfig.epsilon_per_release
+    delta: float = GroupConfig.delta
     sector_maisons: Mapping[str, int] | None = None
     maison_names: Mapping[str, str] = field(default_factory=dict)
 
@@ -45,6 +49,9 @@ class ReleasePolicy:
             k=group.k,
             k_aggregate=group.k_aggregate,
             min_maisons_per_sector=group.min_maisons_per_sector,
+            group_figures=group.group_figures,
+            epsilon_per_release=group.epsilon_per_release,
+            delta=group.delta,
             sector_maisons=None if sector_maisons is None else dict(sector_maisons),
             maison_names=dict(maison_names),
         )

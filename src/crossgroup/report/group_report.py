@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from crossgroup.report import charts
+from crossgroup.report.noise_panel import noise_panel, noise_sentence
 from crossgroup.report.template import page
 
 
@@ -24,10 +25,12 @@ def group_report_html(
     labels: Mapping[int, str] | None = None,
     participating_maisons: Sequence[str] = (),
     absent_maisons: Sequence[str] = (),
+    privacy_budget: Mapping[str, Any] | None = None,
 ) -> str:
     """A one-page processor report: who took part, segment mix chart plus the tables, all
     counts thresholded. `model`: what the batch did with the series' segment model
-    (`SeriesOutcome.audit`)."""
+    (`SeriesOutcome.audit`); `privacy_budget`: what a DP release spent
+    (`run_record.stage_budget`), shown with the noisy figures' intervals."""
     mix = cells.filter((pl.col("table") == "segment_mix") & ~pl.col("suppressed"))
     chart = charts.bar_chart(
         "group-segment-mix",
@@ -42,16 +45,25 @@ def group_report_html(
         if model
         else []
     )
+    rule = "Every count covers at least k_aggregate persons or is suppressed."
+    noise = []
+    if privacy_budget:
+        b = privacy_budget
+        rule = noise_sentence(b["epsilon"], b["delta"], b["margin_95"], None).replace(
+            " Figures about your own customers are exact.", ""
+        )
+        noise = [noise_panel(cells, rule), _html_table("Privacy budget", _budget_rows(b))]
     parts = [
         f"<header class='page'><h1>Group processing report</h1>"
-        f"<p>Batch {html.escape(batch_id)}, as of {html.escape(as_of)}. Every count covers at "
-        "least k_aggregate persons or is suppressed.</p>"
+        f"<p>Batch {html.escape(batch_id)}, as of {html.escape(as_of)}. {html.escape(rule)}</p>"
         f"{_participation(participating_maisons, absent_maisons)}</header>",
         f"<section class='panel wide'>{chart.svg}</section>",
+        *noise,
         _html_table("What k-anonymity cost", loss),
         _html_table("Segment model quality", quality),
         *series,
-        _html_table("Batch aggregates", cells),
+        # threshold mode's cells are exact: no margin column to show
+        _html_table("Batch aggregates", cells if privacy_budget else cells.drop("margin")),
         _html_table(
             "Stage timings (seconds)",
             pl.DataFrame(
@@ -86,6 +98,19 @@ def _model_rows(model: Mapping[str, Any], labels: Mapping[int, str]) -> pl.DataF
     if model.get("not_saved"):
         rows.append(("not saved", model["not_saved"]))
     return pl.DataFrame(rows, schema=["what", "value"], orient="row")
+
+
+def _budget_rows(spent: Mapping[str, Any]) -> pl.DataFrame:
+    """Per recipient: the epsilon this release spent and its total within a year of it."""
+    return pl.DataFrame(
+        [
+            (r, f"{e:.3g}", f"{spent['spent_within_a_year'][r]:.3g}",
+             f"{spent['epsilon_budget_per_year']:.3g}")
+            for r, e in sorted(spent["spent"].items())
+        ],
+        schema=["recipient", "epsilon (this release)", "within a year", "yearly budget"],
+        orient="row",
+    )  # fmt: skip
 
 
 def _participation(participating: Sequence[str], absent: Sequence[str]) -> str:

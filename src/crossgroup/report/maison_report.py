@@ -16,6 +16,7 @@ import polars as pl
 
 from crossgroup.report import charts
 from crossgroup.report.changes import changes_section
+from crossgroup.report.noise_panel import EPSILON_TERM, noise_panel, noise_sentence
 from crossgroup.report.suppression import suppression_box
 from crossgroup.report.template import page
 
@@ -88,6 +89,9 @@ class ReportContext:
     withheld: int | None = None  # persons left out of the release entirely, as the processor says
     participating_maisons: tuple[str, ...] = ()  # as the return says; () when it does not
     absent_maisons: tuple[str, ...] = ()
+    # DP mode (the return's signed summary): the epsilon and delta of its group-wide figures
+    epsilon: float | None = None
+    delta: float | None = None
     generated_on: date = field(default_factory=date.today)
 
 
@@ -122,7 +126,14 @@ def render_maison_report(
         '<div class="grid">' + "".join(_chart_panel(c) for c in small if c) + "</div>",
         _heat_panel(aggregates, labels),
     ]
-    parts.append(_glossary(glossary, segments))
+    margins = aggregates.get_column("margin").drop_nulls() if "margin" in aggregates else None
+    noisy = context.epsilon is not None and margins is not None and margins.len() > 0
+    if noisy:
+        sentence = noise_sentence(
+            context.epsilon, context.delta or 0.0, float(margins.max()), context.k_aggregate
+        )
+        parts.insert(3, noise_panel(aggregates, sentence))
+    parts.append(_glossary(glossary, segments, (*TERMS, EPSILON_TERM) if noisy else TERMS))
     parts.append(
         "<footer><p>This page holds only generalized figures. Customer-level rows are in "
         "<code>segments.parquet</code> next to it, keyed by your own <code>customer_id</code>. "
@@ -334,7 +345,7 @@ def _chart_panel(chart: charts.Chart | None, *, wide: bool = False) -> str:
     )
 
 
-def _glossary(glossary: pl.DataFrame, segments: pl.DataFrame) -> str:
+def _glossary(glossary: pl.DataFrame, segments: pl.DataFrame, terms=TERMS) -> str:
     counts = dict(segments.group_by("segment").len().iter_rows()) if segments.height else {}
     rows = "".join(
         f"<tr><td class=num>{_e(seg)}</td><td><strong>{_e(label)}</strong></td>"
@@ -344,7 +355,7 @@ def _glossary(glossary: pl.DataFrame, segments: pl.DataFrame) -> str:
         .iter_rows()
     )
     body = rows or '<tr><td colspan="4" class="empty">No glossary was returned.</td></tr>'
-    terms = "".join(f"<dt>{_e(term)}</dt><dd>{_e(text)}</dd>" for term, text in TERMS)
+    terms = "".join(f"<dt>{_e(term)}</dt><dd>{_e(text)}</dd>" for term, text in terms)
     return (
         '<section class="panel" id="glossary" aria-labelledby="glossary-h">'
         '<h2 id="glossary-h">Glossary: what each segment means</h2>'

@@ -1,0 +1,82 @@
+"""The privacy-budget ledger: the epsilon each DP release spent, per recipient (DESIGN §5.10).
+
+`KEYDIR/processor/privacy-budget.jsonl` (mode 0600, crossgroup.jsonl), one line per recipient
+of a release in DP mode: the batch, its as-of date, the recipient (a maison, or `group` for
+the processor's own reports), the mechanism, epsilon, delta and noise scale; no count about
+anyone. Lines are staged in the batch's transaction, so a release is recorded if and only if
+it is committed.
+
+The budget is rolling: a release is refused (exit 3) when, for any recipient, its epsilon plus
+the epsilon of every recorded release whose as-of date is less than a year from its own (on
+either side, so a batch processed late cannot slip under) would exceed
+`epsilon_budget_per_year`. Any 365 days of as-of dates thus hold at most the budget.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from crossgroup import jsonl
+from crossgroup.errors import PrivacyCheckError
+
+LEDGER = "privacy-budget.jsonl"
+WHAT = "privacy-budget ledger"
+GROUP = "group"  # the recipient of the processor's reports (reports/, group_report.html)
+WINDOW = dt.timedelta(days=365)
+
+
+def ledger_path(party_dir: Path) -> Path:
+    return Path(party_dir) / LEDGER
+
+
+def _entry(record: dict) -> tuple[str, dt.date, float]:
+    return (
+        str(record["recipient"]),
+        dt.date.fromisoformat(record["as_of"]),
+        float(record["epsilon"]),
+    )
+
+
+def spent(party_dir: Path, recipients: Iterable[str], as_of: dt.date) -> dict[str, float]:
+    """Epsilon each recipient has already spent within a year of `as_of` (either side); an
+    unreadable ledger is a refusal, never an empty one."""
+    entries = jsonl.read(ledger_path(party_dir), WHAT, _entry)
+    totals = dict.fromkeys(recipients, 0.0)
+    for recipient, day, epsilon in entries:
+        if recipient in totals and abs(day - as_of) < WINDOW:
+            totals[recipient] += epsilon
+    return totals
+
+
+def refuse_over_budget(
+    party_dir: Path, recipients: Iterable[str], as_of: dt.date, *, epsilon: float, budget: float
+) -> dict[str, float]:
+    """Refuse (PrivacyCheckError, exit 3) a release of `epsilon` that would take a recipient
+    over `budget` within the rolling year; returns what each has spent so far. Called before
+    anything is decrypted, under the processor's lock."""
+    so_far = spent(party_dir, recipients, as_of)
+    over = sorted(r for r, e in so_far.items() if e + epsilon > budget + 1e-9)
+    if over:
+        worst = max(so_far[r] for r in over)
+        raise PrivacyCheckError(
+            f"privacy budget: this release (epsilon {epsilon:g}) would take {', '.join(over)} "
+            f"past the yearly budget of {budget:g} (already spent within a year of {as_of}: "
+            f"{worst:g}); nothing was written. Wait until older releases leave the window, or "
+            "raise [privacy] epsilon_budget_per_year in the pipeline to release anyway"
+        )
+    return so_far
+
+
+def records(
+    *, batch_id: str, as_of: dt.date, spends: Mapping[str, float], noise: Mapping, now: dt.datetime
+) -> list[dict]:
+    """The ledger lines of one release: one per recipient, with what it spent."""
+    at = now.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return [
+        {"batch_id": batch_id, "as_of": as_of.isoformat(), "recipient": recipient,
+         "epsilon": epsilon, "delta": noise["delta"], "mechanism": noise["mechanism"],
+         "noise_scale": noise["noise_scale"], "recorded_at": at}
+        for recipient, epsilon in sorted(spends.items())
+    ]  # fmt: skip

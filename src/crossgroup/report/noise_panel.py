@@ -1,0 +1,66 @@
+"""What the reports say about noisy group-wide figures (DP mode, DESIGN §5.10): one sentence on
+what the noise protects, and each noisy count with its 95 % interval. Both the maison's page
+and the processor's group report use it, so they say it in the same words."""
+
+from __future__ import annotations
+
+import html
+
+import polars as pl
+
+from crossgroup.report.suppression import TABLE_LABELS
+
+EPSILON_TERM = (
+    "Epsilon (ε)",
+    "How much one person can change what is published. With differential privacy, every "
+    "group-wide count carries random noise, so the figures come out almost the same whether or "
+    "not any one person is in the data: a smaller epsilon means more noise and stronger "
+    "protection. Each release spends some epsilon and a yearly budget caps the total, so "
+    "comparing one month with the next cannot single out the few people who changed.",
+)
+
+
+def noise_sentence(epsilon: float, delta: float, margin: float, k_aggregate: int | None) -> str:
+    """The page's plain-words statement of the noise (text, not HTML)."""
+    floor = f" Counts under {k_aggregate} plus that margin are not shown." if k_aggregate else ""
+    return (
+        f"Group-wide figures carry random noise (differential privacy, epsilon {epsilon:.2g}, "
+        f"delta {delta:.0e}): each count is within ±{margin:,.0f} persons of the true count 95 "
+        "times in 100, and no one person's presence, absence or change between months can be "
+        "read from them." + floor + " Figures about your own customers are exact."
+    )
+
+
+def intervals(cells: pl.DataFrame) -> pl.DataFrame:
+    """The published noisy cells with their 95 % interval, in reading order."""
+    noisy = cells.filter(
+        pl.col("margin").is_not_null() & ~pl.col("suppressed") & (pl.col("table") != "suppression")
+    )
+    low = (pl.col("persons") - pl.col("margin")).clip(lower_bound=0).round(0).cast(pl.Int64)
+    high = (pl.col("persons") + pl.col("margin")).round(0).cast(pl.Int64)
+    return noisy.select(
+        pl.col("table").replace_strict(TABLE_LABELS, default=pl.col("table")).alias("table"),
+        pl.concat_str(
+            "row_key",
+            pl.when(pl.col("col_key") != "").then(" · " + pl.col("col_key")),
+            ignore_nulls=True,
+        ).alias("cell"),
+        pl.col("persons"),
+        pl.format("{} – {}", low, high).alias("95 % interval"),
+    )
+
+
+def noise_panel(cells: pl.DataFrame, sentence: str) -> str:
+    """A panel: the sentence, then every published noisy count with its interval."""
+    table = intervals(cells)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in table.iter_rows()
+    )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    return (
+        '<section class="panel" id="noise" aria-labelledby="noise-h">'
+        '<h2 id="noise-h">Group-wide figures: noisy, with their 95 % interval</h2>'
+        f'<p class="lead">{html.escape(sentence)}</p>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>"
+    )
