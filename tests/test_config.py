@@ -282,8 +282,8 @@ def test_unknown_maison_keys_are_named_and_categories_stay_free_form(tmp_path: P
 def test_misspelt_privacy_setting_is_refused_not_run_with_its_default(tmp_path: Path):
     base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
     path = tmp_path / "group.toml"
-    path.write_text(base.replace("[privacy]\n", '[privacy]\ngroup_figures = "dp"\n'))
-    assert refusal(load_group, path) == f"{path}: unknown key [privacy] group_figures"
+    path.write_text(base.replace("[privacy]\n", '[privacy]\ngroup_figure = "dp"\n'))
+    assert refusal(load_group, path) == f"{path}: unknown key [privacy] group_figure"
 
 
 def test_unknown_group_keys_are_named_with_their_table(tmp_path: Path):
@@ -487,6 +487,35 @@ def test_the_series_model_settings_are_read_and_bad_values_refused(tmp_path: Pat
         ("threads = 2", "threads = -2", "threads must be a positive"),
         ('refit = "auto"', 'refitt = "auto"', "unknown key [segmentation] refitt"),
     ):
+        assert old in base, old
+        path.write_text(base.replace(old, new), "utf-8")
+        assert fragment in refusal(load_group, path)
+
+
+def test_the_group_figures_settings_are_read_and_bad_values_refused(tmp_path: Path):
+    """`[privacy] group_figures` and DP mode's epsilon, delta and yearly budget, shipped as
+    the defaults; a mode outside the choices, an epsilon or budget that is not a positive
+    number, a delta that is not far below one in a batch's persons, or a budget smaller than
+    one release is refused by name."""
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    group = load_group(SHIPPED / "group.toml")
+    assert (group.group_figures, group.epsilon_per_release) == ("threshold", 0.5)
+    assert (group.delta, group.epsilon_budget_per_year) == (1e-9, 6.0)
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace('group_figures = "threshold"', 'group_figures = "dp"'), "utf-8")
+    assert load_group(path).group_figures == "dp"
+    for old, new, fragment in (
+        ('group_figures = "threshold"', 'group_figures = "noise"', "group_figures must be one of"),
+        ("epsilon_per_release = 0.5", "epsilon_per_release = 0", "epsilon_per_release must be"),
+        ("epsilon_per_release = 0.5", 'epsilon_per_release = "1"', "epsilon_per_release must be"),
+        ("delta = 1e-9", "delta = 0.01", "[privacy] delta must be a positive number below 1e-06"),
+        ("delta = 1e-9", "delta = true", "[privacy] delta must be a positive number"),
+        ("epsilon_budget_per_year = 6.0", "epsilon_budget_per_year = 0.1",
+         "epsilon_budget_per_year must be at least epsilon_per_release"),
+        ("epsilon_budget_per_year = 6.0", "epsilon_budget_per_year = -6",
+         "epsilon_budget_per_year must be a positive"),
+        ("delta = 1e-9", "deltta = 1e-9", "unknown key [privacy] deltta"),
+    ):  # fmt: skip
         assert old in base, old
         path.write_text(base.replace(old, new), "utf-8")
         assert fragment in refusal(load_group, path)

@@ -68,8 +68,8 @@ MUTATIONS = [
          "maison, k_aggregate, maison_names = release.maison, policy.k_aggregate,",
          "maison, k_aggregate, maison_names = release.maison, 1,"),
         ("src/crossgroup/group/pipeline.py",
-         "checks.report_problems(release.reports, k_aggregate=policy.k_aggregate)",
-         "checks.report_problems(release.reports, k_aggregate=1)")],
+         "release.reports, k_aggregate=policy.k_aggregate, group_figures",
+         "release.reports, k_aggregate=1, group_figures")],
      "tests/contracts/test_return_contract.py::test_every_return_aggregate_follows_the_cell_rule"),
     (7, "affinity cells keyed by pooled sectors; check blind to sector keys", [
         ("src/crossgroup/group/release.py",
@@ -94,6 +94,23 @@ MUTATIONS = [
          "        shutil.rmtree(path, ignore_errors=True)\n",
          "    yield path\n")],
      "tests/group/test_process_cli.py::test_only_encrypted_returns_reports_and_audit_remain"),
+    (10, "DP mode publishes the exact counts under a stated margin", [
+        ("src/crossgroup/privacy/noise.py",
+         "return np.asarray(_measurement(self.scale, self.delta)(values), dtype=float)",
+         "return np.asarray(values, dtype=float)")],
+     "tests/group/test_dp_mode.py::test_two_runs_of_one_batch_draw_fresh_noise"),
+    (10, "noisy cells released without their margin, check blind to it", [
+        ("src/crossgroup/group/noisy_cells.py",
+         'pl.lit(margin).alias("margin"),', 'pl.lit(None, dtype=pl.Float64).alias("margin"),'),
+        ("src/crossgroup/privacy/release_checks.py",
+         "problems += noise_problems(where, release.aggregates, policy.group_f",
+         "problems += [] if 1 else noise_problems(where, release.aggregates, policy.group_f")],
+     "tests/group/test_dp_mode.py::test_every_group_wide_cell_is_noisy_the_same_for_all_and_own_cells_stay_exact"),
+    (10, "the yearly budget never refuses", [
+        ("src/crossgroup/privacy/budget.py",
+         "over = sorted(r for r, e in so_far.items() if e + epsilon > budget + 1e-9)",
+         "over = []")],
+     "tests/group/test_dp_mode.py::test_a_release_over_the_yearly_budget_is_refused_and_leaves_everything_as_it_was"),
 ]
 # fmt: on
 

@@ -223,3 +223,56 @@ def test_a_batch_returns_the_same_tables_on_both_engines(spark, tmp_path):
             assert frame.equals(spark_[maison][name]), (maison, name)
     # the private working folders are gone, whatever the engine left in them
     assert not list((tmp_path / "spark").glob("crossgroup-process-*"))
+
+
+def test_dp_mode_counts_the_same_persons_on_both_engines(spark, tmp_path, monkeypatch):
+    """DP mode on Spark (DESIGN §5.10, §5.11): the exact counts the noise is added to (each
+    person's own bands, from the engine) are the same on both engines, and so are the keys,
+    the margin, the exact own cells and the spend; only the noise itself differs, drawn anew."""
+    import dataclasses
+    import json
+    import shutil
+
+    from process_batch import build_batch, open_returns
+
+    from crossgroup.config import load_group
+    from crossgroup.crypto.keys import load_party
+    from crossgroup.group import release
+    from crossgroup.group.pipeline import process_batch
+
+    seen = []
+    real = release.noisy_group_cells
+
+    def observed(counted, *args):
+        seen.append(counted.sort(pl.all()))
+        return real(counted, *args)
+
+    monkeypatch.setattr(release, "noisy_group_cells", observed)
+    batch = build_batch(tmp_path / "batch", n_persons=1500)
+    group = dataclasses.replace(load_group(batch.pipeline), group_figures="dp")
+    outcomes = []
+    for engine in ("duckdb", "spark"):
+        keys, inbox = tmp_path / engine / "processor", tmp_path / engine / "inbox"
+        shutil.copytree(batch.keys / "processor", keys)
+        shutil.copytree(batch.inbox, inbox)
+        out = tmp_path / engine / "out"
+        process_batch(
+            inbox, load_party(keys), out, group=dataclasses.replace(group, engine=engine),
+            work_parent=tmp_path / engine,
+        )  # fmt: skip
+        ledger = [json.loads(x) for x in (keys / "privacy-budget.jsonl").read_text().splitlines()]
+        outcomes.append((open_returns(batch, out, tmp_path / engine), ledger))
+    assert len(seen) == 2 and seen[0].height and seen[0].equals(seen[1])
+    (duck, duck_ledger), (spark_, spark_ledger) = outcomes
+    keys = ["recipient", "epsilon", "delta", "noise_scale"]
+    assert [{k: r[k] for k in keys} for r in duck_ledger] == [
+        {k: r[k] for k in keys} for r in spark_ledger
+    ]
+    for maison, tables in duck.items():
+        a, b = tables["aggregates"], spark_[maison]["aggregates"]
+        own = pl.col("scope") == "maison"
+        assert a.filter(own).equals(b.filter(own)), maison
+        shape = ["table", "scope", "row_key", "col_key", "margin"]
+        cells = pl.col("table") != "suppression"
+        assert a.filter(~own & cells).select(shape).equals(b.filter(~own & cells).select(shape))
+        assert tables["segments"].equals(spark_[maison]["segments"])

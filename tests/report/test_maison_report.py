@@ -204,3 +204,30 @@ def test_bar_chart_marks_suppressed_bars_and_escapes_labels():
     assert "<a & b>" not in svg and '<"x">' not in svg
     assert '<title id="t-title">Tiers &lt;&quot;x&quot;&gt;</title>' in svg
     assert svg == bar_chart(*args, title='Tiers <"x">', alt="alt & more").svg
+
+
+def test_noisy_group_figures_are_said_plainly_with_their_intervals_and_epsilon_explained(payload):
+    """DP mode: the page says what the noise protects, lists every published noisy count with
+    its 95 % interval, and the glossary explains epsilon; an exact return shows none of it."""
+    segments, aggregates, glossary = payload
+    group = pl.col("scope") == "group"
+    noisy = aggregates.with_columns(
+        margin=pl.when(group & (pl.col("table") != "suppression")).then(pl.lit(76.4))
+    )
+    page = render_maison_report(
+        segments, noisy, glossary,
+        ReportContext(maison_name="Aurelle", batch_id="b", as_of="2026-10-31", k=10,
+                      k_aggregate=50, epsilon=0.5, delta=1e-9),
+    )  # fmt: skip
+    assert "epsilon 0.5" in page and "±76 persons" in page and "Counts under 50" in page
+    assert "Figures about your own customers are exact." in page
+    assert "<dt>Epsilon (ε)</dt>" in page
+    published = noisy.filter(group & ~pl.col("suppressed") & (pl.col("table") != "suppression"))
+    rows = re.findall(r"<tr><td>[^<]*</td><td>[^<]*</td><td>(\d+)</td><td>(\d+) – (\d+)</td>", page)
+    assert len(rows) == published.height
+    for persons, low, high in rows:
+        assert int(low) == max(0, round(int(persons) - 76.4)) and int(high) == round(
+            int(persons) + 76.4
+        )
+    exact = _render(payload)
+    assert "Epsilon" not in exact and "95 % interval" not in exact

@@ -24,13 +24,22 @@ def register(
             "--registry", "registry", "Public registry: controllers' display names from it."
         ),
     ] = None,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys",
+            help="The processor's key directory: adds the privacy budget its DP releases spent.",
+        ),
+    ] = None,
 ) -> None:
     """Write the record of processing activities from the configuration and the code.
 
     Controllers, categories of data (the export allow-list and the returned columns),
-    recipients, retention, k and k_aggregate, the crypto suite and the art. 22 statement
-    are all read from the pipeline file and the code's constants, so the register changes
-    when the processing does. Without --out the Markdown is printed.
+    recipients, retention, k and k_aggregate, how group-wide figures are released (DP mode:
+    mechanism, epsilon, delta, budget), the crypto suite and the art. 22 statement are all
+    read from the pipeline file and the code's constants, so the register changes when the
+    processing does. --keys adds the epsilon spent, from the processor's privacy-budget
+    ledger. Without --out the Markdown is printed.
 
     Example: crossgroup register --pipeline pipelines/group.toml --out register
     """
@@ -44,6 +53,7 @@ def register(
         load_group(path),
         pipeline_path=path,
         registry=load_registry(registry) if registry is not None else None,
+        party_dir=keys,
     )
     files = register_files(reg)
     if out is None:

@@ -332,7 +332,9 @@ def _checked_returns(
             )
         del built, exported
     problems += checks.combination_problems(engine, complete, release.tables.nodes, policy=policy)
-    problems += checks.report_problems(release.reports, k_aggregate=policy.k_aggregate)
+    problems += checks.report_problems(
+        release.reports, k_aggregate=policy.k_aggregate, group_figures=policy.group_figures
+    )
     checks.refuse_if_any(problems)
     return written
 

@@ -80,3 +80,22 @@ def records(
          "noise_scale": noise["noise_scale"], "recorded_at": at}
         for recipient, epsilon in sorted(spends.items())
     ]  # fmt: skip
+
+
+def spend_summary(party_dir: Path) -> dict:
+    """What the ledger says, for the register: per recipient, its DP releases, the epsilon
+    they spent in all and within a year of the latest release's as-of date."""
+    entries = jsonl.read(ledger_path(party_dir), WHAT, _entry)
+    if not entries:
+        return {"latest_as_of": None, "by_recipient": {}}
+    latest = max(day for _, day, _ in entries)
+    out: dict[str, dict] = {}
+    for recipient, day, epsilon in entries:
+        r = out.setdefault(
+            recipient, {"releases": 0, "epsilon_total": 0.0, "epsilon_within_a_year": 0.0}
+        )
+        r["releases"] += 1
+        r["epsilon_total"] += epsilon
+        if latest - day < WINDOW:
+            r["epsilon_within_a_year"] += epsilon
+    return {"latest_as_of": latest.isoformat(), "by_recipient": dict(sorted(out.items()))}

@@ -81,6 +81,32 @@ def aggregate_problems(where: str, aggregates: pl.DataFrame, k_aggregate: int) -
     return problems
 
 
+def noise_problems(where: str, aggregates: pl.DataFrame, group_figures: str, k_aggregate: int):
+    """Invariant 10: in DP mode every group-wide cell carries its noise's margin and a published
+    one reaches k_aggregate plus that margin (the noisy threshold); no other cell carries a
+    margin, and in threshold mode none does (an exact count is never labelled noisy)."""
+    if "margin" not in aggregates.columns:
+        return [f"{where}: aggregates carry no margin column"]
+    margin = pl.col("margin")
+    group = (pl.col("scope") == "group") & (pl.col("table") != SUPPRESSION_TABLE)
+    if group_figures != "dp":
+        labelled = aggregates.filter(margin.is_not_null()).height
+        return [f"{where}: {labelled} exact cell(s) carry a margin"] if labelled else []
+    problems = []
+    exact = aggregates.filter(group & (margin.is_null() | ~(margin > 0))).height
+    if exact:
+        problems.append(f"{where}: {exact} group-wide cell(s) without noise in DP mode (10)")
+    own = aggregates.filter((pl.col("scope") != "group") & margin.is_not_null()).height
+    if own:
+        problems.append(f"{where}: {own} cell(s) about the recipient's own customers carry noise")
+    low = aggregates.filter(
+        group & ~pl.col("suppressed") & (pl.col("persons") < k_aggregate + margin - 0.5)
+    ).height
+    if low:
+        problems.append(f"{where}: {low} noisy cell(s) published under the noisy threshold (10)")
+    return problems
+
+
 def _name_pattern(names: list[str]) -> str | None:
     words = sorted({n for n in names if n}, key=len, reverse=True)
     if not words:
@@ -234,6 +260,7 @@ def maison_problems(
             "checked on a partial combination (6)"
         )
     problems += aggregate_problems(where, release.aggregates, k_aggregate)
+    problems += noise_problems(where, release.aggregates, policy.group_figures, k_aggregate)
     others = [m for m in maison_names if m != maison]
     pattern = _name_pattern(others + [maison_names[m] for m in others])
     problems += _foreign_name_problems(where, release.tables(), pattern)
@@ -330,9 +357,15 @@ def release_problems(
     return problems
 
 
-def report_problems(tables: Mapping[str, pl.DataFrame], *, k_aggregate: int) -> list[str]:
-    """The processor's own reports: aggregate cells thresholded, and no binary column at all."""
+def report_problems(
+    tables: Mapping[str, pl.DataFrame], *, k_aggregate: int, group_figures: str = "threshold"
+) -> list[str]:
+    """The processor's own reports: aggregate cells thresholded (and, in DP mode, the group
+    cells noisy), and no binary column at all."""
     problems = []
+    if "aggregates" in tables:
+        problems += noise_problems("report aggregates", tables["aggregates"], group_figures,
+                                   k_aggregate)  # fmt: skip
     for name, frame in tables.items():
         for col, dtype in frame.schema.items():
             if dtype == pl.Binary:
@@ -354,7 +387,9 @@ def check_release(
     problems = release_problems(
         releases, policy=policy, exported_refs=exported_refs, person_nodes=person_nodes
     )
-    problems += report_problems(reports or {}, k_aggregate=policy.k_aggregate)
+    problems += report_problems(
+        reports or {}, k_aggregate=policy.k_aggregate, group_figures=policy.group_figures
+    )
     refuse_if_any(problems)
 
 

@@ -62,6 +62,7 @@ COLUMN_MEANING = {
     "share": "share of persons in the cell",
     "suppressed": "whether the cell was suppressed",
     "note": "why a cell was suppressed",
+    "margin": "half-width of the 95 % interval of a noisy group-wide count (DP mode)",
     "description": "what a segment means, in plain words",
 }
 PURPOSE = (
@@ -125,10 +126,33 @@ def _security(registry: Registry | None) -> dict:
     }
 
 
+def _group_figures(group: GroupConfig, party_dir: Path | None) -> dict:
+    """How figures about persons outside a recipient's customers are released, and, given the
+    processor's directory, what its privacy-budget ledger says was spent."""
+    from crossgroup.privacy import budget, noise
+
+    out: dict[str, Any] = {"mode": group.group_figures}
+    if group.group_figures == "dp":
+        out |= {
+            "mechanism": noise.MECHANISM,
+            "epsilon_per_release": group.epsilon_per_release,
+            "delta": group.delta,
+            "epsilon_budget_per_year": group.epsilon_budget_per_year,
+        }
+    if party_dir is not None:
+        out["spent"] = budget.spend_summary(party_dir)
+    return out
+
+
 def build_register(
-    group: GroupConfig, *, pipeline_path: Path, registry: Registry | None = None
+    group: GroupConfig,
+    *,
+    pipeline_path: Path,
+    registry: Registry | None = None,
+    party_dir: Path | None = None,
 ) -> dict:
-    """The register as data; every threshold, column and algorithm comes from config or code."""
+    """The register as data; every threshold, column and algorithm comes from config or code;
+    `party_dir` (the processor's directory) adds the privacy budget spent so far."""
     extra = read_toml(pipeline_path).get("register", {})
     return {
         "format": REGISTER_FORMAT,
@@ -166,6 +190,7 @@ def build_register(
             "k_aggregate": group.k_aggregate,
             "max_records_per_token": group.max_records_per_token,
         },
+        "group_figures": _group_figures(group, party_dir),
         "retention_days": dict(group.retention),
         "security_measures": _security(registry),
         "automated_decisions": AUTOMATED_DECISIONS,
@@ -231,6 +256,7 @@ def render_markdown(reg: dict) -> str:
         f"- an identifier carried by more than {th['max_records_per_token']} records of one "
         "maison never links anyone",
         "",
+        *_md_group_figures(reg["group_figures"], th["k_aggregate"]),
         "## Retention",
         "",
         *(
@@ -248,6 +274,40 @@ def render_markdown(reg: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _md_group_figures(figures: dict, k_aggregate: int) -> list[str]:
+    """The section on figures covering persons who are not the recipient's customers."""
+    lines = ["## Group-wide figures", ""]
+    if figures["mode"] == "dp":
+        lines += [
+            f"- differential privacy: {figures['mechanism']}; epsilon "
+            f"{figures['epsilon_per_release']:g} per release, delta {figures['delta']:g}; "
+            f"a release that would take any recipient past {figures['epsilon_budget_per_year']:g}"
+            " within a year of its as-of date is refused",
+            f"- noisy counts below {k_aggregate} plus their 95 % margin are withheld; figures "
+            "about a maison's own customers stay exact",
+        ]
+    else:
+        lines.append(f"- exact counts under the k_aggregate = {k_aggregate} cell rule")
+    spent = figures.get("spent")
+    if spent is not None:
+        rows = spent["by_recipient"]
+        lines += [
+            "",
+            f"Privacy budget spent (ledger; latest release as of {spent['latest_as_of']}):",
+        ]
+        lines += [
+            "",
+            "| recipient | releases | epsilon within a year | epsilon in all |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r} | {v['releases']} | {v['epsilon_within_a_year']:.3g} | "
+            f"{v['epsilon_total']:.3g} |"
+            for r, v in rows.items()
+        ] or ["| none | 0 | 0 | 0 |"]
+    return [*lines, ""]
 
 
 def register_files(reg: dict) -> dict[str, str]:

@@ -1,0 +1,167 @@
+"""DP mode for the group-wide figures (issue 16, DESIGN §5.10), end to end on sealed packages.
+
+`[privacy] group_figures = "dp"`: every group-wide cell of every return and of the group
+report is noisy (OpenDP), carries its 95 % margin, and is published only at k_aggregate plus
+that margin; figures about a maison's own customers stay exact; each release's epsilon is
+recorded per recipient in the privacy-budget ledger, the audit entry and the register; and
+a release that would take a recipient past the rolling yearly budget is refused (exit 3)
+with nothing written or consumed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # leak_scan
+
+from process_batch import MAISONS, build_batch, digest, seal_exports, secret_needles
+from test_missing_maisons import open_return, processor_state
+from test_process_cli import copy_batch, files, process
+
+from crossgroup import audit
+from crossgroup.privacy.budget import GROUP, LEDGER
+from leak_scan import scan
+
+DP = 'group_figures = "dp"\nepsilon_per_release = 0.5\ndelta = 1e-9\n'
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    return build_batch(tmp_path_factory.mktemp("dp"), n_persons=3000)
+
+
+def in_dp_mode(batch, budget: float = 6.0):
+    text = batch.pipeline.read_text(encoding="utf-8")
+    extra = f"{DP}epsilon_budget_per_year = {budget}\n"
+    batch.pipeline.write_text(text.replace("[privacy]\n", f"[privacy]\n{extra}", 1), "utf-8")
+    return batch
+
+
+@pytest.fixture
+def batch(template, tmp_path):
+    return in_dp_mode(copy_batch(template, tmp_path))
+
+
+def returns(batch, out: Path, tmp: Path) -> dict[str, tuple]:
+    return {m: open_return(batch, out, m, tmp) for m in MAISONS}
+
+
+def group_rows(aggregates: pl.DataFrame) -> pl.DataFrame:
+    return aggregates.filter(pl.col("scope") == "group").sort("table", "row_key", "col_key")
+
+
+def ledger(batch) -> list[dict]:
+    path = batch.keys / "processor" / LEDGER
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_every_group_wide_cell_is_noisy_the_same_for_all_and_own_cells_stay_exact(
+    run_cli, batch, template, tmp_path
+):
+    result = process(run_cli, batch, tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    opened = returns(batch, tmp_path / "out", tmp_path)
+    group = {m: group_rows(t["aggregates"]) for m, (_, t) in opened.items()}
+    first = group[MAISONS[0]]
+    # one draw for the whole release: every recipient gets the very same noisy cells, so
+    # comparing returns averages nothing away
+    assert all(g.equals(first) for g in group.values())
+    cells = first.filter(pl.col("table") != "suppression")
+    margin = cells.get_column("margin").unique()
+    assert margin.len() == 1 and margin.item() > 0
+    published = cells.filter(~pl.col("suppressed"))
+    assert published.height and (published["persons"] >= 20 + margin.item() - 0.5).all()
+    assert cells.filter("suppressed").get_column("persons").is_null().all()
+    # a fixed grid of public keys: every segment x released sector, nobody or not
+    (manifest, tables) = opened[MAISONS[0]]
+    segments = tables["glossary"].get_column("segment_label").unique().len()
+    sectors = cells.filter(pl.col("table") == "sector_affinity").height
+    assert cells.filter(pl.col("table") == "segment_sector_affinity").height == segments * sectors
+    # the maison's own cells: exact, as in threshold mode
+    exact = copy_batch(template, tmp_path / "exact")
+    assert process(run_cli, exact, tmp_path / "out-exact").exit_code == 0
+    for maison, (_, t) in opened.items():
+        mine = t["aggregates"].filter(pl.col("scope") == "maison")
+        assert mine.get_column("margin").is_null().all()
+        _, t_exact = open_return(exact, tmp_path / "out-exact", maison, tmp_path / "x")
+        assert mine.equals(t_exact["aggregates"].filter(pl.col("scope") == "maison"))
+    # the signed summary says how the group figures were made
+    summary = manifest.summary
+    assert summary["group_figures"] == "dp" and 0 < summary["epsilon"] <= 0.5
+    assert summary["delta"] == 1e-9 and summary["margin_95"] == pytest.approx(margin.item())
+
+
+def test_two_runs_of_one_batch_draw_fresh_noise(run_cli, template, tmp_path):
+    """The noise is drawn at each release (OpenDP's secure generator): the same batch twice
+    gives different group-wide counts, and the very same own counts."""
+    group = []
+    for name in ("a", "b"):
+        batch = in_dp_mode(copy_batch(template, tmp_path / name))
+        assert process(run_cli, batch, tmp_path / name / "out").exit_code == 0
+        (_, tables) = open_return(batch, tmp_path / name / "out", MAISONS[0], tmp_path / name)
+        group.append(tables["aggregates"])
+    noisy = [g.filter(pl.col("scope") == "group")["persons"].fill_null(-1) for g in group]
+    assert (noisy[0] != noisy[1]).sum() > noisy[0].len() // 2
+    own = [g.filter(pl.col("scope") == "maison") for g in group]
+    assert own[0].equals(own[1])
+
+
+def test_the_spend_is_recorded_per_recipient_in_ledger_audit_report_and_register(
+    run_cli, batch, tmp_path
+):
+    assert process(run_cli, batch, tmp_path / "out").exit_code == 0
+    lines = ledger(batch)
+    assert sorted(r["recipient"] for r in lines) == sorted([*MAISONS, GROUP])
+    assert {r["as_of"] for r in lines} == {"2026-06-30"} and {r["delta"] for r in lines} == {1e-9}
+    assert all(0.45 < r["epsilon"] <= 0.5 for r in lines)
+    # processor state (DESIGN §5.9): private, and nothing in it or the outputs about anyone
+    assert (batch.keys / "processor" / LEDGER).stat().st_mode & 0o777 == 0o600
+    found = scan([tmp_path / "out", batch.keys / "processor"], secret_needles(batch.tables))
+    assert found.hits == [] and str(batch.keys / "processor" / LEDGER) in found.files
+    entry = audit.read_entries(tmp_path / "out" / "audit.jsonl")[-1]
+    spent = entry["settings"]["privacy_budget"]
+    assert entry["settings"]["group_figures"] == "dp"
+    assert spent["spent"] == {r["recipient"]: r["epsilon"] for r in lines}
+    assert spent["epsilon_budget_per_year"] == 6.0 and "OpenDP" in spent["mechanism"]
+    page = (tmp_path / "out" / "reports" / "group_report.html").read_text("utf-8")
+    assert "95 % interval" in page and "Privacy budget" in page and "epsilon 0.5" in page
+    register = run_cli("register", "--pipeline", batch.pipeline, "--keys", batch.keys / "processor")
+    assert register.exit_code == 0, register.stderr
+    assert "Gaussian mechanism (OpenDP)" in register.stdout
+    assert f"| {GROUP} | 1 | 0.5 |" in register.stdout
+
+
+def test_a_release_over_the_yearly_budget_is_refused_and_leaves_everything_as_it_was(
+    run_cli, template, tmp_path
+):
+    batch = in_dp_mode(copy_batch(template, tmp_path), budget=0.5)
+    assert process(run_cli, batch, tmp_path / "june").exit_code == 0
+    # the next month's exports, within a year of June's: one more release would spend 1.0
+    seal_exports(batch.keys, batch.inbox, template.tables, as_of=date(2026, 7, 31),
+                 batch_id="2026-07")  # fmt: skip
+    inbox_before = {p.name: digest(p) for p in batch.inbox.iterdir()}
+    state_before = processor_state(batch)
+    audit_before = digest(tmp_path / "june" / "audit.jsonl")
+    refused = process(run_cli, batch, tmp_path / "june")
+    assert refused.exit_code == 3, refused.stderr
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("crossgroup: ") and "privacy budget" in line and "0.5" in line
+    assert "epsilon_budget_per_year" in line and "Traceback" not in refused.stderr
+    assert {p.name: digest(p) for p in batch.inbox.iterdir()} == inbox_before
+    assert processor_state(batch) == state_before
+    assert digest(tmp_path / "june" / "audit.jsonl") == audit_before
+    assert not [f for f in files(tmp_path / "june") if "2026-07" in f]
+    # the pipeline raises the budget: the same batch is released, and its spend recorded
+    text = batch.pipeline.read_text(encoding="utf-8")
+    batch.pipeline.write_text(text.replace("per_year = 0.5", "per_year = 1.0"), "utf-8")
+    assert process(run_cli, batch, tmp_path / "june").exit_code == 0
+    assert sorted({r["as_of"] for r in ledger(batch)}) == ["2026-06-30", "2026-07-31"]
