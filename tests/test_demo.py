@@ -158,3 +158,17 @@ def test_month_ends_run_back_from_the_as_of_month():
     assert month_ends(date(2026, 9, 30), 3) == [date(2026, 7, 31), date(2026, 8, 31),
                                                  date(2026, 9, 30)]  # fmt: skip
     assert month_ends(date(2026, 2, 14), 2) == [date(2026, 1, 31), date(2026, 2, 28)]
+
+
+def test_the_demo_in_dp_mode_releases_noisy_group_figures_and_spends_the_budget(tmp_path, run_cli):
+    """`demo --group-figures dp --months 2`: every analyst page says its group figures are
+    noisy, and the processor's ledger holds one release per month and recipient."""
+    result = run_cli("demo", "--out", tmp_path, "--persons", "2000", "--months", "2",
+                     "--group-figures", "dp")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    ledger = (tmp_path / "keys" / "processor" / "privacy-budget.jsonl").read_text().splitlines()
+    assert len(ledger) == 2 * 9  # eight maisons and the group, twice
+    page = next((tmp_path / "maisons").glob("*/analyst/2026-09/report.html")).read_text("utf-8")
+    assert "Group-wide figures carry random noise" in page and "Epsilon (ε)" in page
+    refused = run_cli("demo", "--out", tmp_path / "x", "--group-figures", "noise")
+    assert refused.exit_code == 2 and "--group-figures must be one of" in refused.stderr

@@ -27,6 +27,14 @@ def demo(
             help="Consecutive monthly batches of one world, the processor keeping its model.",
         ),
     ] = 1,
+    group_figures: Annotated[
+        str | None,
+        typer.Option(
+            "--group-figures",
+            help='"threshold" or "dp" (differential privacy, needs crossgroup[dp]); '
+            "default: the pipeline's [privacy] group_figures.",
+        ),
+    ] = None,
 ) -> None:
     """Run keys init, synth, export (every maison), process and import (every maison).
 
@@ -38,9 +46,21 @@ def demo(
     as a series: the segment model is kept from batch to batch, and each maison's analyst
     files of a month land in analyst/<batch>/.
 
+    With --group-figures dp, the group-wide figures are released with differential privacy
+    and each batch's epsilon is recorded in OUT/keys/processor/privacy-budget.jsonl.
+
     Example: crossgroup demo --out demo-output --persons 50000 --months 2
     """
-    from crossgroup.demo import print_summary, run_demo
+    import dataclasses
 
-    result = run_demo(out, persons=persons, seed=seed, months=months, progress=True)
+    from crossgroup.config import GROUP_FIGURES, load_group
+    from crossgroup.demo import print_summary, run_demo
+    from crossgroup.errors import InputError
+
+    group = load_group()
+    if group_figures is not None:
+        if group_figures not in GROUP_FIGURES:
+            raise InputError(f"--group-figures must be one of {', '.join(GROUP_FIGURES)}")
+        group = dataclasses.replace(group, group_figures=group_figures)
+    result = run_demo(out, persons=persons, seed=seed, months=months, group=group, progress=True)
     print_summary(result)
