@@ -118,7 +118,10 @@ def test_two_runs_of_one_batch_draw_fresh_noise(run_cli, template, tmp_path):
 def test_the_spend_is_recorded_per_recipient_in_ledger_audit_report_and_register(
     run_cli, batch, tmp_path
 ):
-    assert process(run_cli, batch, tmp_path / "out").exit_code == 0
+    result = process(run_cli, batch, tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert "group figures: differential privacy" in result.stdout
+    assert "privacy budget used within a year" in result.stdout and "of 6" in result.stdout
     lines = ledger(batch)
     assert sorted(r["recipient"] for r in lines) == sorted([*MAISONS, GROUP])
     assert {r["as_of"] for r in lines} == {"2026-06-30"} and {r["delta"] for r in lines} == {1e-9}

@@ -131,6 +131,16 @@ def summary_table(result) -> Table:
     )
     table.add_row("persons withheld (k-anonymity)", f"{c['persons_withheld']:,}")
     table.add_row("aggregate cells suppressed (group)", str(c["aggregate_cells_suppressed"]))
+    if spent := result.privacy_budget:
+        most = max(spent["spent_within_a_year"].values())
+        table.add_row(
+            "group figures: differential privacy",
+            f"epsilon {spent['epsilon']:.3g} per recipient, ±{spent['margin_95']:.0f} (95 %)",
+        )
+        table.add_row(
+            "privacy budget used within a year",
+            f"{most:.3g} of {spent['epsilon_budget_per_year']:.3g} (most spent by a recipient)",
+        )
     for maison, rows in sorted(c["returned_rows"].items()):
         table.add_row(f"rows returned to {maison}", f"{rows:,}")
     for stage, seconds in result.timings.items():

@@ -84,6 +84,7 @@ class ProcessResult:
     timings: dict[str, float]
     counts: dict
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    privacy_budget: dict | None = None  # what a DP release spent (`run_record.stage_budget`)
 
 
 def open_engine(work: Path, group: GroupConfig) -> Engine:
@@ -293,6 +294,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
         timings=dict(timer.timings),
         counts={**counts, "inputs_after_run": plan},
         skipped=[(s.path.name, s.reason) for s in batch.skipped],
+        privacy_budget=spent,
     )
 
 
