@@ -53,6 +53,13 @@ def returns(batch, out: Path, tmp: Path) -> dict[str, tuple]:
     return {m: open_return(batch, out, m, tmp) for m in MAISONS}
 
 
+# spend at other maisons: about the maison's own customers, but from other maisons' data
+NOISY_OWN = pl.col("row_key").is_in(["other_sector_spend"]) | (
+    pl.col("table") == "other_sector_spend"
+)
+EXACT_OWN = (pl.col("scope") == "maison") & ~NOISY_OWN
+
+
 def group_rows(aggregates: pl.DataFrame) -> pl.DataFrame:
     return aggregates.filter(pl.col("scope") == "group").sort("table", "row_key", "col_key")
 
@@ -86,14 +93,17 @@ def test_every_group_wide_cell_is_noisy_the_same_for_all_and_own_cells_stay_exac
     segments = tables["glossary"].get_column("segment_label").unique().len()
     sectors = cells.filter(pl.col("table") == "sector_affinity").height
     assert cells.filter(pl.col("table") == "segment_sector_affinity").height == segments * sectors
-    # the maison's own cells: exact, as in threshold mode
+    # the maison's own cells: exact, as in threshold mode; its customers' spend at the other
+    # maisons (other_sector_spend) is noisy, with the same margin
     exact = copy_batch(template, tmp_path / "exact")
     assert process(run_cli, exact, tmp_path / "out-exact").exit_code == 0
     for maison, (_, t) in opened.items():
-        mine = t["aggregates"].filter(pl.col("scope") == "maison")
-        assert mine.get_column("margin").is_null().all()
+        mine = t["aggregates"].filter(EXACT_OWN)
+        assert mine.height and mine.get_column("margin").is_null().all()
         _, t_exact = open_return(exact, tmp_path / "out-exact", maison, tmp_path / "x")
-        assert mine.equals(t_exact["aggregates"].filter(pl.col("scope") == "maison"))
+        assert mine.equals(t_exact["aggregates"].filter(EXACT_OWN))
+        spend = t["aggregates"].filter(pl.col("table") == "other_sector_spend")
+        assert spend.height and (spend["margin"] == margin.item()).all()
     # the signed summary says how the group figures were made
     summary = manifest.summary
     assert summary["group_figures"] == "dp" and 0 < summary["epsilon"] <= 0.5
@@ -111,7 +121,7 @@ def test_two_runs_of_one_batch_draw_fresh_noise(run_cli, template, tmp_path):
         group.append(tables["aggregates"])
     noisy = [g.filter(pl.col("scope") == "group")["persons"].fill_null(-1) for g in group]
     assert (noisy[0] != noisy[1]).sum() > noisy[0].len() // 2
-    own = [g.filter(pl.col("scope") == "maison") for g in group]
+    own = [g.filter(EXACT_OWN) for g in group]
     assert own[0].equals(own[1])
 
 
@@ -125,22 +135,29 @@ def test_the_spend_is_recorded_per_recipient_in_ledger_audit_report_and_register
     lines = ledger(batch)
     assert sorted(r["recipient"] for r in lines) == sorted([*MAISONS, GROUP])
     assert {r["as_of"] for r in lines} == {"2026-06-30"} and {r["delta"] for r in lines} == {1e-9}
-    assert all(0.45 < r["epsilon"] <= 0.5 for r in lines)
+    # a maison's view (group cells and its other_sector_spend) spends the release's epsilon;
+    # the processor's reports hold the group cells only, and spend less
+    spent = {r["recipient"]: r["epsilon"] for r in lines}
+    assert all(spent[m] == pytest.approx(0.5, rel=1e-3) and spent[m] <= 0.5 for m in MAISONS)
+    assert 0 < spent[GROUP] < spent[MAISONS[0]]
     # processor state (DESIGN §5.9): private, and nothing in it or the outputs about anyone
     assert (batch.keys / "processor" / LEDGER).stat().st_mode & 0o777 == 0o600
     found = scan([tmp_path / "out", batch.keys / "processor"], secret_needles(batch.tables))
     assert found.hits == [] and str(batch.keys / "processor" / LEDGER) in found.files
     entry = audit.read_entries(tmp_path / "out" / "audit.jsonl")[-1]
-    spent = entry["settings"]["privacy_budget"]
+    recorded = entry["settings"]["privacy_budget"]
     assert entry["settings"]["group_figures"] == "dp"
-    assert spent["spent"] == {r["recipient"]: r["epsilon"] for r in lines}
-    assert spent["epsilon_budget_per_year"] == 6.0 and "OpenDP" in spent["mechanism"]
+    assert recorded["spent"] == spent
+    assert recorded["epsilon_budget_per_year"] == 6.0 and "OpenDP" in recorded["mechanism"]
     page = (tmp_path / "out" / "reports" / "group_report.html").read_text("utf-8")
     assert "95 % interval" in page and "Privacy budget" in page and "epsilon 0.5" in page
     register = run_cli("register", "--pipeline", batch.pipeline, "--keys", batch.keys / "processor")
     assert register.exit_code == 0, register.stderr
     assert "Gaussian mechanism (OpenDP)" in register.stdout
-    assert f"| {GROUP} | 1 | 0.5 |" in register.stdout
+    assert (
+        f"| {MAISONS[0]} | 1 | 0.5 |" in register.stdout
+        and f"| {GROUP} | 1 | 0." in register.stdout
+    )
 
 
 def test_a_release_over_the_yearly_budget_is_refused_and_leaves_everything_as_it_was(

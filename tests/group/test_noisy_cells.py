@@ -158,3 +158,27 @@ def test_the_register_summary_totals_the_year_and_all_time(tmp_path):
         "releases": 3, "epsilon_total": 1.5, "epsilon_within_a_year": 1.0,
     }  # fmt: skip
     assert summary["by_recipient"][budget.GROUP]["epsilon_within_a_year"] == 0.5
+
+
+def test_other_sector_spend_is_noisy_in_dp_mode_with_shares_of_the_noisy_base():
+    """A maison's customers' spend at the other maisons: counts, summed shares and the base are
+    each noised; a sector is published at k_aggregate plus the margin, with share in [0, 1]."""
+    from crossgroup.group.cells import other_sector_cells
+    from crossgroup.group.noisy_cells import noisy_other_sector
+
+    spend = pl.DataFrame(
+        {"sector": ["Fashion", "Beauty", "Wines"], "persons": [1800, 900, 10],
+         "share_sum": [700.0, 250.0, 1.5], "base": [2000, 2000, 2000]}
+    )  # fmt: skip
+    noise = calibrate(0.5, 1e-9, cells_sensitivity(4, 3, other_sectors=2))
+    cells = noisy_other_sector(other_sector_cells(spend, "Fashion"), noise, K_AGG)
+    body = cells.filter(pl.col("table") == "other_sector_spend").sort("row_key")
+    assert body["row_key"].to_list() == ["Beauty", "Wines"]  # its own sector left out
+    beauty, wines = body.rows(named=True)
+    assert not beauty["suppressed"] and abs(beauty["persons"] - 900) < 6 * noise.scale
+    assert abs(beauty["share"] - 250 / 2000) < 0.1 and beauty["margin"] == noise.margin
+    assert wines["suppressed"] and wines["persons"] is None and wines["share"] is None
+    assert noise_problems("return", cells, "dp", K_AGG) == []
+    assert "own customers carry noise" not in " ".join(noise_problems("return", cells, "dp", K_AGG))
+    exact = cells.with_columns(margin=pl.lit(None, dtype=pl.Float64))
+    assert "without noise in DP mode" in noise_problems("return", exact, "dp", K_AGG)[0]

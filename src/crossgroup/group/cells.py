@@ -370,11 +370,13 @@ def maison_aggregates(
     is withheld when fewer than k_aggregate of its persons are outside this maison, even when
     the maison's own cell is itself suppressed. `noisy`: they are DP mode's noisy cells
     (`noisy_cells.noisy_group_cells`), the same for every recipient and final as they are.
-    `other_sector`: the maison's `other_sector_cells`, suppressed with its own cells.
+    `other_sector`: the maison's `other_sector_cells`, suppressed with its own cells (in DP
+    mode, noisy and final: `noisy_cells.noisy_other_sector`).
     """
     own_cells = scope_cells(own, "maison", sectors)
-    mine = own_cells if other_sector is None else pl.concat([own_cells, other_sector])
-    cells = suppress(mine, k_aggregate)
+    final = [other_sector] if noisy and other_sector is not None else []
+    mine = own_cells if other_sector is None or final else pl.concat([own_cells, other_sector])
+    cells = pl.concat([suppress(mine, k_aggregate), *final])
     group = group_cells if noisy else suppress(group_cells, k_aggregate, own=own_cells)
     return pl.concat([cells, group, withheld_row("maison", withheld, k)]).sort(
         "table", "scope", "row_key", "col_key"

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from crossgroup.engine import Engine
-from crossgroup.group.bands import return_hierarchies
+from crossgroup.group.bands import MULTI_MAISON_BREADTH, return_hierarchies
 from crossgroup.group.cells import CELL_SCHEMA, PARTITION_TABLES, scope_cells
 from crossgroup.privacy.noise import GaussianNoise, calibrate, cells_sensitivity
 from crossgroup.privacy.policy import ReleasePolicy
@@ -33,14 +33,29 @@ _BANDED = {"segment_label": "segment", "value_tier": "value_tier",
 _KEY = ["table", "row_key", "col_key"]
 
 
-def group_noise(policy: ReleasePolicy, names: Sequence[str], affinity_share: float):
-    """The release's noise (None in threshold mode): one person has an affinity for at most
+def group_noise(
+    policy: ReleasePolicy, names: Sequence[str], affinity_share: float, *, other_sector: bool
+) -> tuple[GaussianNoise, float] | None:
+    """The release's noise and the epsilon the processor's reports spend (None in threshold
+    mode). The noise is calibrated on a maison's figures, the largest view: the group cells
+    and, with `other_sector`, its other_sector_spend table (every released name but its own);
+    the reports hold the group cells only. One person has an affinity for at most
     1 / affinity_share sectors, and for at most every released sector name."""
     if policy.group_figures != "dp":
         return None
     flags = min(len(names), math.floor(1 / affinity_share))
-    sensitivity = cells_sensitivity(len(PARTITION_TABLES), flags)
-    return calibrate(policy.epsilon_per_release, policy.delta, sensitivity)
+    others = max(len(names) - 1, 0) if other_sector else 0
+    noise = calibrate(
+        policy.epsilon_per_release, policy.delta,
+        cells_sensitivity(len(PARTITION_TABLES), flags, others),
+    )  # fmt: skip
+    return noise, noise.spent(cells_sensitivity(len(PARTITION_TABLES), flags))
+
+
+def multi_maison_codes(policy: ReleasePolicy) -> list[int]:
+    """The band codes (`generalize_table(keep_codes=True)`) of buying at two maisons or more."""
+    values, _ = {h.name: h for h in return_hierarchies([], [], policy)}["breadth"].codes()
+    return [i for i, v in enumerate(values) if v in MULTI_MAISON_BREADTH]
 
 
 def banded_counts(
@@ -208,3 +223,37 @@ def noisy_match_cells(cells: pl.DataFrame, noise: GaussianNoise) -> pl.DataFrame
          "withheld in DP mode: one person's records have no bound", None),
     ]  # fmt: skip
     return pl.DataFrame(rows, schema=CELL_SCHEMA, orient="row")
+
+
+def noisy_other_sector(cells: pl.DataFrame, noise: GaussianNoise, k_aggregate: int) -> pl.DataFrame:
+    """One maison's other_sector_spend in DP mode, final: its customers spend at other maisons,
+    so the counts per sector, the shares of spend summed (each customer's add up to at most
+    1) and the base are noised (one draw per maison); a sector is published when its noisy
+    count reaches k_aggregate plus the margin, its share being the noisy sum over the noisy
+    base. `cells`: `cells.other_sector_cells` (unsuppressed)."""
+    if cells.is_empty():
+        return pl.DataFrame(schema=CELL_SCHEMA)
+    base = int(cells.get_column("base").max() or 0)
+    counts = [*cells.get_column("persons"), *(cells["share"] * cells["base"]), base]
+    noisy = noise.noisy(counts)
+    n = cells.height
+    persons, share_sum, noisy_base = noisy[:n], noisy[n : 2 * n], max(noisy[-1], 1.0)
+    threshold = k_aggregate + noise.margin
+    published = pl.Series(persons >= threshold)
+    withheld = f"noisy count under {threshold:.0f} persons (k_aggregate plus the 95 % margin)"
+    out = cells.select(
+        "table", "scope", "row_key", "col_key",
+        pl.when(published).then(pl.Series(persons).round(0)).cast(pl.Int64).alias("persons"),
+        pl.when(published).then(pl.Series(share_sum / noisy_base).clip(0.0, 1.0)).alias("share"),
+        (~published).alias("suppressed"),
+        pl.when(published).then(pl.lit("")).otherwise(pl.lit(withheld)).alias("note"),
+        pl.lit(noise.margin).alias("margin"),
+    )  # fmt: skip
+    held = int((~published).sum())
+    summary = pl.DataFrame(
+        [("suppression", "maison", cells["table"][0], "", None, None, False,
+          f"{held} cell(s) withheld: noisy count under {round(threshold)} persons",
+          noise.margin)],
+        schema=CELL_SCHEMA, orient="row",
+    )  # fmt: skip
+    return pl.concat([out.cast(CELL_SCHEMA), *([summary] if held else [])])

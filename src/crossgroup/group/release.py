@@ -31,8 +31,10 @@ from crossgroup.group.noisy_cells import (
     banded_counts,
     group_noise,
     key_grid,
+    multi_maison_codes,
     noisy_group_cells,
     noisy_match_cells,
+    noisy_other_sector,
 )
 from crossgroup.group.report_tables import loss_table, match_cells, quality_table
 from crossgroup.privacy.noise import GaussianNoise
@@ -81,6 +83,7 @@ class Release:
     # each maison's other_sector_spend cells, unsuppressed (`other_sector_cells`)
     other_sector: dict[str, pl.DataFrame] = field(default_factory=dict)
     noise: GaussianNoise | None = None  # DP mode's noise (group/noisy_cells.py)
+    group_epsilon: float | None = None  # what the processor's reports spend in DP mode
 
     @property
     def group_cells(self) -> pl.DataFrame:
@@ -128,7 +131,8 @@ def build_release(
     """
     gen, k_aggregate = generalization, policy.k_aggregate
     names = released_names(sectors, policy.released_sectors)
-    noise = group_noise(policy, names, AFFINITY_SHARE)
+    planned = group_noise(policy, names, AFFINITY_SHARE, other_sector=tables.spend is not None)
+    noise, group_epsilon = planned or (None, None)
     if noise is None:
         group_raw = scope_cells(_counted(engine, tables, names), "group", names)
         group_cells, matched = (
@@ -172,29 +176,48 @@ def build_release(
         own_counts={m: own.filter(pl.col("maison") == m).drop("maison") for m in maisons},
         withheld=withheld,
         glossary=glossary(model.labels_, model.descriptions_),
-        other_sector=other_sector_spend(
-            engine, tables, maisons, sectors, policy, maison_sectors or {}
+        other_sector=_other_sector(
+            engine, tables, policy, maisons, names, gen, maison_sectors or {}, noise
         ),
         noise=noise,
+        group_epsilon=group_epsilon,
     )
+
+
+def _other_sector(engine, tables, policy, maisons, names, gen, maison_sectors, noise):
+    """Each maison's other_sector_spend cells: unsuppressed (suppressed with its own cells),
+    or, in DP mode, noisy and final (`noisy_cells.noisy_other_sector`)."""
+    if tables.spend is None:
+        return {}
+    if noise is None:
+        people, multi = tables.released, list(MULTI_MAISON_BREADTH)
+    else:
+        people, multi = gen.codes, multi_maison_codes(policy)
+    spend = other_sector_spend(engine, tables, maisons, names, persons=people, multi=multi)
+    released = policy.released_sectors
+    out = {}
+    for maison, frame in spend.items():
+        own = maison_sectors.get(maison)
+        cells = other_sector_cells(frame, released.get(own) if own else None)
+        out[maison] = cells if noise is None else noisy_other_sector(
+            cells, noise, policy.k_aggregate
+        )  # fmt: skip
+    return out
 
 
 def other_sector_spend(
     engine: Engine,
     tables: ReleaseTables,
     maisons: list[str],
-    sectors: list[str],
-    policy: ReleasePolicy,
-    maison_sectors: Mapping[str, str | None],
+    names: list[str],
+    *,
+    persons: str,
+    multi: list[str],
 ) -> dict[str, pl.DataFrame]:
-    """Each maison's other_sector_spend cells (`other_sector_cells`, unsuppressed), from sums
-    per maison and released sector name over its multi-maison customers: those whose
-    released breadth says so, as the maison's own rows do. Only the sums come to the driver."""
-    if tables.spend is None:
-        return {}
-    released = policy.released_sectors
-    names = released_names(sectors, released)
-    multi = ", ".join("'" + b + "'" for b in MULTI_MAISON_BREADTH)
+    """Each maison's spend per released sector name (`other_sector_cells`' input) over its
+    multi-maison customers: those of `persons` whose `breadth` is one of `multi` (the released
+    breadth, as the maison's own rows say it; in DP mode each person's own band). Only the
+    sums come to the driver."""
     sums = [
         f"CAST(sum(s.spend_{i}) AS BIGINT) AS spend_{i}, "
         f"count(CASE WHEN s.spend_{i} > 0 THEN 1 END) AS persons_{i}"
@@ -203,15 +226,16 @@ def other_sector_spend(
     totals = engine.to_polars(
         f"SELECT n.maison, count(*) AS base, {', '.join(sums)} "
         f"FROM (SELECT DISTINCT maison, person_id FROM {tables.nodes}) n "
-        f"JOIN {tables.released} r ON r.person_id = n.person_id "
+        f"JOIN {persons} r ON r.person_id = n.person_id "
         f"JOIN {tables.spend} s ON s.person_id = n.person_id "
-        f"WHERE r.breadth IN ({multi}) GROUP BY n.maison"
+        f"WHERE r.breadth IN ({', '.join('?' * len(multi))}) GROUP BY n.maison",
+        list(multi),
     )
     rows = {r["maison"]: r for r in totals.iter_rows(named=True)}
     out = {}
     for maison in maisons:
         row = rows.get(maison, {})
-        spend = pl.DataFrame(
+        out[maison] = pl.DataFrame(
             {
                 "sector": names,
                 "persons": [int(row.get(f"persons_{i}") or 0) for i in range(len(names))],
@@ -223,8 +247,6 @@ def other_sector_spend(
             schema={"sector": pl.String, "persons": pl.Int64, "share_sum": pl.Float64,
                     "base": pl.Int64},
         )  # fmt: skip
-        own = maison_sectors.get(maison)
-        out[maison] = other_sector_cells(spend, released.get(own) if own else None)
     return out
 
 

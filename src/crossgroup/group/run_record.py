@@ -97,7 +97,7 @@ def stage_budget(
     noise = release.noise.audit()
     recipients = [*batch.maisons, GROUP]
     before = budget.spent(party_dir, recipients, batch.as_of)
-    spends = dict.fromkeys(recipients, release.noise.epsilon)
+    spends = {**dict.fromkeys(batch.maisons, release.noise.epsilon), GROUP: release.group_epsilon}
     tx.append(
         budget.ledger_path(party_dir),
         budget.records(batch_id=batch.batch_id, as_of=batch.as_of, spends=spends, noise=noise,

@@ -56,6 +56,11 @@ class GaussianNoise:
         """Half-width of the 95 % interval of one noisy count (OpenDP's accuracy bound)."""
         return float(_opendp().gaussian_scale_to_accuracy(self.scale, 1 - CONFIDENCE))
 
+    def spent(self, sensitivity: float) -> float:
+        """The epsilon this noise costs a recipient whose figures one person moves by at most
+        `sensitivity` (OpenDP's map; at most `epsilon` for a view no larger than calibrated)."""
+        return float(_measurement(self.scale, self.delta).map(float(sensitivity))[0])
+
     def noisy(self, counts: Sequence[float]) -> np.ndarray:
         """`counts` plus independent noise, each drawn by OpenDP."""
         values = [float(c) for c in counts]
@@ -86,8 +91,11 @@ def calibrate(epsilon: float, delta: float, sensitivity: float) -> GaussianNoise
     return GaussianNoise(float(scale), float(sensitivity), float(spent), float(delta))
 
 
-def cells_sensitivity(partitions: int, flags_per_person: int) -> float:
-    """L2 sensitivity of the group cells when one person is added or removed: one cell in each
-    partition table, and up to `flags_per_person` cells in each of the two affinity tables
-    (over the scope and within the person's segment)."""
-    return math.sqrt(partitions + 2 * flags_per_person)
+def cells_sensitivity(partitions: int, flags_per_person: int, other_sectors: int = 0) -> float:
+    """L2 sensitivity of one recipient's noisy figures when one person is added or removed:
+    one cell in each partition table, up to `flags_per_person` cells in each of the two
+    affinity tables (over the scope and within the person's segment), and, when the recipient
+    gets an other_sector_spend table of `other_sectors` sectors, one count per sector, their
+    shares of spend (adding up to at most 1) and the table's base."""
+    other = other_sectors + 2 if other_sectors else 0
+    return math.sqrt(partitions + 2 * flags_per_person + other)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossgroup.contracts import REF_BYTES, RETURN, SECTOR_KEYS
+from crossgroup.contracts import OTHER_SECTOR_TABLE, REF_BYTES, RETURN, SECTOR_KEYS
 from crossgroup.engine import Engine
 from crossgroup.errors import PrivacyCheckError
 from crossgroup.privacy.policy import ReleasePolicy
@@ -82,29 +82,26 @@ def aggregate_problems(where: str, aggregates: pl.DataFrame, k_aggregate: int) -
 
 
 def noise_problems(where: str, aggregates: pl.DataFrame, group_figures: str, k_aggregate: int):
-    """Invariant 10: in DP mode every group-wide cell carries its noise's margin and a published
-    one reaches k_aggregate plus that margin (the noisy threshold); no other cell carries a
-    margin, and in threshold mode none does (an exact count is never labelled noisy)."""
+    """Invariant 10: in DP mode every group-wide cell (and other_sector_spend's, which counts
+    spend at other maisons) carries its noise's margin and a published one reaches k_aggregate
+    plus that margin (the noisy threshold); no other cell carries a margin, and in threshold
+    mode none does (an exact count is never labelled noisy)."""
     if "margin" not in aggregates.columns:
         return [f"{where}: aggregates carry no margin column"]
-    margin = pl.col("margin")
-    group = (pl.col("scope") == "group") & (pl.col("table") != SUPPRESSION_TABLE)
+    margin, cell = pl.col("margin"), pl.col("table") != SUPPRESSION_TABLE
+    noisy = cell & ((pl.col("scope") == "group") | (pl.col("table") == OTHER_SECTOR_TABLE))
     if group_figures != "dp":
         labelled = aggregates.filter(margin.is_not_null()).height
         return [f"{where}: {labelled} exact cell(s) carry a margin"] if labelled else []
-    problems = []
-    exact = aggregates.filter(group & (margin.is_null() | ~(margin > 0))).height
-    if exact:
-        problems.append(f"{where}: {exact} group-wide cell(s) without noise in DP mode (10)")
-    own = aggregates.filter((pl.col("scope") != "group") & margin.is_not_null()).height
-    if own:
-        problems.append(f"{where}: {own} cell(s) about the recipient's own customers carry noise")
-    low = aggregates.filter(
-        group & ~pl.col("suppressed") & (pl.col("persons") < k_aggregate + margin - 0.5)
-    ).height
-    if low:
-        problems.append(f"{where}: {low} noisy cell(s) published under the noisy threshold (10)")
-    return problems
+    under = ~pl.col("suppressed") & (pl.col("persons") < k_aggregate + margin - 0.5)
+    found = {
+        "group-wide cell(s) without noise in DP mode (10)": noisy & ~(margin > 0).fill_null(False),
+        "cell(s) about the recipient's own customers carry noise": cell & ~noisy
+        & margin.is_not_null(),
+        "noisy cell(s) published under the noisy threshold (10)": noisy & under,
+    }  # fmt: skip
+    counts = {what: aggregates.filter(rows).height for what, rows in found.items()}
+    return [f"{where}: {n} {what}" for what, n in counts.items() if n]
 
 
 def _name_pattern(names: list[str]) -> str | None:
