@@ -220,7 +220,7 @@ def test_noisy_group_figures_are_said_plainly_with_their_intervals_and_epsilon_e
                       k_aggregate=50, epsilon=0.5, delta=1e-9),
     )  # fmt: skip
     assert "epsilon 0.5" in page and "±76 persons" in page and "Counts under 50" in page
-    assert "Figures about your own customers are exact." in page
+    assert "Figures about your own customers are exact, except what they spend" in page
     assert "<dt>Epsilon (ε)</dt>" in page
     published = noisy.filter(group & ~pl.col("suppressed") & (pl.col("table") != "suppression"))
     rows = re.findall(r"<tr><td>[^<]*</td><td>[^<]*</td><td>(\d+)</td><td>(\d+) – (\d+)</td>", page)

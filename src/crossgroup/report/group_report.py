@@ -49,9 +49,7 @@ def group_report_html(
     noise = []
     if privacy_budget:
         b = privacy_budget
-        rule = noise_sentence(b["epsilon"], b["delta"], b["margin_95"], None).replace(
-            " Figures about your own customers are exact.", ""
-        )
+        rule = noise_sentence(b["epsilon"], b["delta"], b["margin_95"], None, own=False)
         noise = [noise_panel(cells, rule), _html_table("Privacy budget", _budget_rows(b))]
     parts = [
         f"<header class='page'><h1>Group processing report</h1>"

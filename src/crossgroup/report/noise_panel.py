@@ -20,14 +20,23 @@ EPSILON_TERM = (
 )
 
 
-def noise_sentence(epsilon: float, delta: float, margin: float, k_aggregate: int | None) -> str:
-    """The page's plain-words statement of the noise (text, not HTML)."""
+OWN_FIGURES = (
+    " Figures about your own customers are exact, except what they spend at the other "
+    "maisons, which is noisy in the same way."
+)
+
+
+def noise_sentence(
+    epsilon: float, delta: float, margin: float, k_aggregate: int | None, *, own: bool = True
+) -> str:
+    """The page's plain-words statement of the noise (text, not HTML); `own`: the reader has
+    customers of its own (a maison), whose figures are exact."""
     floor = f" Counts under {k_aggregate} plus that margin are not shown." if k_aggregate else ""
     return (
         f"Group-wide figures carry random noise (differential privacy, epsilon {epsilon:.2g}, "
         f"delta {delta:.0e}): each count is within ±{margin:,.0f} persons of the true count 95 "
         "times in 100, and no one person's presence, absence or change between months can be "
-        "read from them." + floor + " Figures about your own customers are exact."
+        "read from them." + floor + (OWN_FIGURES if own else "")
     )
 
 
