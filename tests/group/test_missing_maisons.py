@@ -230,6 +230,7 @@ def test_an_absent_maisons_customers_reach_no_other_return(run_cli, batch, tmp_p
             "rows": segments.height,
             "k": 5,
             "k_aggregate": 20,
+            "group_figures": "threshold",
             "participating_maisons": PRESENT,
             "absent_maisons": [MISSING],
         }
