@@ -171,7 +171,7 @@ def world() -> World:
         names=names,
         segments=segments,
         grid=key_grid(labels, names, policy, list(taxonomy.sector_names)),
-        noise=group_noise(policy, names, AFFINITY_SHARE),
+        noise=group_noise(policy, names, AFFINITY_SHARE, other_sector=True)[0],
     )
 
 
