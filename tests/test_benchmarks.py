@@ -134,3 +134,29 @@ def test_a_spark_flow_is_labelled_and_kept_off_the_duckdb_curves():
     assert "| S spark | 50,000 |" in results_row(spark)
     assert "| S both (spark process 3.25×) | 1,000 |" in results_row(both)
     assert chart.latest_per_size([older, spark, both]) == [both, older]
+
+
+def test_dp_accuracy_at_a_tiny_size(tmp_path, monkeypatch, capsys):
+    """bench_dp_accuracy.py end to end on 2,000 persons of 3 maisons: its redraws agree with
+    the cells `noisy_group_cells` returned (it exits otherwise), and every figure is a share."""
+    import bench_dp_accuracy
+
+    out = tmp_path / "dp.json"
+    argv = ["bench_dp_accuracy.py", "--persons", "2000", "--maisons", "3", "--draws", "3",
+            "--data-root", str(tmp_path / "data"), "--work-root", str(tmp_path / "work"),
+            "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    bench_dp_accuracy.main()
+    result = json.loads(out.read_text())
+    redrawn = result["dp"]["redrawn"]
+    assert redrawn["draws"] == 3 and redrawn["exact_persons_outside_grid"] == 0
+    assert redrawn["persons_counted"] == result["data"]["persons_resolved"]
+    assert redrawn["noise"]["threshold"] == pytest.approx(50 + redrawn["noise"]["margin_95"])
+    assert result["dp"]["run"]["returns_identical_to_report"]
+    overall = redrawn["tables"]["(all group tables)"]
+    assert 0 <= overall["withheld_noisy_threshold"] <= overall["withheld_any_reason"] <= 1
+    threshold = result["threshold"]
+    assert len(threshold["returns"]) == 3
+    assert 0 <= threshold["report"]["(all group tables)"]["suppressed_share"] <= 1
+    assert not list((tmp_path / "work").iterdir())  # keys, packages and outputs removed
+    assert "med rel err" in capsys.readouterr().out
