@@ -270,9 +270,13 @@ def test_dp_mode_counts_the_same_persons_on_both_engines(spark, tmp_path, monkey
     ]
     for maison, tables in duck.items():
         a, b = tables["aggregates"], spark_[maison]["aggregates"]
-        own = pl.col("scope") == "maison"
+        # exact own cells; other_sector_spend is noisy (spend at the other maisons)
+        spend = pl.col("table").is_in(["other_sector_spend"]) | pl.col("row_key").is_in(
+            ["other_sector_spend"]
+        )
+        own = (pl.col("scope") == "maison") & ~spend
         assert a.filter(own).equals(b.filter(own)), maison
         shape = ["table", "scope", "row_key", "col_key", "margin"]
-        cells = pl.col("table") != "suppression"
-        assert a.filter(~own & cells).select(shape).equals(b.filter(~own & cells).select(shape))
+        cells = (pl.col("table") != "suppression") & (pl.col("scope") == "group")
+        assert a.filter(cells).select(shape).equals(b.filter(cells).select(shape))
         assert tables["segments"].equals(spark_[maison]["segments"])

@@ -21,7 +21,12 @@ from crossgroup.config import load_taxonomy
 from crossgroup.engine import DuckDBEngine
 from crossgroup.group.bands import band_frame, return_hierarchies
 from crossgroup.group.cells import maison_aggregates, other_sector_cells, scope_cells
-from crossgroup.group.release import ReleaseTables, other_sector_spend, spend_shares
+from crossgroup.group.release import (
+    ReleaseTables,
+    other_sector_by_maison,
+    released_names,
+    spend_shares,
+)
 from crossgroup.privacy.policy import ReleasePolicy
 
 COLUMNS = SECTOR_COLUMNS
@@ -224,9 +229,11 @@ def test_other_sector_spend_counts_each_maisons_multi_maison_customers_in_the_en
             engine.register("nodes", nodes),
             engine.register("spend", shares),
         )
-        got = other_sector_spend(
-            engine, tables, ["aurelle", "harrow", "orval"], SECTORS, policy,
+        got = other_sector_by_maison(
+            engine, tables, policy, ["aurelle", "harrow", "orval"],
+            released_names(SECTORS, policy.released_sectors), None,
             {"aurelle": "Watches & Jewelry", "harrow": "Fashion & Leather Goods", "orval": None},
+            None,
         )  # fmt: skip
     aurelle = {r["row_key"]: r for r in got["aurelle"].iter_rows(named=True)}
     assert set(aurelle) == {"Fashion & Leather Goods", BEAUTY, WINES_HOSPITALITY}

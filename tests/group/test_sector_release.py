@@ -245,6 +245,7 @@ def _release(features: pl.DataFrame, sector_maisons: dict[str, int] | None):
             "share": [0.1, 0.08, 0.05],
             "suppressed": False,
             "note": "",
+            "margin": None,
         },
         schema=CELLS.schema,
     )
@@ -403,7 +404,7 @@ def test_affinity_cells_are_keyed_by_released_names_only(features):
 
 def _with_affinity(release: MaisonRelease, *rows) -> MaisonRelease:
     cells = pl.DataFrame(
-        [(t, "maison", r, c, 400, 0.4, False, "") for t, r, c in rows],
+        [(t, "maison", r, c, 400, 0.4, False, "", None) for t, r, c in rows],
         orient="row",
         schema=CELLS.schema,
     )

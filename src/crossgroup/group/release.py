@@ -176,7 +176,7 @@ def build_release(
         own_counts={m: own.filter(pl.col("maison") == m).drop("maison") for m in maisons},
         withheld=withheld,
         glossary=glossary(model.labels_, model.descriptions_),
-        other_sector=_other_sector(
+        other_sector=other_sector_by_maison(
             engine, tables, policy, maisons, names, gen, maison_sectors or {}, noise
         ),
         noise=noise,
@@ -184,7 +184,7 @@ def build_release(
     )
 
 
-def _other_sector(engine, tables, policy, maisons, names, gen, maison_sectors, noise):
+def other_sector_by_maison(engine, tables, policy, maisons, names, gen, maison_sectors, noise):
     """Each maison's other_sector_spend cells: unsuppressed (suppressed with its own cells),
     or, in DP mode, noisy and final (`noisy_cells.noisy_other_sector`)."""
     if tables.spend is None:
