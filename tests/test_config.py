@@ -519,3 +519,18 @@ def test_the_group_figures_settings_are_read_and_bad_values_refused(tmp_path: Pa
         assert old in base, old
         path.write_text(base.replace(old, new), "utf-8")
         assert fragment in refusal(load_group, path)
+
+
+def test_dp_mode_without_opendp_installed_is_refused_at_load(tmp_path: Path, monkeypatch):
+    """`group_figures = "dp"` needs the `dp` extra: said when the pipeline is loaded (exit 2),
+    not as a traceback after the batch was decrypted."""
+    import importlib.util
+
+    base = (SHIPPED / "group.toml").read_text(encoding="utf-8")
+    path = tmp_path / "group.toml"
+    path.write_text(base.replace('group_figures = "threshold"', 'group_figures = "dp"'), "utf-8")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "opendp" else real(name, *a)
+    )
+    assert "needs OpenDP: pip install 'crossgroup[dp]'" in refusal(load_group, path)

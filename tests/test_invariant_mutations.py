@@ -106,6 +106,11 @@ MUTATIONS = [
          "problems += noise_problems(where, release.aggregates, policy.group_f",
          "problems += [] if 1 else noise_problems(where, release.aggregates, policy.group_f")],
      "tests/group/test_dp_mode.py::test_every_group_wide_cell_is_noisy_the_same_for_all_and_own_cells_stay_exact"),
+    (10, "noise calibrated on the partition tables alone", [
+        ("src/crossgroup/privacy/noise.py",
+         "return math.sqrt(partitions + 2 * flags_per_person + other)",
+         "return math.sqrt(partitions)")],
+     "tests/group/test_dp_mode.py::test_one_person_moves_the_noisy_figures_no_more_than_the_noise_is_calibrated_for"),
     (10, "the yearly budget never refuses", [
         ("src/crossgroup/privacy/budget.py",
          "over = sorted(r for r, e in so_far.items() if e + epsilon > budget + 1e-9)",

@@ -10,6 +10,7 @@ rules sit side by side here: one page a privacy officer can read to see every se
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -559,6 +560,10 @@ def _dp_settings(privacy: dict[str, Any], problems: list[str]) -> dict[str, Any]
             return default
         return float(v)
 
+    if mode == "dp" and importlib.util.find_spec("opendp") is None:
+        problems.append(
+            "[privacy] group_figures = \"dp\" needs OpenDP: pip install 'crossgroup[dp]'"
+        )
     epsilon = positive("epsilon_per_release", 10.0)
     budget = positive("epsilon_budget_per_year", 1000.0)
     delta = positive("delta", MAX_DELTA)

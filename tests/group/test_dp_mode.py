@@ -11,6 +11,8 @@ with nothing written or consumed.
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import sys
 from datetime import date
 from pathlib import Path
@@ -185,3 +187,94 @@ def test_a_release_over_the_yearly_budget_is_refused_and_leaves_everything_as_it
     batch.pipeline.write_text(text.replace("per_year = 0.5", "per_year = 1.0"), "utf-8")
     assert process(run_cli, batch, tmp_path / "june").exit_code == 0
     assert sorted({r["as_of"] for r in ledger(batch)}) == ["2026-06-30", "2026-07-31"]
+
+
+# -- the bound, checked on neighbouring batches -----------------------------------------------
+
+
+def without_person(batch, person: bytes, root: Path) -> dict[str, dict[str, Path]]:
+    """The batch's plaintext exports with every record of one person (one e-mail token) out."""
+    tables = {}
+    for maison, paths in batch.tables.items():
+        ident = pl.read_parquet(paths["identities"])
+        refs = ident.filter(pl.col("email_token") == person).get_column("maison_ref")
+        folder = root / maison
+        folder.mkdir(parents=True)
+        tables[maison] = {"identities": folder / "identities.parquet",
+                          "activity": folder / "activity.parquet"}  # fmt: skip
+        ident.filter(pl.col("email_token") != person).write_parquet(tables[maison]["identities"])
+        activity = pl.read_parquet(paths["activity"])
+        activity.filter(~pl.col("maison_ref").is_in(refs.implode())).write_parquet(
+            tables[maison]["activity"]
+        )
+    return tables
+
+
+def test_one_person_moves_the_noisy_figures_no_more_than_the_noise_is_calibrated_for(
+    run_cli, template, tmp_path, monkeypatch
+):
+    """The bound DP mode claims, checked through the real pipeline: with the segment model and
+    value-tier cuts saved by an earlier batch, removing any one person (here three, each at
+    several maisons) moves the exact counts the noise is added to, group cells and each
+    maison's other_sector_spend, by no more than the L2 sensitivity the noise is calibrated
+    on. The glossary then carries no figure, and every output says the definitions were
+    saved."""
+    from crossgroup.group import release
+    from crossgroup.group.cells import scope_cells
+
+    seen: list[dict] = []
+    noisy_cells, noisy_other = release.noisy_group_cells, release.noisy_other_sector
+
+    def group_cells(counted, grid, names, noise, k_aggregate):
+        exact = scope_cells(counted, "group", list(names)).select("table", "row_key", "col_key",
+                                                                   "persons")  # fmt: skip
+        cells = grid.join(exact, on=["table", "row_key", "col_key"], how="left")
+        seen.append({"group": cells.fill_null(0), "noise": noise, "other": {}})
+        return noisy_cells(counted, grid, names, noise, k_aggregate)
+
+    def other_sector(cells, noise, k_aggregate):
+        vector = [*cells["persons"], *(cells["share"] * cells["base"]), cells["base"].max() or 0]
+        seen[-1]["other"][len(seen[-1]["other"])] = vector
+        return noisy_other(cells, noise, k_aggregate)
+
+    monkeypatch.setattr(release, "noisy_group_cells", group_cells)
+    monkeypatch.setattr(release, "noisy_other_sector", other_sector)
+    june = in_dp_mode(copy_batch(template, tmp_path / "june"))
+    assert process(run_cli, june, tmp_path / "june" / "out").exit_code == 0
+    identities = pl.concat(pl.read_parquet(p["identities"]) for p in template.tables.values())
+    shared = identities.group_by("email_token").len().filter(pl.col("len") >= 2)
+    people = shared.sort("email_token").get_column("email_token").head(3).to_list()
+    runs = {}
+    for i, person in enumerate([None, *people]):
+        batch = in_dp_mode(copy_batch(template, tmp_path / f"july-{i}"))
+        for stale in batch.inbox.iterdir():
+            stale.unlink()
+        shutil.copytree(june.keys / "processor", batch.keys / "processor", dirs_exist_ok=True)
+        tables = template.tables if person is None else without_person(
+            template, person, tmp_path / f"plain-{i}"
+        )  # fmt: skip
+        seal_exports(batch.keys, batch.inbox, tables, as_of=date(2026, 7, 31), batch_id="2026-07")
+        result = process(run_cli, batch, tmp_path / f"july-{i}" / "out")
+        assert result.exit_code == 0, result.stderr
+        runs[person] = seen[-1]
+        entry = audit.read_entries(tmp_path / f"july-{i}" / "out" / "audit.jsonl")[-1]
+        assert entry["settings"]["segment_model"]["reused"]
+        assert entry["settings"]["privacy_budget"]["definitions"].startswith("segment model and")
+        (_, tables_back) = open_return(
+            batch, tmp_path / f"july-{i}" / "out", MAISONS[0], tmp_path / f"o{i}"
+        )
+        assert not tables_back["glossary"]["description"].str.contains(r"\d").any()
+    full = runs[None]
+    for person in people:
+        one = runs[person]
+        group = (full["group"]["persons"] - one["group"]["persons"]).cast(pl.Float64)
+        assert (
+            full["group"]
+            .select("table", "row_key", "col_key")
+            .equals(one["group"].select("table", "row_key", "col_key"))
+        )
+        moved = float((group**2).sum())
+        assert moved > 0  # the person is in the group cells
+        for maison, vector in full["other"].items():
+            other = sum((a - b) ** 2 for a, b in zip(vector, one["other"][maison], strict=True))
+            assert math.sqrt(moved + other) <= full["noise"].sensitivity + 1e-9, (maison, moved)

@@ -182,3 +182,31 @@ def test_other_sector_spend_is_noisy_in_dp_mode_with_shares_of_the_noisy_base():
     assert "own customers carry noise" not in " ".join(noise_problems("return", cells, "dp", K_AGG))
     exact = cells.with_columns(margin=pl.lit(None, dtype=pl.Float64))
     assert "without noise in DP mode" in noise_problems("return", exact, "dp", K_AGG)[0]
+
+
+def test_a_release_recorded_within_the_year_counts_whatever_its_as_of_date(tmp_path):
+    """An as-of date set far from the others cannot slip a release past the budget: what was
+    recorded less than a year before now counts too."""
+    spend(tmp_path, "2026-06-30", 5.5)  # recorded 2026-12-01
+    far = dt.date(2028, 1, 31)
+    assert budget.spent(tmp_path, ["aurelle"], far) == {"aurelle": 0.0}
+    now = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
+    assert budget.spent(tmp_path, ["aurelle"], far, now) == {"aurelle": 5.5}
+    with pytest.raises(PrivacyCheckError, match="past the yearly budget of 6"):
+        budget.refuse_over_budget(tmp_path, ["aurelle"], far, epsilon=0.6, budget=6.0, now=now)
+    later = dt.datetime(2027, 12, 2, tzinfo=dt.UTC)
+    assert budget.spent(tmp_path, ["aurelle"], far, later) == {"aurelle": 0.0}
+
+
+def test_an_exact_release_within_a_year_of_a_dp_one_is_refused(tmp_path):
+    """Switching to threshold mode would publish the exact counts the noise protected."""
+    from types import SimpleNamespace
+
+    spend(tmp_path, "2026-06-30", 0.5)
+    batch = SimpleNamespace(maisons=("aurelle",), as_of=dt.date(2026, 7, 31))
+    exact = SimpleNamespace(group_figures="threshold")
+    now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    with pytest.raises(PrivacyCheckError, match="an exact release now would undo"):
+        budget.refuse_release(tmp_path, batch, exact, now)
+    a_year_on = SimpleNamespace(maisons=("aurelle",), as_of=dt.date(2027, 8, 31))
+    budget.refuse_release(tmp_path, a_year_on, exact, dt.datetime(2027, 12, 2, tzinfo=dt.UTC))

@@ -86,7 +86,14 @@ def emit_release(
     staging = tx.stage_output(out_dir)
     returns = {
         package.maison: _seal_return(
-            written[package.maison], policy, batch, package, keys, staging, release.noise
+            written[package.maison],
+            policy,
+            batch,
+            package,
+            keys,
+            staging,
+            release.noise,
+            release.definitions,
         )
         for package in batch.packages
     }
@@ -105,11 +112,14 @@ def emit_release(
     )
 
 
-def _seal_return(written: WrittenReturn, policy, batch, package, keys, staging: Path, noise):
+def _seal_return(
+    written: WrittenReturn, policy, batch, package, keys, staging: Path, noise, definitions: str
+):
     """Seal one maison's written tables for it; its signed summary says how the group-wide
     figures were made (threshold, or DP with the epsilon it spent and the noise's margin)."""
     dp = {} if noise is None else {
         "epsilon": noise.epsilon, "delta": noise.delta, "margin_95": noise.margin,
+        "dp_definitions": definitions,
     }  # fmt: skip
     maison = package.maison
     target = staging / "returns" / maison

@@ -91,6 +91,7 @@ def generalize_table(
     sector_columns: Mapping[str, str],
     name: str = "released",
     keep_codes: bool = False,
+    cuts: list[float] | None = None,
 ) -> Generalization:
     """`generalize` over engine tables (features; person_id and segment): the value-tier cuts
     are exact order statistics found from a histogram of spend (`order_statistics`), the
@@ -98,10 +99,12 @@ def generalize_table(
     come to the driver for `anonymize_classes`, and the engine table `name` gets each
     released person's values; the result's `released` is None: the persons stay in the
     engine. `keep_codes`: keep each person's band codes before k-anonymity (the result's
-    `codes`, an engine table the caller drops).
+    `codes`, an engine table the caller drops). `cuts`: value-tier cuts to use instead of the
+    batch's own (DP mode's, saved with the series' model); the result says which were used.
     """
-    cuts = order_statistics(engine, features, "total_spend_eur", value_cut_positions)
-    cuts = [float(c) for c in cuts] or [0.0] * len(VALUE_TIER_QUANTILES)
+    if cuts is None:
+        cuts = order_statistics(engine, features, "total_spend_eur", value_cut_positions)
+        cuts = [float(c) for c in cuts] or [0.0] * len(VALUE_TIER_QUANTILES)
     hierarchies = return_hierarchies(sorted(labels), list(sector_columns), policy)
     specs = class_specs(hierarchies, key_bits=63)  # Spark's integers are signed
     joined = engine.run(
@@ -144,7 +147,8 @@ def generalize_table(
         )
     )
     engine.drop("generalize_outcome")
-    if keep_codes:
-        return dataclasses.replace(outcome, codes=coded)
-    engine.drop(coded)
-    return outcome
+    if not keep_codes:
+        engine.drop(coded)
+    return dataclasses.replace(
+        outcome, codes=coded if keep_codes else None, cuts=tuple(float(c) for c in cuts)
+    )

@@ -37,6 +37,8 @@ class Generalization:
     # the engine table of each person's band codes before k-anonymity, when asked to keep it
     # (`generalize_table(keep_codes=True)`; DP mode counts them, group/noisy_cells.py)
     codes: str | None = None
+    # the value-tier cuts the bands were drawn with (`generalize_table`)
+    cuts: tuple[float, ...] = ()
 
     def summary(self) -> dict:
         return {

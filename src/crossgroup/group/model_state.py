@@ -89,6 +89,12 @@ def load(party_dir: Path) -> dict | None:
         and all(isinstance(s, dict) and set(s) >= SEGMENT_KEYS for s in segments)
     ):
         raise ModelStateError(f"the saved segment model {path} is incomplete: refit or remove it")
+    cuts = state.get("value_cuts", [0.0] * 3)  # a model saved before cuts were kept
+    numbers = isinstance(cuts, list) and all(
+        isinstance(c, int | float) and not isinstance(c, bool) for c in cuts
+    )
+    if not (numbers and len(cuts) == 3 and cuts == sorted(cuts)):
+        raise ModelStateError(f"the saved segment model {path} has bad value_cuts: refit it")
     return state
 
 
@@ -285,10 +291,15 @@ class SeriesOutcome:
     not_saved: str | None = None  # why a refitted model is not saved
     fitted_as_of: str = ""
 
-    def stage(self, tx, party_dir: Path) -> None:
-        """Stage the model to save in the batch's transaction (`commit.Transaction`): it is
-        saved with the batch's outputs, or not at all."""
+    saved_cuts: list[float] | None = None  # the value-tier cuts saved with a reused model
+
+    def stage(self, tx, party_dir: Path, cuts: tuple[float, ...]) -> None:
+        """Stage the model to save, with the value-tier cuts its batch used, in the batch's
+        transaction (`commit.Transaction`): it is saved with the batch's outputs, or not at
+        all. DP mode counts a later batch that reuses the model under these cuts."""
         if self.state is not None:
+            self.state = {**self.state, "value_cuts": [float(c) for c in cuts]}
+            self.digest = digest(self.state)
             tx.put(state_path(party_dir), encode(self.state))
 
     def audit(self) -> dict:
@@ -341,8 +352,9 @@ def segment_series(
         if reason is None:
             reused = Decision(True, decision.reason, figures)
             return SeriesOutcome(
-                segments, model, reused, None, digest(saved), fitted_as_of=saved["fitted_as_of"]
-            )
+                segments, model, reused, None, digest(saved), fitted_as_of=saved["fitted_as_of"],
+                saved_cuts=saved.get("value_cuts"),
+            )  # fmt: skip
         engine.drop(segments)
         decision, model = Decision(False, reason, figures), fresh()
     fit_on_sample(engine, features, model)

@@ -24,7 +24,12 @@ import polars as pl
 from crossgroup.engine import Engine
 from crossgroup.group.bands import MULTI_MAISON_BREADTH, return_hierarchies
 from crossgroup.group.cells import CELL_SCHEMA, PARTITION_TABLES, scope_cells
-from crossgroup.privacy.noise import GaussianNoise, calibrate, cells_sensitivity
+from crossgroup.privacy.noise import (
+    GaussianNoise,
+    calibrate,
+    cells_sensitivity,
+    noisy_threshold,
+)
 from crossgroup.privacy.policy import ReleasePolicy
 
 # The banded attributes the partition tables count, by the hierarchy that bands them.
@@ -131,20 +136,22 @@ def noisy_group_cells(
     cells = grid.join(exact, on=_KEY, how="left").with_columns(pl.col("persons").fill_null(0))
     noisy = noise.noisy(cells.get_column("persons").to_list())
     margin = noise.margin
-    threshold = k_aggregate + margin
+    threshold = noisy_threshold(k_aggregate, margin)
+    # shares divide by noisy totals summed unrounded and unclipped, so they stay unbiased
     cells = cells.with_columns(
         noisy=pl.Series(noisy).round(0).clip(lower_bound=0.0),
+        raw=pl.Series(noisy),
         published=pl.Series(noisy) >= threshold,
     )
     totals = (
         cells.filter(pl.col("table").is_in(list(PARTITION_TABLES)))
         .group_by("table")
-        .agg(pl.col("noisy").sum().alias("total"))
+        .agg(pl.col("raw").sum().alias("total"))
     )
     mix = cells.filter(pl.col("table") == "segment_mix")
-    sizes = mix.select(pl.col("row_key"), pl.col("noisy").alias("size"),
+    sizes = mix.select(pl.col("row_key"), pl.col("raw").alias("size"),
                        pl.col("published").alias("size_published"))  # fmt: skip
-    mix_total = float(mix.get_column("noisy").sum())
+    mix_total = float(mix.get_column("raw").sum())
     cells = (
         cells.join(totals, on="table", how="left")
         .join(sizes, on="row_key", how="left")
@@ -162,7 +169,7 @@ def noisy_group_cells(
         )
     )
     held = pl.col("reason").is_not_null()
-    share = pl.when(pl.col("base") > 0).then(pl.col("noisy") / pl.col("base"))
+    share = pl.when(pl.col("base") > 0).then((pl.col("noisy") / pl.col("base")).clip(0.0, 1.0))
     notes = {"noisy": f"noisy count under {threshold:.0f} persons (k_aggregate plus the 95 % "
              "margin)", "size": "the segment's size is withheld"}  # fmt: skip
     published = cells.select(
@@ -238,8 +245,9 @@ def noisy_other_sector(cells: pl.DataFrame, noise: GaussianNoise, k_aggregate: i
     noisy = noise.noisy(counts)
     n = cells.height
     persons, share_sum, noisy_base = noisy[:n], noisy[n : 2 * n], max(noisy[-1], 1.0)
-    threshold = k_aggregate + noise.margin
-    published = pl.Series(persons >= threshold)
+    threshold = noisy_threshold(k_aggregate, noise.margin)
+    # a share is of the noisy base: published only when that base passes the threshold too
+    published = pl.Series((persons >= threshold) & (noisy_base >= threshold))
     withheld = f"noisy count under {threshold:.0f} persons (k_aggregate plus the 95 % margin)"
     out = cells.select(
         "table", "scope", "row_key", "col_key",

@@ -138,11 +138,6 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
     with timer.stage("verify"):
         batch = verify_inbox(inbox, keys, group, skip_invalid=skip_invalid, now=now)
         refuse_missing_maisons(batch, inbox, allow_missing=group.allow_missing)
-        if group.group_figures == "dp" and batch.packages:
-            budget.refuse_over_budget(
-                keys.directory, [*batch.maisons, budget.GROUP], batch.as_of,
-                epsilon=group.epsilon_per_release, budget=group.epsilon_budget_per_year,
-            )  # fmt: skip
     erased = None
     if batch.erasures:
         with (
@@ -152,6 +147,8 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
             erased = apply_erasures(
                 batch.erasures, keys, out_dir, work, retained=retained_packages(out_dir), now=now
             )
+    if batch.packages:  # after the erasures, which a refused release must not hold back
+        budget.refuse_release(keys.directory, batch, group, now)
     if not batch.packages:
         log = out_dir / AUDIT_LOG
         return ProcessResult(
@@ -226,8 +223,11 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             engine, features, group=group, policy=policy, taxonomy=taxonomy,
             party_dir=keys.directory, as_of=batch.as_of,
         )  # fmt: skip
-        series.stage(tx, keys.directory)  # committed with the batch, or not at all
         model, segments = series.model, series.segments
+    dp = policy.group_figures == "dp"
+    # DP mode counts under definitions from an earlier batch when the model is reused: its
+    # centres and the value-tier cuts saved with it (docs/privacy-invariants.md, 10)
+    saved = dp and series.decision.reuse and series.saved_cuts is not None
     with timer.stage("generalize"):
         gen = generalize_table(
             engine,
@@ -237,8 +237,10 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             labels=model.labels_,
             sector_columns=sector_columns,
             name="released",
-            keep_codes=policy.group_figures == "dp",  # DP mode counts the bands themselves
+            keep_codes=dp,  # DP mode counts the bands themselves
+            cuts=series.saved_cuts if saved else None,
         )
+        series.stage(tx, keys.directory, gen.cuts)  # committed with the batch, or not at all
         affinity, spend = person_tables(
             engine, features, sector_columns=sector_columns, policy=policy
         )
@@ -256,6 +258,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             sectors=list(sector_columns),
             match_figures=figures,
             maison_sectors={m: keys.registry.party(m).sector for m in batch.maisons},
+            definitions="saved" if saved else "batch",
         )
         if gen.codes:
             engine.drop(gen.codes)

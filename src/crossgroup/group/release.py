@@ -84,6 +84,9 @@ class Release:
     other_sector: dict[str, pl.DataFrame] = field(default_factory=dict)
     noise: GaussianNoise | None = None  # DP mode's noise (group/noisy_cells.py)
     group_epsilon: float | None = None  # what the processor's reports spend in DP mode
+    # DP mode: where the segment model and value-tier cuts the cells count under come from:
+    # "saved" (an earlier batch's) or "batch" (fitted on this one: the bound holds given them)
+    definitions: str = "batch"
 
     @property
     def group_cells(self) -> pl.DataFrame:
@@ -117,6 +120,7 @@ def build_release(
     sectors: list[str],
     match_figures: Mapping,
     maison_sectors: Mapping[str, str | None] | None = None,
+    definitions: str = "batch",
 ) -> Release:
     """The processor's reports and what each maison's return is built from: counts per
     combination of released values come from the engine, never the persons themselves.
@@ -175,12 +179,14 @@ def build_release(
         group_raw=group_raw,
         own_counts={m: own.filter(pl.col("maison") == m).drop("maison") for m in maisons},
         withheld=withheld,
-        glossary=glossary(model.labels_, model.descriptions_),
+        # DP mode: a description's figures (shares of the fit sample) are exact, so not sent
+        glossary=glossary(model.labels_, model.descriptions_ if noise is None else {}),
         other_sector=other_sector_by_maison(
             engine, tables, policy, maisons, names, gen, maison_sectors or {}, noise
         ),
         noise=noise,
         group_epsilon=group_epsilon,
+        definitions=definitions,
     )
 
 
@@ -343,12 +349,18 @@ def spend_shares(
     return features.select("person_id", *columns)
 
 
+def _without_figures(label: str) -> str:
+    return f"{label[:1].upper()}{label[1:]}: its size and sectors are in the group-wide figures."
+
+
 def glossary(labels: Mapping[int, str], descriptions: Mapping[int, str]) -> pl.DataFrame:
+    """Segment ids, labels and descriptions; a segment without a description (DP mode) is
+    described by its label's words alone."""
     segments = sorted(labels)
     return pl.DataFrame(
         {
             "segment": pl.Series(segments, dtype=pl.Int32),
             "segment_label": [labels[s] for s in segments],
-            "description": [descriptions.get(s, "") for s in segments],
+            "description": [descriptions.get(s) or _without_figures(labels[s]) for s in segments],
         }
     )

@@ -85,6 +85,13 @@ def audit_record(
             "settings": settings}  # fmt: skip
 
 
+# What the DP bound is conditional on, as the audit entry and the reports say it.
+DEFINITIONS = {
+    "saved": "segment model and value-tier cuts saved by an earlier batch",
+    "batch": "segment model or value-tier cuts fitted on this batch: the bound holds given them",
+}
+
+
 def stage_budget(
     tx: Transaction, party_dir: Path, release: Release, batch: Batch, group: GroupConfig, now
 ) -> dict | None:
@@ -96,7 +103,7 @@ def stage_budget(
         return None
     noise = release.noise.audit()
     recipients = [*batch.maisons, GROUP]
-    before = budget.spent(party_dir, recipients, batch.as_of)
+    before = budget.spent(party_dir, recipients, batch.as_of, now)
     spends = {**dict.fromkeys(batch.maisons, release.noise.epsilon), GROUP: release.group_epsilon}
     tx.append(
         budget.ledger_path(party_dir),
@@ -105,6 +112,7 @@ def stage_budget(
     )  # fmt: skip
     return {
         **noise,
+        "definitions": DEFINITIONS[release.definitions],
         "epsilon_per_release": group.epsilon_per_release,
         "epsilon_budget_per_year": group.epsilon_budget_per_year,
         "spent": spends,

@@ -8,8 +8,10 @@ it is committed.
 
 The budget is rolling: a release is refused (exit 3) when, for any recipient, its epsilon plus
 the epsilon of every recorded release whose as-of date is less than a year from its own (on
-either side, so a batch processed late cannot slip under) would exceed
-`epsilon_budget_per_year`. Any 365 days of as-of dates thus hold at most the budget.
+either side, so a batch processed late cannot slip under) or that was recorded less than a
+year ago would exceed `epsilon_budget_per_year`. Any 365 days of as-of dates, and any 365
+days of processing, thus hold at most the budget. An exact (threshold-mode) release within
+that window of a DP one is refused too.
 """
 
 from __future__ import annotations
@@ -39,24 +41,58 @@ def _entry(record: dict) -> tuple[str, dt.date, float]:
     )
 
 
-def spent(party_dir: Path, recipients: Iterable[str], as_of: dt.date) -> dict[str, float]:
-    """Epsilon each recipient has already spent within a year of `as_of` (either side); an
-    unreadable ledger is a refusal, never an empty one."""
-    entries = jsonl.read(ledger_path(party_dir), WHAT, _entry)
+def _in_window(record: dict, as_of: dt.date, now: dt.datetime | None) -> bool:
+    """Whether a recorded release counts against one of `as_of`: its as-of date is less than a
+    year from this one's, or it was recorded less than a year before `now` (so an as-of date
+    set far from the others cannot slip a release past the budget)."""
+    near = abs(dt.date.fromisoformat(record["as_of"]) - as_of) < WINDOW
+    recent = now is not None and now - dt.datetime.fromisoformat(record["recorded_at"]) < WINDOW
+    return near or recent
+
+
+def spent(
+    party_dir: Path, recipients: Iterable[str], as_of: dt.date, now: dt.datetime | None = None
+) -> dict[str, float]:
+    """Epsilon each recipient has already spent within the window of a release as of `as_of`
+    made at `now` (`_in_window`); an unreadable ledger is a refusal, never an empty one."""
+    entries = jsonl.read(ledger_path(party_dir), WHAT, lambda r: (_entry(r), r))
     totals = dict.fromkeys(recipients, 0.0)
-    for recipient, day, epsilon in entries:
-        if recipient in totals and abs(day - as_of) < WINDOW:
+    for (recipient, _, epsilon), record in entries:
+        if recipient in totals and _in_window(record, as_of, now):
             totals[recipient] += epsilon
     return totals
 
 
+def refuse_release(party_dir: Path, batch, group, now: dt.datetime) -> None:
+    """Refuse (PrivacyCheckError, exit 3) before anything is decrypted, under the processor's
+    lock: in DP mode, a release over the budget (`refuse_over_budget`); in threshold mode, an
+    exact release within the window of a DP one, which would undo what its noise protects."""
+    recipients = [*batch.maisons, GROUP]
+    if group.group_figures == "dp":
+        refuse_over_budget(
+            party_dir, recipients, batch.as_of, epsilon=group.epsilon_per_release,
+            budget=group.epsilon_budget_per_year, now=now,
+        )  # fmt: skip
+    elif any(spent(party_dir, recipients, batch.as_of, now).values()):
+        raise PrivacyCheckError(
+            "privacy budget: releases within a year of this one were made with differential "
+            "privacy, and an exact release now would undo what their noise protects; nothing "
+            'was written. Keep [privacy] group_figures = "dp" until a year has passed'
+        )
+
+
 def refuse_over_budget(
-    party_dir: Path, recipients: Iterable[str], as_of: dt.date, *, epsilon: float, budget: float
+    party_dir: Path,
+    recipients: Iterable[str],
+    as_of: dt.date,
+    *,
+    epsilon: float,
+    budget: float,
+    now: dt.datetime | None = None,
 ) -> dict[str, float]:
     """Refuse (PrivacyCheckError, exit 3) a release of `epsilon` that would take a recipient
-    over `budget` within the rolling year; returns what each has spent so far. Called before
-    anything is decrypted, under the processor's lock."""
-    so_far = spent(party_dir, recipients, as_of)
+    over `budget` within the rolling year; returns what each has spent so far."""
+    so_far = spent(party_dir, recipients, as_of, now)
     over = sorted(r for r, e in so_far.items() if e + epsilon > budget + 1e-9)
     if over:
         worst = max(so_far[r] for r in over)

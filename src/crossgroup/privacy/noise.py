@@ -79,6 +79,12 @@ class GaussianNoise:
         }
 
 
+def noisy_threshold(k_aggregate: int, margin: float) -> float:
+    """The least noisy count a cell is published at: k_aggregate plus the noise's 95 % margin,
+    so a published cell covers k_aggregate persons with 95 % confidence."""
+    return k_aggregate + margin
+
+
 def calibrate(epsilon: float, delta: float, sensitivity: float) -> GaussianNoise:
     """The smallest noise OpenDP proves (epsilon, delta)-DP for counts one person moves by at
     most `sensitivity` in L2 norm; the epsilon recorded is OpenDP's map of the scale it found

@@ -17,6 +17,7 @@ import polars as pl
 from crossgroup.contracts import OTHER_SECTOR_TABLE, REF_BYTES, RETURN, SECTOR_KEYS
 from crossgroup.engine import Engine
 from crossgroup.errors import PrivacyCheckError
+from crossgroup.privacy.noise import noisy_threshold
 from crossgroup.privacy.policy import ReleasePolicy
 
 # The suppression table reports counts of what was withheld; it is exempt from k_aggregate.
@@ -93,7 +94,7 @@ def noise_problems(where: str, aggregates: pl.DataFrame, group_figures: str, k_a
     if group_figures != "dp":
         labelled = aggregates.filter(margin.is_not_null()).height
         return [f"{where}: {labelled} exact cell(s) carry a margin"] if labelled else []
-    under = ~pl.col("suppressed") & (pl.col("persons") < k_aggregate + margin - 0.5)
+    under = ~pl.col("suppressed") & (pl.col("persons") < noisy_threshold(k_aggregate, margin) - 0.5)
     found = {
         "group-wide cell(s) without noise in DP mode (10)": noisy & ~(margin > 0).fill_null(False),
         "cell(s) about the recipient's own customers carry noise": cell & ~noisy

@@ -49,7 +49,10 @@ def group_report_html(
     noise = []
     if privacy_budget:
         b = privacy_budget
-        rule = noise_sentence(b["epsilon"], b["delta"], b["margin_95"], None, own=False)
+        rule = noise_sentence(b["epsilon"], b["delta"], b["margin_95"], None, own=False) + (
+            " The processing figures (what k-anonymity cost, model quality and drift) are exact"
+            " and stay with the processor."
+        )
         noise = [noise_panel(cells, rule), _html_table("Privacy budget", _budget_rows(b))]
     parts = [
         f"<header class='page'><h1>Group processing report</h1>"

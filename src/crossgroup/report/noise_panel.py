@@ -13,10 +13,11 @@ from crossgroup.report.suppression import TABLE_LABELS
 EPSILON_TERM = (
     "Epsilon (ε)",
     "How much one person can change what is published. With differential privacy, every "
-    "group-wide count carries random noise, so the figures come out almost the same whether or "
-    "not any one person is in the data: a smaller epsilon means more noise and stronger "
-    "protection. Each release spends some epsilon and a yearly budget caps the total, so "
-    "comparing one month with the next cannot single out the few people who changed.",
+    "group-wide count carries random noise, so any result comes out about as likely whether or "
+    "not one person is in the data: at most e^ε times as likely (about 1.6 times for ε = 0.5). "
+    "A smaller epsilon means more noise and stronger protection. Each release spends some "
+    "epsilon, and a yearly budget caps the total, which also bounds what comparing one month "
+    "with the next can tell about the few people who changed.",
 )
 
 
@@ -35,8 +36,8 @@ def noise_sentence(
     return (
         f"Group-wide figures carry random noise (differential privacy, epsilon {epsilon:.2g}, "
         f"delta {delta:.0e}): each count is within ±{margin:,.0f} persons of the true count 95 "
-        "times in 100, and no one person's presence, absence or change between months can be "
-        "read from them." + floor + (OWN_FIGURES if own else "")
+        "times in 100, and any one person's presence, absence or change between months shifts "
+        "what they show by a bounded, small amount." + floor + (OWN_FIGURES if own else "")
     )
 
 
