@@ -110,6 +110,7 @@ def test_every_group_wide_cell_is_noisy_the_same_for_all_and_own_cells_stay_exac
     summary = manifest.summary
     assert summary["group_figures"] == "dp" and 0 < summary["epsilon"] <= 0.5
     assert summary["delta"] == 1e-9 and summary["margin_95"] == pytest.approx(margin.item())
+    assert summary["dp_definitions"] == "batch"  # the first batch fits its own model and cuts
 
 
 def test_two_runs_of_one_batch_draw_fresh_noise(run_cli, template, tmp_path):
@@ -151,8 +152,14 @@ def test_the_spend_is_recorded_per_recipient_in_ledger_audit_report_and_register
     assert entry["settings"]["group_figures"] == "dp"
     assert recorded["spent"] == spent
     assert recorded["epsilon_budget_per_year"] == 6.0 and "OpenDP" in recorded["mechanism"]
+    # the first batch fits its model and cuts: the bound holds given them, and every output
+    # says so
+    assert (
+        recorded["definitions"] == "batch" and "fitted on this batch" in recorded["definitions_are"]
+    )
     page = (tmp_path / "out" / "reports" / "group_report.html").read_text("utf-8")
     assert "95 % interval" in page and "Privacy budget" in page and "epsilon 0.5" in page
+    assert "fitted on the batch itself" in page
     register = run_cli("register", "--pipeline", batch.pipeline, "--keys", batch.keys / "processor")
     assert register.exit_code == 0, register.stderr
     assert "Gaussian mechanism (OpenDP)" in register.stdout
@@ -259,7 +266,7 @@ def test_one_person_moves_the_noisy_figures_no_more_than_the_noise_is_calibrated
         runs[person] = seen[-1]
         entry = audit.read_entries(tmp_path / f"july-{i}" / "out" / "audit.jsonl")[-1]
         assert entry["settings"]["segment_model"]["reused"]
-        assert entry["settings"]["privacy_budget"]["definitions"].startswith("segment model and")
+        assert entry["settings"]["privacy_budget"]["definitions"] == "saved"
         (_, tables_back) = open_return(
             batch, tmp_path / f"july-{i}" / "out", MAISONS[0], tmp_path / f"o{i}"
         )

@@ -229,5 +229,12 @@ def test_noisy_group_figures_are_said_plainly_with_their_intervals_and_epsilon_e
         assert int(low) == max(0, round(int(persons) - 76.4)) and int(high) == round(
             int(persons) + 76.4
         )
+    assert "fitted on the batch itself" not in page
+    refitted = render_maison_report(
+        segments, noisy, glossary,
+        ReportContext(maison_name="Aurelle", batch_id="b", as_of="2026-10-31", k=10,
+                      k_aggregate=50, epsilon=0.5, delta=1e-9, refitted=True),
+    )  # fmt: skip
+    assert "fitted on the batch itself, so the bound holds given them" in refitted
     exact = _render(payload)
     assert "Epsilon" not in exact and "95 % interval" not in exact

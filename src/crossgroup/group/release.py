@@ -190,7 +190,16 @@ def build_release(
     )
 
 
-def other_sector_by_maison(engine, tables, policy, maisons, names, gen, maison_sectors, noise):
+def other_sector_by_maison(
+    engine: Engine,
+    tables: ReleaseTables,
+    policy: ReleasePolicy,
+    maisons: list[str],
+    names: list[str],
+    gen: Generalization | None,
+    maison_sectors: Mapping[str, str | None],
+    noise: GaussianNoise | None,
+) -> dict[str, pl.DataFrame]:
     """Each maison's other_sector_spend cells: unsuppressed (suppressed with its own cells),
     or, in DP mode, noisy and final (`noisy_cells.noisy_other_sector`)."""
     if tables.spend is None:

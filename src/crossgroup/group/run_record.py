@@ -112,7 +112,8 @@ def stage_budget(
     )  # fmt: skip
     return {
         **noise,
-        "definitions": DEFINITIONS[release.definitions],
+        "definitions": release.definitions,
+        "definitions_are": DEFINITIONS[release.definitions],
         "epsilon_per_release": group.epsilon_per_release,
         "epsilon_budget_per_year": group.epsilon_budget_per_year,
         "spent": spends,

@@ -294,6 +294,7 @@ def _report_context(
         absent_maisons=_maison_names(keys, summary.get("absent_maisons")),
         epsilon=_float_or_none(summary.get("epsilon")),
         delta=_float_or_none(summary.get("delta")),
+        refitted=summary.get("dp_definitions") == "batch",
         returned=returned,
         relinked=relinked,
         dropped=dropped,

@@ -49,7 +49,10 @@ def group_report_html(
     noise = []
     if privacy_budget:
         b = privacy_budget
-        rule = noise_sentence(b["epsilon"], b["delta"], b["margin_95"], None, own=False) + (
+        refitted = b["definitions"] == "batch"
+        rule = noise_sentence(
+            b["epsilon"], b["delta"], b["margin_95"], None, own=False, refitted=refitted
+        ) + (
             " The processing figures (what k-anonymity cost, model quality and drift) are exact"
             " and stay with the processor."
         )

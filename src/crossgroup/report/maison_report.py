@@ -92,6 +92,7 @@ class ReportContext:
     # DP mode (the return's signed summary): the epsilon and delta of its group-wide figures
     epsilon: float | None = None
     delta: float | None = None
+    refitted: bool = False  # the definitions the noisy cells count under were fitted this batch
     generated_on: date = field(default_factory=date.today)
 
 
@@ -130,8 +131,9 @@ def render_maison_report(
     noisy = context.epsilon is not None and margins is not None and margins.len() > 0
     if noisy:
         sentence = noise_sentence(
-            context.epsilon, context.delta or 0.0, float(margins.max()), context.k_aggregate
-        )
+            context.epsilon, context.delta or 0.0, float(margins.max()), context.k_aggregate,
+            refitted=context.refitted,
+        )  # fmt: skip
         parts.insert(3, noise_panel(aggregates, sentence))
     parts.append(_glossary(glossary, segments, (*TERMS, EPSILON_TERM) if noisy else TERMS))
     parts.append(

@@ -27,12 +27,26 @@ OWN_FIGURES = (
 )
 
 
+REFITTED = (
+    " This month the segments or the spend bands were fitted on the batch itself, so the bound "
+    "holds given them; other months reuse what an earlier batch saved."
+)
+
+
 def noise_sentence(
-    epsilon: float, delta: float, margin: float, k_aggregate: int | None, *, own: bool = True
+    epsilon: float,
+    delta: float,
+    margin: float,
+    k_aggregate: int | None,
+    *,
+    own: bool = True,
+    refitted: bool = False,
 ) -> str:
     """The page's plain-words statement of the noise (text, not HTML); `own`: the reader has
-    customers of its own (a maison), whose figures are exact."""
+    customers of its own (a maison), whose figures are exact; `refitted`: the definitions the
+    cells count under were fitted on this batch (`Release.definitions`)."""
     floor = f" Counts under {k_aggregate} plus that margin are not shown." if k_aggregate else ""
+    floor += REFITTED if refitted else ""
     return (
         f"Group-wide figures carry random noise (differential privacy, epsilon {epsilon:.2g}, "
         f"delta {delta:.0e}): each count is within ±{margin:,.0f} persons of the true count 95 "
