@@ -369,10 +369,10 @@ def dp_trials(world: World, noise: GaussianNoise | None, n: int) -> np.ndarray:
 
 
 def test_dp_mode_differencing_does_no_better_than_without_the_target(world):
-    """With the pipeline's noise (epsilon 0.5, delta 1e-9: a noise scale of about 39 persons
-    per cell), the attacker's success with the target is that without it: both near the
-    blind guess among 8 published segments and 4 sector names (1/32, 3.1 %). Five runs gave
-    2.5 to 4.2 % with the target, 2.0 to 4.2 % without (OpenDP's noise is not seeded).
+    """With the pipeline's noise (epsilon 0.5, delta 1e-9: a noise scale of 46 persons per
+    cell), the attacker's success with the target is that without it: both near the blind
+    guess among 8 published segments and 4 sector names (1/32, 3.1 %). Three runs gave 1.8 to
+    3.8 % with the target, 2.0 to 4.0 % without (OpenDP's noise is not seeded).
 
     Each trial pairs the two on the same first release (a release of A either way). The check
     cannot flake: McNemar's exact test calls a difference where there is none with probability
