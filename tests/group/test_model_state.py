@@ -161,3 +161,32 @@ def test_a_saved_model_that_is_not_ours_is_refused(tmp_path):
     with pytest.raises(ModelStateError, match="incomplete"):
         model_state.load(tmp_path)
     assert model_state.load(tmp_path / "none") is None
+
+
+def test_the_model_is_saved_with_its_value_cuts_rounded_to_no_ones_amount(first, tmp_path):
+    """What is committed: the model plus the value-tier cuts its batch used (DP mode counts a
+    later batch under them), each to three significant figures, so no person's exact total
+    spend (a cut is an order statistic) is kept; the digest is of what is written."""
+    import json
+
+    _, _, outcome = first
+    written = {}
+
+    class Tx:
+        def put(self, path, data):
+            written[path] = data
+
+    staged = dataclasses.replace(outcome)
+    staged.stage(Tx(), tmp_path, (1234.5678, 5678.91, 12345.678))
+    (data,) = written.values()
+    state = json.loads(data)
+    assert set(state) == {"format", "fitted_as_of", "spec", "scaler", "segments", "mix",
+                          "mean_distance", "next_id", "retired", "quality",
+                          "value_cuts"}  # fmt: skip
+    assert state["value_cuts"] == [1230.0, 5680.0, 12300.0]
+    assert staged.digest == model_state.digest(state) != outcome.digest
+    (tmp_path / model_state.STATE_FILE).write_bytes(data)
+    assert model_state.load(tmp_path)["value_cuts"] == [1230.0, 5680.0, 12300.0]
+    (tmp_path / model_state.STATE_FILE).write_bytes(data.replace(b"5680.0", b"99999.0"))
+    with pytest.raises(model_state.ModelStateError, match="bad value_cuts"):
+        model_state.load(tmp_path)

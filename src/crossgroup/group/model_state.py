@@ -298,7 +298,10 @@ class SeriesOutcome:
         transaction (`commit.Transaction`): it is saved with the batch's outputs, or not at
         all. DP mode counts a later batch that reuses the model under these cuts."""
         if self.state is not None:
-            self.state = {**self.state, "value_cuts": [float(c) for c in cuts]}
+            # a cut is an order statistic, one person's total spend: kept to three significant
+            # figures, it is a band edge of the group and no one's amount
+            kept = [float(f"{float(c):.3g}") for c in cuts]
+            self.state = {**self.state, "value_cuts": kept}
             self.digest = digest(self.state)
             tx.put(state_path(party_dir), encode(self.state))
 
