@@ -5,13 +5,15 @@ Threshold mode (`group/cells.py`) counts the *released* values and withholds, pe
 what its own counts would let it subtract. A count over released values cannot be given a
 per-person bound, since k-anonymity coarsens a row according to who else is in the batch.
 So DP mode counts each person's own bands before k-anonymity (segment, value tier, channel,
-breadth and affinity flags: each depends only on that person, given the batch's segment
-model and band cuts), every cell of a fixed grid of public keys (a key with nobody is a zero
-to add noise to, never an absent row). One person moves one cell of each partition table and
-at most `flags_per_person` cells of each affinity table, which is the sensitivity the noise
-is calibrated on. A noisy cell is published when it reaches k_aggregate plus its 95 % margin,
-so a published cell covers k_aggregate persons with 95 % confidence; every recipient gets
-the same noisy draw, so comparing returns cannot average the noise away.
+breadth and affinity flags: each depends only on that person, given the segment model and
+value-tier cuts, which a batch reusing the series' model takes from an earlier batch), every
+cell of a fixed grid of public keys (a key with nobody is a zero to add noise to, never an
+absent row). One person moves one cell of each partition table and at most
+`flags_per_person` cells of each affinity table, plus, in a maison's view, its
+other_sector_spend: that is the sensitivity the noise is calibrated on. A noisy cell is
+published when it reaches k_aggregate plus its 95 % margin, so a published cell covers
+k_aggregate persons with 95 % confidence; every recipient gets the same noisy draw of the
+group cells, so comparing returns cannot average the noise away.
 """
 
 from __future__ import annotations
