@@ -139,10 +139,8 @@ def build_release(
     noise, group_epsilon = planned or (None, None)
     if noise is None:
         group_raw = scope_cells(_counted(engine, tables, names), "group", names)
-        group_cells, matched = (
-            suppress(group_raw, k_aggregate),
-            match_cells(match_figures, k_aggregate),
-        )
+        group_cells = suppress(group_raw, k_aggregate)
+        matched = match_cells(match_figures, k_aggregate)
     else:
         counted = banded_counts(
             engine, gen.codes, tables.affinity, labels=model.labels_, names=names,
