@@ -24,7 +24,6 @@ from crossgroup.group.cells import maison_aggregates, other_sector_cells, scope_
 from crossgroup.group.release import (
     ReleaseTables,
     other_sector_by_maison,
-    released_names,
     spend_shares,
 )
 from crossgroup.privacy.policy import ReleasePolicy
@@ -231,7 +230,7 @@ def test_other_sector_spend_counts_each_maisons_multi_maison_customers_in_the_en
         )
         got = other_sector_by_maison(
             engine, tables, policy, ["aurelle", "harrow", "orval"],
-            released_names(SECTORS, policy.released_sectors), None,
+            SECTORS, None,
             {"aurelle": "Watches & Jewelry", "harrow": "Fashion & Leather Goods", "orval": None},
             None,
         )  # fmt: skip

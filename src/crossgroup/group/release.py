@@ -180,7 +180,7 @@ def build_release(
         # DP mode: a description's figures (shares of the fit sample) are exact, so not sent
         glossary=glossary(model.labels_, model.descriptions_ if noise is None else {}),
         other_sector=other_sector_by_maison(
-            engine, tables, policy, maisons, names, gen, maison_sectors or {}, noise
+            engine, tables, policy, maisons, sectors, gen, maison_sectors or {}, noise
         ),
         noise=noise,
         group_epsilon=group_epsilon,
@@ -193,15 +193,17 @@ def other_sector_by_maison(
     tables: ReleaseTables,
     policy: ReleasePolicy,
     maisons: list[str],
-    names: list[str],
+    sectors: list[str],
     gen: Generalization | None,
     maison_sectors: Mapping[str, str | None],
     noise: GaussianNoise | None,
 ) -> dict[str, pl.DataFrame]:
     """Each maison's other_sector_spend cells: unsuppressed (suppressed with its own cells),
-    or, in DP mode, noisy and final (`noisy_cells.noisy_other_sector`)."""
+    or, in DP mode, noisy and final (`noisy_cells.noisy_other_sector`). `sectors`: the
+    taxonomy's, whose released names key the spend shares (`spend_shares`)."""
     if tables.spend is None:
         return {}
+    names = released_names(sectors, policy.released_sectors)
     if noise is None:
         people, multi = tables.released, list(MULTI_MAISON_BREADTH)
     else:
