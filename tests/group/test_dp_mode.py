@@ -189,6 +189,11 @@ def test_a_release_over_the_yearly_budget_is_refused_and_leaves_everything_as_it
     assert processor_state(batch) == state_before
     assert digest(tmp_path / "june" / "audit.jsonl") == audit_before
     assert not [f for f in files(tmp_path / "june") if "2026-07" in f]
+    # the ledger deleted: the audit log's record of June's spend still refuses July
+    kept = (batch.keys / "processor" / LEDGER).read_bytes()
+    (batch.keys / "processor" / LEDGER).unlink()
+    assert process(run_cli, batch, tmp_path / "june").exit_code == 3
+    (batch.keys / "processor" / LEDGER).write_bytes(kept)
     # the pipeline raises the budget: the same batch is released, and its spend recorded
     text = batch.pipeline.read_text(encoding="utf-8")
     batch.pipeline.write_text(text.replace("per_year = 0.5", "per_year = 1.0"), "utf-8")

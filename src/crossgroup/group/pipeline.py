@@ -148,7 +148,9 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
                 batch.erasures, keys, out_dir, work, retained=retained_packages(out_dir), now=now
             )
     if batch.packages:  # after the erasures, which a refused release must not hold back
-        budget.refuse_release(keys.directory, batch, group, now)
+        log = out_dir / AUDIT_LOG  # checked intact above: its record of spend counts too
+        audited = audit.read_entries(log) if log.exists() else []
+        budget.refuse_release(keys.directory, batch, group, now, audited)
     if not batch.packages:
         log = out_dir / AUDIT_LOG
         return ProcessResult(

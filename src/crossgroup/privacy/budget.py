@@ -17,7 +17,7 @@ that window of a DP one is refused too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from crossgroup import jsonl
@@ -51,29 +51,58 @@ def _in_window(record: dict, as_of: dt.date, now: dt.datetime | None) -> bool:
 
 
 def spent(
-    party_dir: Path, recipients: Iterable[str], as_of: dt.date, now: dt.datetime | None = None
+    party_dir: Path,
+    recipients: Iterable[str],
+    as_of: dt.date,
+    now: dt.datetime | None = None,
+    *,
+    audited: Sequence[Mapping] = (),
 ) -> dict[str, float]:
     """Epsilon each recipient has already spent within the window of a release as of `as_of`
-    made at `now` (`_in_window`); an unreadable ledger is a refusal, never an empty one."""
+    made at `now` (`_in_window`); an unreadable ledger is a refusal, never an empty one.
+    `audited`: the entries of the processor's audit log (hash-chained and signed), whose
+    recorded spend counts too, recipient by recipient whichever is more: a deleted or edited
+    ledger cannot free budget."""
     entries = jsonl.read(ledger_path(party_dir), WHAT, lambda r: (_entry(r), r))
     totals = dict.fromkeys(recipients, 0.0)
     for (recipient, _, epsilon), record in entries:
         if recipient in totals and _in_window(record, as_of, now):
             totals[recipient] += epsilon
+    for recipient, epsilon in _audited(audited, totals, as_of, now).items():
+        totals[recipient] = max(totals[recipient], epsilon)
     return totals
 
 
-def refuse_release(party_dir: Path, batch, group, now: dt.datetime) -> None:
+def _audited(entries, recipients, as_of: dt.date, now: dt.datetime | None) -> dict[str, float]:
+    """The spend per recipient the audit log's process entries record within the window."""
+    totals = dict.fromkeys(recipients, 0.0)
+    for entry in entries:
+        settings = entry.get("settings") or {}
+        recorded = settings.get("privacy_budget")
+        if entry.get("command") != "process" or not recorded:
+            continue
+        record = {"as_of": settings["as_of"], "recorded_at": entry["time"]}
+        if _in_window(record, as_of, now):
+            for recipient, epsilon in recorded["spent"].items():
+                if recipient in totals:
+                    totals[recipient] += float(epsilon)
+    return totals
+
+
+def refuse_release(
+    party_dir: Path, batch, group, now: dt.datetime, audited: Sequence[Mapping] = ()
+) -> None:
     """Refuse (PrivacyCheckError, exit 3) before anything is decrypted, under the processor's
     lock: in DP mode, a release over the budget (`refuse_over_budget`); in threshold mode, an
-    exact release within the window of a DP one, which would undo what its noise protects."""
+    exact release within the window of a DP one, which would undo what its noise protects.
+    `audited`: the processor's audit entries, whose recorded spend counts too (`spent`)."""
     recipients = [*batch.maisons, GROUP]
     if group.group_figures == "dp":
         refuse_over_budget(
             party_dir, recipients, batch.as_of, epsilon=group.epsilon_per_release,
-            budget=group.epsilon_budget_per_year, now=now,
+            budget=group.epsilon_budget_per_year, now=now, audited=audited,
         )  # fmt: skip
-    elif any(spent(party_dir, recipients, batch.as_of, now).values()):
+    elif any(spent(party_dir, recipients, batch.as_of, now, audited=audited).values()):
         raise PrivacyCheckError(
             "privacy budget: releases within a year of this one were made with differential "
             "privacy, and an exact release now would undo what their noise protects; nothing "
@@ -89,10 +118,11 @@ def refuse_over_budget(
     epsilon: float,
     budget: float,
     now: dt.datetime | None = None,
+    audited: Sequence[Mapping] = (),
 ) -> dict[str, float]:
     """Refuse (PrivacyCheckError, exit 3) a release of `epsilon` that would take a recipient
     over `budget` within the rolling year; returns what each has spent so far."""
-    so_far = spent(party_dir, recipients, as_of, now)
+    so_far = spent(party_dir, recipients, as_of, now, audited=audited)
     over = sorted(r for r, e in so_far.items() if e + epsilon > budget + 1e-9)
     if over:
         worst = max(so_far[r] for r in over)
