@@ -147,17 +147,17 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
             erased = apply_erasures(
                 batch.erasures, keys, out_dir, work, retained=retained_packages(out_dir), now=now
             )
-    if batch.packages:  # after the erasures, which a refused release must not hold back
-        log = out_dir / AUDIT_LOG  # checked intact above: its record of spend counts too
-        audited = audit.read_entries(log) if log.exists() else []
-        budget.refuse_release(keys.directory, batch, group, now, audited)
+    log = out_dir / AUDIT_LOG
     if not batch.packages:
-        log = out_dir / AUDIT_LOG
         return ProcessResult(
             returns={}, reports=[], audit_log=log, audit_head=audit.head_digest(log),
             timings=dict(timer.timings), counts={"packages": 0, **_erasure_counts(erased)},
             skipped=[(s.path.name, s.reason) for s in batch.skipped],
         )  # fmt: skip
+    # after the erasures, which a refused release must not hold back; the audit log, checked
+    # intact above, records the spend of every release too
+    audited = audit.read_entries(log) if log.exists() else []
+    budget.refuse_release(keys.directory, batch, group, now, audited)
     with (
         private_workdir(work_parent, prefix="crossgroup-process-", party=keys.party_id) as work,
         open_engine(work, group) as engine,
