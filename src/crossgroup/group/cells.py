@@ -374,10 +374,12 @@ def maison_aggregates(
     mode, noisy and final: `noisy_cells.noisy_other_sector`).
     """
     own_cells = scope_cells(own, "maison", sectors)
-    final = [other_sector] if noisy and other_sector is not None else []
-    mine = own_cells if other_sector is None or final else pl.concat([own_cells, other_sector])
-    cells = pl.concat([suppress(mine, k_aggregate), *final])
-    group = group_cells if noisy else suppress(group_cells, k_aggregate, own=own_cells)
+    spend = [] if other_sector is None else [other_sector]
+    if noisy:  # DP mode: the group cells and other_sector_spend come noisy and final
+        cells, group = pl.concat([suppress(own_cells, k_aggregate), *spend]), group_cells
+    else:
+        cells = suppress(pl.concat([own_cells, *spend]), k_aggregate)
+        group = suppress(group_cells, k_aggregate, own=own_cells)
     return pl.concat([cells, group, withheld_row("maison", withheld, k)]).sort(
         "table", "scope", "row_key", "col_key"
     )
