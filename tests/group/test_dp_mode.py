@@ -163,6 +163,11 @@ def test_the_spend_is_recorded_per_recipient_in_ledger_audit_report_and_register
     register = run_cli("register", "--pipeline", batch.pipeline, "--keys", batch.keys / "processor")
     assert register.exit_code == 0, register.stderr
     assert "Gaussian mechanism (OpenDP)" in register.stdout
+    (tmp_path / "no-release").mkdir()
+    none = run_cli("register", "--pipeline", batch.pipeline, "--keys", tmp_path / "no-release")
+    assert none.exit_code == 0 and "No DP release is recorded" in none.stdout
+    missing = run_cli("register", "--pipeline", batch.pipeline, "--keys", tmp_path / "absent")
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
     assert (
         f"| {MAISONS[0]} | 1 | 0.5 |" in register.stdout
         and f"| {GROUP} | 1 | 0." in register.stdout

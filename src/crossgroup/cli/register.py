@@ -28,6 +28,8 @@ def register(
         Path | None,
         typer.Option(
             "--keys",
+            exists=True,
+            file_okay=False,
             help="The processor's key directory: adds the privacy budget its DP releases spent.",
         ),
     ] = None,

@@ -157,13 +157,14 @@ def _process(inbox, keys, out_dir, *, group, skip_invalid, taxonomy, work_parent
     # after the erasures, which a refused release must not hold back; the audit log, checked
     # intact above, records the spend of every release too
     audited = audit.read_entries(log) if log.exists() else []
-    budget.refuse_release(keys.directory, batch, group, now, audited)
+    spent_before = budget.refuse_release(keys.directory, batch, group, now, audited)
     with (
         private_workdir(work_parent, prefix="crossgroup-process-", party=keys.party_id) as work,
         open_engine(work, group) as engine,
         transaction(keys.directory) as tx,
     ):
-        result = _run(batch, keys, engine, work, out_dir, group, taxonomy, timer, now, tx)
+        result = _run(batch, keys, engine, work, out_dir, group, taxonomy, timer, now, tx,
+                      spent_before)  # fmt: skip
         accept_packages(tx, keys, [p.manifest for p in batch.packages], now=now)
         dispose_inputs(tx, batch.packages, out_dir, result.counts["inputs_after_run"])
     result.counts.update(_erasure_counts(erased))
@@ -191,8 +192,8 @@ def _import_ahead(module: str) -> None:
 
 
 def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: GroupConfig,
-         taxonomy: Taxonomy, timer: StageTimer, now: dt.datetime,
-         tx: Transaction) -> ProcessResult:  # fmt: skip
+         taxonomy: Taxonomy, timer: StageTimer, now: dt.datetime, tx: Transaction,
+         spent_before: dict[str, float]) -> ProcessResult:  # fmt: skip
     from crossgroup.group.erasure import suppress_decrypted
     from crossgroup.group.features import features_table, sector_slug
     from crossgroup.group.resolve import drop_evaluation_tables, match_figures, resolve_persons
@@ -266,7 +267,7 @@ def _run(batch: Batch, keys, engine: Engine, work: Path, out_dir: Path, group: G
             engine.drop(gen.codes)
         written = _checked_returns(release, engine, policy, work)
         counts = run_counts(batch, release, written, gen, model, figures, suppressed)
-        spent = stage_budget(tx, keys.directory, release, batch, group, now)
+        spent = stage_budget(tx, keys.directory, release, batch, group, now, spent_before)
         emitted = emit_release(
             release,
             written,

@@ -3,6 +3,7 @@ the audit entry's inputs and settings (ids, digests and figures only, never an i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
@@ -93,17 +94,23 @@ DEFINITIONS = {
 
 
 def stage_budget(
-    tx: Transaction, party_dir: Path, release: Release, batch: Batch, group: GroupConfig, now
+    tx: Transaction,
+    party_dir: Path,
+    release: Release,
+    batch: Batch,
+    group: GroupConfig,
+    now,
+    before: Mapping[str, float],
 ) -> dict | None:
     """Stage a DP release's lines in the privacy-budget ledger (committed with the batch or
     not at all) and return what the audit entry, the group report and the register say of
     it: the mechanism, epsilon, delta, the epsilon each recipient spent and its total within
-    the rolling year. None in threshold mode."""
+    the rolling year (`before`: the spend `budget.refuse_release` found). None in threshold
+    mode."""
     if release.noise is None:
         return None
     noise = release.noise.audit()
     recipients = [*batch.maisons, GROUP]
-    before = budget.spent(party_dir, recipients, batch.as_of, now)
     spends = {**dict.fromkeys(batch.maisons, release.noise.epsilon), GROUP: release.group_epsilon}
     tx.append(
         budget.ledger_path(party_dir),

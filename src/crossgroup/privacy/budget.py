@@ -91,23 +91,26 @@ def _audited(entries, recipients, as_of: dt.date, now: dt.datetime | None) -> di
 
 def refuse_release(
     party_dir: Path, batch, group, now: dt.datetime, audited: Sequence[Mapping] = ()
-) -> None:
+) -> dict[str, float]:
     """Refuse (PrivacyCheckError, exit 3) before anything is decrypted, under the processor's
     lock: in DP mode, a release over the budget (`refuse_over_budget`); in threshold mode, an
     exact release within the window of a DP one, which would undo what its noise protects.
-    `audited`: the processor's audit entries, whose recorded spend counts too (`spent`)."""
+    `audited`: the processor's audit entries, whose recorded spend counts too (`spent`).
+    Returns what each recipient has spent within the window so far."""
     recipients = [*batch.maisons, GROUP]
     if group.group_figures == "dp":
-        refuse_over_budget(
+        return refuse_over_budget(
             party_dir, recipients, batch.as_of, epsilon=group.epsilon_per_release,
             budget=group.epsilon_budget_per_year, now=now, audited=audited,
         )  # fmt: skip
-    elif any(spent(party_dir, recipients, batch.as_of, now, audited=audited).values()):
+    so_far = spent(party_dir, recipients, batch.as_of, now, audited=audited)
+    if any(so_far.values()):
         raise PrivacyCheckError(
             "privacy budget: releases within a year of this one were made with differential "
             "privacy, and an exact release now would undo what their noise protects; nothing "
             'was written. Keep [privacy] group_figures = "dp" until a year has passed'
         )
+    return so_far
 
 
 def refuse_over_budget(

@@ -10,7 +10,7 @@ import polars as pl
 
 from crossgroup.report import charts
 from crossgroup.report.noise_panel import noise_panel, noise_sentence
-from crossgroup.report.template import page
+from crossgroup.report.template import frame_table, page
 
 
 def group_report_html(
@@ -129,14 +129,4 @@ def _participation(participating: Sequence[str], absent: Sequence[str]) -> str:
 
 
 def _html_table(title: str, frame: pl.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{'' if v is None else html.escape(str(v))}</td>" for v in row)
-        + "</tr>"
-        for row in frame.iter_rows()
-    )
-    return (
-        f"<section class='panel'><h2>{html.escape(title)}</h2>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
-    )
+    return f"<section class='panel'><h2>{html.escape(title)}</h2>{frame_table(frame)}</section>"

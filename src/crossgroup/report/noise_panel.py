@@ -9,6 +9,7 @@ import html
 import polars as pl
 
 from crossgroup.report.suppression import TABLE_LABELS
+from crossgroup.report.template import frame_table
 
 EPSILON_TERM = (
     "Epsilon (ε)",
@@ -76,15 +77,8 @@ def intervals(cells: pl.DataFrame) -> pl.DataFrame:
 
 def noise_panel(cells: pl.DataFrame, sentence: str) -> str:
     """A panel: the sentence, then every published noisy count with its interval."""
-    table = intervals(cells)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in table.iter_rows()
-    )
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     return (
         '<section class="panel" id="noise" aria-labelledby="noise-h">'
         '<h2 id="noise-h">Group-wide figures: noisy, with their 95 % interval</h2>'
-        f'<p class="lead">{html.escape(sentence)}</p>'
-        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>"
+        f'<p class="lead">{html.escape(sentence)}</p>{frame_table(intervals(cells))}</section>'
     )

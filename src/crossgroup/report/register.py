@@ -291,22 +291,21 @@ def _md_group_figures(figures: dict, k_aggregate: int) -> list[str]:
     else:
         lines.append(f"- exact counts under the k_aggregate = {k_aggregate} cell rule")
     spent = figures.get("spent")
-    if spent is not None:
-        rows = spent["by_recipient"]
+    if spent is not None and not spent["by_recipient"]:
+        lines += ["", "No DP release is recorded in the privacy-budget ledger."]
+    elif spent is not None:
         lines += [
             "",
             f"Privacy budget spent (ledger; latest release as of {spent['latest_as_of']}):",
-        ]
-        lines += [
             "",
             "| recipient | releases | epsilon within a year | epsilon in all |",
             "|---|---:|---:|---:|",
+            *(
+                f"| {r} | {v['releases']} | {v['epsilon_within_a_year']:.3g} | "
+                f"{v['epsilon_total']:.3g} |"
+                for r, v in spent["by_recipient"].items()
+            ),
         ]
-        lines += [
-            f"| {r} | {v['releases']} | {v['epsilon_within_a_year']:.3g} | "
-            f"{v['epsilon_total']:.3g} |"
-            for r, v in rows.items()
-        ] or ["| none | 0 | 0 | 0 |"]
     return [*lines, ""]
 
 

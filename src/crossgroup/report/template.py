@@ -8,6 +8,10 @@ meta tag enforces that in the browser: anything fetched would be blocked and rep
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -78,6 +82,18 @@ footer { color: var(--muted); font-size: 0.9rem; margin-top: 24px; }
 @media (max-width: 700px) { main { padding: 12px; } header.page h1 { font-size: 1.5rem; } }
 @media print { body { background: #fff; } section.panel, .card { break-inside: avoid; } }
 """
+
+
+def frame_table(frame: pl.DataFrame) -> str:
+    """A frame as an HTML table, header from its columns, every value escaped (None blank)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{'' if v is None else html.escape(str(v))}</td>" for v in row)
+        + "</tr>"
+        for row in frame.iter_rows()
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def page(title: str, body: str) -> str:
