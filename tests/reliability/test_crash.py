@@ -11,10 +11,12 @@ consumed package, 2 for an exported batch or an inbox already emptied.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from world import BATCH, World, copy_world, disk_state, leftovers, readable_by_others
 
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 FRACTIONS = (0.2, 0.45, 0.7, 0.85, 0.95)
 DONE = ("already", "holds no .cgpkg packages")  # what a rerun says when the work was done
 SLOW_FRACTIONS = tuple(i / 20 for i in range(1, 20))
@@ -33,10 +35,17 @@ def command_args(world, command: str) -> list[str]:
     m = world.maisons()[0]
     if command == "export":
         return world.export_args(m, f"{BATCH}-x")
+    if command == "process-dp":  # DP mode: the privacy-budget ledger's lines commit too
+        pipeline = world.root / "group-dp.toml"
+        shipped = (PIPELINES / "group.toml").read_text(encoding="utf-8")
+        pipeline.write_text(shipped.replace('= "threshold"', '= "dp"', 1), encoding="utf-8")
+        pipeline.chmod(0o600)  # the test's own file: not what the scan of others' reads is for
+        return [*world.process_args(), "--pipeline", str(pipeline)]
     return world.process_args() if command == "process" else world.import_args(m)
 
 
-def crash_and_rerun(base, tmp_path, command: str, fractions) -> None:
+def crash_and_rerun(base, tmp_path, command: str, fractions) -> dict:
+    """The disk a clean run leaves, which every killed run's rerun must leave too."""
     clean = copy_world(base, tmp_path / "clean")
     code, err, seconds = clean.run(command_args(clean, command))
     assert code == 0, err
@@ -55,14 +64,18 @@ def crash_and_rerun(base, tmp_path, command: str, fractions) -> None:
         assert disk_state(world) == expected, f"{command} killed at {fraction:.0%}"
         assert leftovers(world) == [], f"{command} killed at {fraction:.0%}"
         assert readable_by_others(world, since) == []
+    return expected
 
 
-@pytest.mark.parametrize("command", ["export", "process", "import"])
+@pytest.mark.parametrize("command", ["export", "process", "process-dp", "import"])
 def test_a_rerun_after_kill_9_leaves_what_a_clean_run_leaves(
     template, processed, tmp_path, command
 ):
+    """Also in DP mode: the budget ledger's lines land with the batch, once, or not at all."""
     base = processed if command == "import" else template
-    crash_and_rerun(base, tmp_path, command, FRACTIONS)
+    expected = crash_and_rerun(base, tmp_path, command, FRACTIONS)
+    if command == "process-dp":
+        assert expected["ledgers"]["keys/processor/privacy-budget.jsonl"] == ["line"] * 9
 
 
 @pytest.mark.slow
